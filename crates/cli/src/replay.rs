@@ -1,0 +1,136 @@
+//! `solvent replay`: apply a JSON Lines event file, write effects, report the final state hash.
+
+use crate::lines::{Line, LineReader};
+use solvent_core::event::MAX_LINE_BYTES;
+use solvent_core::{Config, Effect, Engine, Error};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub struct ReplayOptions {
+    pub config: Option<PathBuf>,
+    pub events: PathBuf,
+    pub out: Option<PathBuf>,
+    pub state_out: Option<PathBuf>,
+    pub report: bool,
+}
+
+/// Counts of one run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub lines: u64,
+    pub events: u64,
+    pub rejected: u64,
+    pub effects: u64,
+}
+
+/// Load `--config FILE` or the embedded default.
+pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
+    match path {
+        None => Ok(Config::embedded_default()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+            Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+    }
+}
+
+fn open_input(path: &Path) -> Result<(Box<dyn BufRead>, u64), String> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(BufReader::with_capacity(1 << 16, io::stdin())), 0));
+    }
+    let file = File::open(path).map_err(|e| format!("cannot open events {}: {e}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    Ok((Box::new(BufReader::with_capacity(1 << 16, file)), len))
+}
+
+fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
+    match path {
+        None => Ok(Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock()))),
+        Some(path) => {
+            let file = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            Ok(Box::new(BufWriter::with_capacity(1 << 16, file)))
+        }
+    }
+}
+
+/// Replay `events` into `engine`, writing effects to `out`. Returns the counts.
+pub fn replay_into(engine: &mut Engine, input: Box<dyn BufRead>, out: &mut dyn Write, progress: &indicatif::ProgressBar) -> Result<Summary, String> {
+    let mut reader = LineReader::new(input, MAX_LINE_BYTES);
+    let mut summary = Summary::default();
+    let mut effects: Vec<Effect> = Vec::with_capacity(64);
+    let mut bytes_read = 0u64;
+    while let Some(line) = reader.next_line().map_err(|e| format!("reading events: {e}"))? {
+        summary.lines += 1;
+        let seq = summary.lines;
+        effects.clear();
+        match line {
+            Line::Text(bytes) => {
+                bytes_read += bytes.len() as u64 + 1;
+                if !bytes.iter().all(u8::is_ascii_whitespace) {
+                    summary.events += 1;
+                }
+                engine.apply_line(seq, bytes, &mut effects);
+            }
+            Line::TooLong => {
+                summary.events += 1;
+                let error = Error::LineTooLong { max_bytes: MAX_LINE_BYTES };
+                effects.push(Effect::rejected(seq, engine.last_ts(), &error));
+            }
+        }
+        for effect in &effects {
+            if matches!(effect.kind, solvent_core::EffectKind::Rejected { .. }) {
+                summary.rejected += 1;
+            }
+            serde_json::to_writer(&mut *out, effect).map_err(|e| format!("writing effects: {e}"))?;
+            out.write_all(b"\n").map_err(|e| format!("writing effects: {e}"))?;
+        }
+        summary.effects += effects.len() as u64;
+        if seq % 65_536 == 0 {
+            progress.set_position(bytes_read);
+        }
+    }
+    out.flush().map_err(|e| format!("writing effects: {e}"))?;
+    Ok(summary)
+}
+
+/// The whole command. Returns the summary and the engine's final state.
+pub fn run(options: &ReplayOptions) -> Result<(Summary, Engine), String> {
+    let config = load_config(options.config.as_deref())?;
+    let mut engine = Engine::new(&config);
+    let (input, len) = open_input(&options.events)?;
+    let mut out = open_output(options.out.as_deref())?;
+    let progress = crate::progress::bytes_bar(len, "replaying");
+    let started = Instant::now();
+    let summary = replay_into(&mut engine, input, &mut out, &progress)?;
+    progress.finish_and_clear();
+    let elapsed = started.elapsed();
+    if let Some(path) = &options.state_out {
+        write_state(&engine, path)?;
+    }
+    let hash = engine.state_hash();
+    eprintln!(
+        "replayed {} events ({} rejected) from {} lines in {:.3} s; {} effects; state_hash {}",
+        summary.events,
+        summary.rejected,
+        summary.lines,
+        elapsed.as_secs_f64(),
+        summary.effects,
+        hash
+    );
+    if options.report {
+        eprint!("{}", crate::report::accounts_table(&engine));
+    }
+    Ok((summary, engine))
+}
+
+fn write_state(engine: &Engine, path: &Path) -> Result<(), String> {
+    let dump = engine.dump();
+    let text = serde_json::to_string_pretty(&dump).map_err(|e| format!("encoding state: {e}"))?;
+    if path.as_os_str() == "-" {
+        println!("{text}");
+        return Ok(());
+    }
+    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write state to {}: {e}", path.display()))
+}

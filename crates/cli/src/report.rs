@@ -1,0 +1,49 @@
+//! A human-readable table of accounts and margin (`solvent replay --report`).
+
+use solvent_core::Engine;
+use std::fmt::Write;
+
+pub fn accounts_table(engine: &Engine) -> String {
+    let dump = engine.dump();
+    let mut text = String::new();
+    let _ = writeln!(text, "\nmarkets:");
+    for (name, market) in &dump.markets {
+        let show = |p: Option<solvent_core::Price>| p.map_or("-".to_string(), |p| p.to_string());
+        let _ = writeln!(
+            text,
+            "  {name:<10} mark {:>14}  index {:>14}  open interest {:>12}  frozen {}",
+            show(market.mark_price),
+            show(market.index_price),
+            market.open_interest.to_string(),
+            market.frozen
+        );
+    }
+    let _ = writeln!(text, "accounts:");
+    let _ = writeln!(
+        text,
+        "  {:<12} {:>16} {:>16} {:>16} {:>16}  positions",
+        "account", "equity", "maint. margin", "initial margin", "free"
+    );
+    for (name, account) in &dump.accounts {
+        let positions: Vec<String> = account
+            .positions
+            .iter()
+            .map(|(market, p)| {
+                let liq = p.liquidation_price.map_or("none".to_string(), |l| l.to_string());
+                format!("{market} {} @ {} (liq {liq})", p.size, p.entry_price.map_or("-".into(), |e| e.to_string()))
+            })
+            .collect();
+        let _ = writeln!(
+            text,
+            "  {:<12} {:>16} {:>16} {:>16} {:>16}  {}",
+            name,
+            account.equity.to_string(),
+            account.maintenance_margin.to_string(),
+            account.initial_margin.to_string(),
+            account.free_collateral.to_string(),
+            positions.join("; ")
+        );
+    }
+    let _ = writeln!(text, "insurance fund {}  fees collected {}", dump.insurance_fund, dump.fees_collected);
+    text
+}

@@ -1,0 +1,311 @@
+//! Configuration: collateral assets, markets, tier tables and oracle settings.
+//!
+//! The TOML form (`config/default.toml`, embedded) is parsed into raw serde structs and then
+//! validated into [`Config`]; `params` events later change a market's [`MarketParams`] through
+//! the same validation ([`MarketParams::validate`]). `docs/config.md` documents every field.
+
+use crate::error::Error;
+use crate::num::{Quote, Rate, Size};
+use serde::{Deserialize, Serialize};
+
+/// The embedded default configuration (TOML), printed by `solvent config`.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../config/default.toml");
+
+/// Upper bounds on every table (TigerBeetle style: nothing grows without a limit).
+pub const MAX_MARKETS: usize = 256;
+pub const MAX_ASSETS: usize = 64;
+pub const MAX_SOURCES: usize = 32;
+pub const MAX_TIERS: usize = 32;
+pub const MAX_ID_BYTES: usize = 64;
+
+/// Whether tier `from` bounds are base units or quote notional.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierBasis {
+    Size,
+    Notional,
+}
+
+/// Marginal brackets (continuous) or the whole position at its bracket's rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierMode {
+    Marginal,
+    Whole,
+}
+
+/// One bracket. `from` is raw fixed point in the basis unit: `Size` raw (8 decimals) for
+/// `TierBasis::Size`, `Quote` raw (16 decimals) for `TierBasis::Notional`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tier {
+    pub from_raw: i128,
+    pub mm_rate: Rate,
+    pub penalty_rate: Rate,
+}
+
+/// A market's risk and oracle parameters: everything a `params` event may change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketParams {
+    pub tier_basis: TierBasis,
+    pub tier_mode: TierMode,
+    pub tiers: Vec<Tier>,
+    pub im_factor: Rate,
+    pub liquidation_buffer: Rate,
+    pub quorum: u32,
+    pub max_age_ms: u64,
+    pub max_deviation: Rate,
+    pub max_jump: Rate,
+}
+
+/// A tier as written in TOML or a `params` event: decimal strings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierSpec {
+    pub from: String,
+    pub mm_rate: Rate,
+    pub penalty_rate: Rate,
+}
+
+impl TierSpec {
+    /// Convert to a [`Tier`] in the given basis, checking the bound's precision and sign.
+    pub fn to_tier(&self, basis: TierBasis) -> Result<Tier, Error> {
+        let invalid = |source| Error::InvalidNumber { field: "tiers.from".into(), source };
+        let from_raw = match basis {
+            TierBasis::Size => i128::from(Size::parse(&self.from).map_err(invalid)?.raw()),
+            TierBasis::Notional => Quote::parse(&self.from).map_err(invalid)?.raw(),
+        };
+        Ok(Tier { from_raw, mm_rate: self.mm_rate, penalty_rate: self.penalty_rate })
+    }
+}
+
+impl MarketParams {
+    /// Check the parameters; every accepted configuration satisfies these.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: &str| Err(Error::InvalidParams(m.to_string()));
+        if self.tiers.is_empty() || self.tiers.len() > MAX_TIERS {
+            return bad("tiers: between 1 and 32 brackets");
+        }
+        if self.tiers[0].from_raw != 0 {
+            return bad("tiers: the first bracket must start at 0");
+        }
+        for pair in self.tiers.windows(2) {
+            if pair[1].from_raw <= pair[0].from_raw {
+                return bad("tiers: `from` must strictly increase");
+            }
+            if pair[1].mm_rate < pair[0].mm_rate {
+                return bad("tiers: mm_rate must not decrease with size (requirements stay convex)");
+            }
+        }
+        for tier in &self.tiers {
+            if !tier.mm_rate.is_positive() || !tier.mm_rate.is_fraction() {
+                return bad("tiers: mm_rate must be in (0, 1]");
+            }
+            if tier.penalty_rate.is_negative() || tier.penalty_rate >= tier.mm_rate {
+                return bad("tiers: penalty_rate must be in [0, mm_rate)");
+            }
+        }
+        if self.im_factor < Rate::ONE {
+            return bad("im_factor must be at least 1");
+        }
+        if self.liquidation_buffer.is_negative() || self.liquidation_buffer > Rate::ONE {
+            return bad("liquidation_buffer must be in [0, 1]");
+        }
+        if self.quorum == 0 || self.quorum as usize > MAX_SOURCES {
+            return bad("quorum must be between 1 and 32");
+        }
+        if self.max_age_ms == 0 {
+            return bad("max_age_ms must be positive");
+        }
+        if !self.max_deviation.is_positive() || !self.max_jump.is_positive() {
+            return bad("max_deviation and max_jump must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// A non-settlement collateral asset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AssetConfig {
+    pub name: String,
+    pub weight: Rate,
+    pub index_market: String,
+}
+
+/// A market and its whitelisted oracle sources.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MarketConfig {
+    pub name: String,
+    pub sources: Vec<String>,
+    pub params: MarketParams,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Config {
+    pub settlement_asset: String,
+    pub max_accounts: usize,
+    pub assets: Vec<AssetConfig>,
+    pub markets: Vec<MarketConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    settlement_asset: String,
+    max_accounts: usize,
+    #[serde(default)]
+    assets: Vec<RawAsset>,
+    markets: Vec<RawMarket>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsset {
+    name: String,
+    weight: Rate,
+    index_market: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarket {
+    name: String,
+    tier_basis: TierBasis,
+    tier_mode: TierMode,
+    im_factor: Rate,
+    liquidation_buffer: Rate,
+    sources: Vec<String>,
+    quorum: u32,
+    max_age_ms: u64,
+    max_deviation: Rate,
+    max_jump: Rate,
+    tiers: Vec<TierSpec>,
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config is not valid TOML for solvent: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), ConfigError> {
+    crate::event::validate_id(id).map_err(|reason| ConfigError::Invalid(format!("{what} {id:?}: {reason}")))
+}
+
+impl Config {
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Config {
+        Config::from_toml(DEFAULT_CONFIG_TOML).expect("the embedded default config is valid (tested)")
+    }
+
+    /// Parse and validate a TOML configuration.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)?;
+        check_id("settlement_asset", &raw.settlement_asset)?;
+        if raw.max_accounts == 0 || raw.max_accounts > u32::MAX as usize {
+            return Err(ConfigError::Invalid("max_accounts must be in 1..=4294967295".into()));
+        }
+        if raw.markets.is_empty() || raw.markets.len() > MAX_MARKETS {
+            return Err(ConfigError::Invalid(format!("between 1 and {MAX_MARKETS} markets")));
+        }
+        if raw.assets.len() > MAX_ASSETS {
+            return Err(ConfigError::Invalid(format!("at most {MAX_ASSETS} collateral assets")));
+        }
+        let markets = raw.markets.into_iter().map(validate_market).collect::<Result<Vec<_>, _>>()?;
+        let mut names: Vec<&str> = markets.iter().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid("duplicate market name".into()));
+        }
+        let mut assets = Vec::with_capacity(raw.assets.len());
+        for asset in raw.assets {
+            check_id("asset", &asset.name)?;
+            if asset.name == raw.settlement_asset || assets.iter().any(|a: &AssetConfig| a.name == asset.name) {
+                return Err(ConfigError::Invalid(format!("asset {:?} declared twice", asset.name)));
+            }
+            if !asset.weight.is_fraction() {
+                return Err(ConfigError::Invalid(format!("asset {:?}: weight must be in [0, 1]", asset.name)));
+            }
+            if !markets.iter().any(|m| m.name == asset.index_market) {
+                return Err(ConfigError::Invalid(format!("asset {:?}: unknown index_market", asset.name)));
+            }
+            assets.push(AssetConfig { name: asset.name, weight: asset.weight, index_market: asset.index_market });
+        }
+        Ok(Config { settlement_asset: raw.settlement_asset, max_accounts: raw.max_accounts, assets, markets })
+    }
+}
+
+fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
+    check_id("market", &raw.name)?;
+    if raw.sources.is_empty() || raw.sources.len() > MAX_SOURCES {
+        return Err(ConfigError::Invalid(format!("market {}: between 1 and {MAX_SOURCES} sources", raw.name)));
+    }
+    for source in &raw.sources {
+        check_id("source", source)?;
+    }
+    let mut sorted = raw.sources.clone();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ConfigError::Invalid(format!("market {}: duplicate source", raw.name)));
+    }
+    let invalid = |e: Error| ConfigError::Invalid(format!("market {}: {e}", raw.name));
+    let tiers = raw.tiers.iter().map(|t| t.to_tier(raw.tier_basis)).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+    let params = MarketParams {
+        tier_basis: raw.tier_basis,
+        tier_mode: raw.tier_mode,
+        tiers,
+        im_factor: raw.im_factor,
+        liquidation_buffer: raw.liquidation_buffer,
+        quorum: raw.quorum,
+        max_age_ms: raw.max_age_ms,
+        max_deviation: raw.max_deviation,
+        max_jump: raw.max_jump,
+    };
+    params.validate().map_err(invalid)?;
+    if params.quorum as usize > raw.sources.len() {
+        return Err(ConfigError::Invalid(format!("market {}: quorum exceeds the number of sources", raw.name)));
+    }
+    Ok(MarketConfig { name: raw.name, sources: raw.sources, params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_matches_design() {
+        let config = Config::embedded_default();
+        assert_eq!(config.settlement_asset, "USDC");
+        assert_eq!(config.markets.len(), 3);
+        let btc = &config.markets[0];
+        assert_eq!(btc.name, "BTC-PERP");
+        assert_eq!(btc.sources.len(), 5);
+        assert_eq!(btc.params.quorum, 3);
+        assert_eq!(btc.params.max_age_ms, 5000);
+        assert_eq!(btc.params.im_factor, Rate::from_int(2).unwrap());
+        let froms: Vec<i128> = btc.params.tiers.iter().map(|t| t.from_raw).collect();
+        assert_eq!(froms, vec![0, 50 * Size::ONE_RAW as i128, 250 * Size::ONE_RAW as i128, 1000 * Size::ONE_RAW as i128]);
+        assert_eq!(config.assets[0].weight, Rate::parse("0.9").unwrap());
+        assert_eq!(config.assets[1].weight, Rate::parse("0.85").unwrap());
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_a_reason() {
+        let cases = [
+            ("settlement_asset = 1", "invalid type"),
+            (&DEFAULT_CONFIG_TOML.replace("\"0.025\"", "\"0.5\""), "mm_rate must not decrease"),
+            (&DEFAULT_CONFIG_TOML.replace("quorum = 3", "quorum = 9"), "quorum"),
+            (&DEFAULT_CONFIG_TOML.replace("weight = \"0.9\"", "weight = \"1.5\""), "weight"),
+            (&DEFAULT_CONFIG_TOML.replace("index_market = \"BTC-PERP\"", "index_market = \"X\""), "index_market"),
+            (&DEFAULT_CONFIG_TOML.replace("im_factor = \"2\"", "im_factor = \"0.5\""), "im_factor"),
+            (&DEFAULT_CONFIG_TOML.replace("max_jump = \"0.10\"", "max_jump = 0.1"), "invalid type"),
+        ];
+        for (text, needle) in cases {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The state dump (`--state-out`, `GET /v1/accounts/{id}`): the state as JSON with amounts as
+//! decimal strings, keys sorted. Fields may be added, never renamed (DESIGN section 2).
+
+use crate::engine::Engine;
+use crate::margin;
+use crate::num::{Price, Quote, Size};
+use crate::state::{Account, Market};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize)]
+pub struct StateDump {
+    pub seq: u64,
+    pub ts: u64,
+    pub state_hash: String,
+    pub insurance_fund: Quote,
+    pub fees_collected: Quote,
+    pub markets: BTreeMap<String, MarketDump>,
+    pub accounts: BTreeMap<String, AccountDump>,
+}
+
+#[derive(Serialize)]
+pub struct MarketDump {
+    pub index_price: Option<Price>,
+    pub mark_price: Option<Price>,
+    pub frozen: bool,
+    pub open_interest: Size,
+    pub liquidation_inventory: Size,
+    pub sources: BTreeMap<String, SourceDump>,
+}
+
+#[derive(Serialize)]
+pub struct SourceDump {
+    pub price: Option<Price>,
+    pub last_seen_ts: Option<u64>,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+#[derive(Serialize)]
+pub struct AccountDump {
+    pub collateral: BTreeMap<String, String>,
+    pub equity: Quote,
+    pub unrealized_pnl: Quote,
+    pub maintenance_margin: Quote,
+    pub initial_margin: Quote,
+    /// What a withdrawal of the settlement asset may take now.
+    pub free_collateral: Quote,
+    pub positions: BTreeMap<String, PositionDump>,
+}
+
+#[derive(Serialize)]
+pub struct PositionDump {
+    pub size: Size,
+    pub entry_price: Option<Price>,
+    pub mark_price: Option<Price>,
+    pub unrealized_pnl: Option<Quote>,
+    pub maintenance_margin: Option<Quote>,
+    pub initial_margin: Option<Quote>,
+    pub liquidation_price: Option<Price>,
+}
+
+impl Engine {
+    /// The whole state as a dump.
+    pub fn dump(&self) -> StateDump {
+        StateDump {
+            seq: self.last_seq,
+            ts: self.last_ts,
+            state_hash: self.state_hash(),
+            insurance_fund: self.insurance_fund,
+            fees_collected: self.fees_collected,
+            markets: self.markets.iter().map(|m| (m.name.to_string(), market_dump(m))).collect(),
+            accounts: self.accounts.iter().map(|a| (a.name.to_string(), self.account_dump_of(a))).collect(),
+        }
+    }
+
+    /// One account as in the dump; `None` for an unknown name.
+    pub fn account_dump(&self, name: &str) -> Option<AccountDump> {
+        self.account(name).map(|a| self.account_dump_of(a))
+    }
+
+    /// One market as in the dump; `None` for an unknown name.
+    pub fn market_dump(&self, name: &str) -> Option<MarketDump> {
+        self.markets.iter().find(|m| &*m.name == name).map(market_dump)
+    }
+
+    fn account_dump_of(&self, account: &Account) -> AccountDump {
+        let health = self.health_of(account).unwrap_or_default();
+        let mut collateral = BTreeMap::new();
+        collateral.insert(self.settlement_name.to_string(), account.settlement.to_string());
+        for (asset, balance) in &account.collateral {
+            collateral.insert(self.assets[asset.0 as usize].name.to_string(), balance.to_string());
+        }
+        let positions = account
+            .positions
+            .iter()
+            .map(|p| {
+                let market = &self.markets[p.market.0 as usize];
+                let mark = market.mark_price;
+                let dump = PositionDump {
+                    size: p.size,
+                    entry_price: p.entry_price(),
+                    mark_price: mark,
+                    unrealized_pnl: mark.and_then(|m| p.unrealized_pnl(m).ok()),
+                    maintenance_margin: mark.and_then(|m| margin::position_mm(&market.params, p.size, m).ok()),
+                    initial_margin: mark.and_then(|m| margin::position_im(&market.params, p.size, m).ok()),
+                    liquidation_price: margin::liquidation_price(account, p.market, &self.assets, &self.markets),
+                };
+                (market.name.to_string(), dump)
+            })
+            .collect();
+        let free = health.equity_without_profit.checked_sub(health.initial_margin).unwrap_or(Quote::ZERO);
+        let free = free.max(Quote::ZERO).min(account.settlement.max(Quote::ZERO));
+        AccountDump {
+            collateral,
+            equity: health.equity,
+            unrealized_pnl: health.unrealized_pnl,
+            maintenance_margin: health.maintenance_margin,
+            initial_margin: health.initial_margin,
+            free_collateral: free,
+            positions,
+        }
+    }
+}
+
+fn market_dump(market: &Market) -> MarketDump {
+    MarketDump {
+        index_price: market.index_price,
+        mark_price: market.mark_price,
+        frozen: market.frozen,
+        open_interest: market.open_interest,
+        liquidation_inventory: market.inventory.size,
+        sources: market
+            .sources
+            .iter()
+            .map(|s| {
+                let dump = SourceDump {
+                    price: s.latest.map(|t| t.price),
+                    last_seen_ts: s.latest.map(|t| t.ts),
+                    accepted: s.counters.accepted,
+                    rejected: s.counters.rejected,
+                };
+                (s.name.to_string(), dump)
+            })
+            .collect(),
+    }
+}

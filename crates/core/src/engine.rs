@@ -1,0 +1,203 @@
+//! The engine: owns the state and applies events. `apply` either changes the state and appends
+//! effects, or returns an error and changes nothing (handlers validate fully before they write).
+
+use crate::config::Config;
+use crate::effect::Effect;
+use crate::error::Error;
+use crate::event::Event;
+use crate::margin::{self, Health};
+use crate::num::{Overflow, Quote, Size};
+use crate::state::{Account, AccountId, Asset, AssetId, Flows, Market, MarketId, Position, Source};
+use std::collections::HashMap;
+
+/// The solvency state machine.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub(crate) settlement_name: Box<str>,
+    pub(crate) max_accounts: usize,
+    pub(crate) markets: Vec<Market>,
+    pub(crate) assets: Vec<Asset>,
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) account_ids: HashMap<Box<str>, AccountId>,
+    pub(crate) insurance_fund: Quote,
+    pub(crate) fees_collected: Quote,
+    pub(crate) settlement_flows: Flows<Quote>,
+    pub(crate) asset_flows: Vec<Flows<Size>>,
+    pub(crate) last_ts: u64,
+    /// Sequence number of the last event offered to `apply` (accepted or not); not hashed.
+    pub(crate) last_seq: u64,
+}
+
+/// Which collateral asset a name refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssetRef {
+    Settlement,
+    Other(AssetId),
+}
+
+impl Engine {
+    /// A fresh engine for a validated configuration.
+    pub fn new(config: &Config) -> Engine {
+        let markets: Vec<Market> = config
+            .markets
+            .iter()
+            .map(|m| Market {
+                name: m.name.as_str().into(),
+                params: m.params.clone(),
+                sources: m
+                    .sources
+                    .iter()
+                    .map(|s| Source { name: s.as_str().into(), latest: None, counters: Default::default() })
+                    .collect(),
+                index_price: None,
+                mark_price: None,
+                frozen: false,
+                open_interest: Size::ZERO,
+                inventory: Position { market: MarketId(0), size: Size::ZERO, cost: Quote::ZERO },
+            })
+            .collect();
+        let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
+        let assets: Vec<Asset> = config
+            .assets
+            .iter()
+            .map(|a| Asset { name: a.name.as_str().into(), weight: a.weight, index_market: market_id(&a.index_market) })
+            .collect();
+        let mut engine = Engine {
+            settlement_name: config.settlement_asset.as_str().into(),
+            max_accounts: config.max_accounts,
+            asset_flows: vec![Flows::default(); assets.len()],
+            markets,
+            assets,
+            accounts: Vec::new(),
+            account_ids: HashMap::new(),
+            insurance_fund: Quote::ZERO,
+            fees_collected: Quote::ZERO,
+            settlement_flows: Flows::default(),
+            last_ts: 0,
+            last_seq: 0,
+        };
+        for (i, market) in engine.markets.iter_mut().enumerate() {
+            market.inventory.market = MarketId(i as u16);
+        }
+        engine
+    }
+
+    /// Apply one event with sequence number `seq`. On success effects are appended to `out`; on
+    /// error the state is unchanged and nothing is appended.
+    pub fn apply(&mut self, seq: u64, event: &Event, out: &mut Vec<Effect>) -> Result<(), Error> {
+        self.last_seq = seq;
+        let ts = event.ts();
+        if ts < self.last_ts {
+            return Err(Error::TimeBackwards { ts, last_ts: self.last_ts });
+        }
+        let effects_before = out.len();
+        let result = match event {
+            Event::Deposit(t) => self.deposit(t),
+            Event::Withdraw(t) => self.withdraw(t),
+            Event::Price(p) => self.price(seq, p, out),
+            Event::Trade(t) => self.trade(t),
+            Event::AuctionTake(a) => Err(Error::UnknownAuction(a.auction.clone())),
+            Event::Clock { ts } => self.clock(seq, *ts, out),
+            Event::Params(p) => self.params(p),
+        };
+        match result {
+            Ok(()) => {
+                self.last_ts = ts;
+                Ok(())
+            }
+            Err(error) => {
+                debug_assert_eq!(out.len(), effects_before, "a rejected event emits nothing");
+                out.truncate(effects_before);
+                Err(error)
+            }
+        }
+    }
+
+    /// Parse and apply one input line; a refusal becomes a `rejected` effect. Empty lines are skipped.
+    pub fn apply_line(&mut self, seq: u64, line: &[u8], out: &mut Vec<Effect>) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        match Event::parse_line(line) {
+            Ok(event) => {
+                if let Err(error) = self.apply(seq, &event, out) {
+                    out.push(Effect::rejected(seq, event.ts(), &error));
+                }
+            }
+            Err(error) => {
+                self.last_seq = seq;
+                out.push(Effect::rejected(seq, self.last_ts, &error));
+            }
+        }
+    }
+
+    // ---- lookups ----
+
+    pub fn market_id(&self, name: &str) -> Result<MarketId, Error> {
+        self.markets
+            .iter()
+            .position(|m| &*m.name == name)
+            .map(|i| MarketId(i as u16))
+            .ok_or_else(|| Error::UnknownMarket(name.to_string()))
+    }
+
+    pub fn asset_ref(&self, name: &str) -> Result<AssetRef, Error> {
+        if name == &*self.settlement_name {
+            return Ok(AssetRef::Settlement);
+        }
+        self.assets
+            .iter()
+            .position(|a| &*a.name == name)
+            .map(|i| AssetRef::Other(AssetId(i as u16)))
+            .ok_or_else(|| Error::UnknownAsset(name.to_string()))
+    }
+
+    pub fn account_id(&self, name: &str) -> Result<AccountId, Error> {
+        self.account_ids.get(name).copied().ok_or_else(|| Error::UnknownAccount(name.to_string()))
+    }
+
+    pub(crate) fn health_of(&self, account: &Account) -> Result<Health, Overflow> {
+        margin::health(account, &self.assets, &self.markets)
+    }
+
+    // ---- read access for the CLI, the server, tests and the reference evaluator ----
+
+    pub fn markets(&self) -> &[Market] {
+        &self.markets
+    }
+    pub fn assets(&self) -> &[Asset] {
+        &self.assets
+    }
+    pub fn accounts(&self) -> &[Account] {
+        &self.accounts
+    }
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.account_ids.get(name).map(|id| &self.accounts[id.0 as usize])
+    }
+    pub fn settlement_asset(&self) -> &str {
+        &self.settlement_name
+    }
+    pub fn insurance_fund(&self) -> Quote {
+        self.insurance_fund
+    }
+    pub fn fees_collected(&self) -> Quote {
+        self.fees_collected
+    }
+    pub fn settlement_flows(&self) -> Flows<Quote> {
+        self.settlement_flows
+    }
+    pub fn asset_flows(&self, asset: AssetId) -> Flows<Size> {
+        self.asset_flows[asset.0 as usize]
+    }
+    pub fn last_ts(&self) -> u64 {
+        self.last_ts
+    }
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+    /// Health of a named account at current marks.
+    pub fn health(&self, name: &str) -> Result<Health, Error> {
+        let account = self.account(name).ok_or_else(|| Error::UnknownAccount(name.to_string()))?;
+        Ok(self.health_of(account)?)
+    }
+}

@@ -1,0 +1,111 @@
+//! Typed errors. Every rejection carries a stable snake_case kind (`Error::kind`) that appears in
+//! `rejected` effects and HTTP error bodies, and a human message (`Display`). Kinds are a contract:
+//! they may be added, never renamed.
+
+use crate::num::{NumError, Overflow, Quote};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    // ---- the line itself ----
+    #[error("line is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("line longer than {max_bytes} bytes")]
+    LineTooLong { max_bytes: usize },
+    #[error("invalid JSON: {0}")]
+    InvalidJson(String),
+    #[error("an event must be a JSON object")]
+    NotAnObject,
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("unknown field `{field}` for event type {event_type}")]
+    UnknownField { field: String, event_type: String },
+    #[error("field `{0}` appears twice")]
+    DuplicateField(String),
+    #[error("field `{field}` must be {expected}")]
+    InvalidFieldType { field: String, expected: &'static str },
+    #[error("field `{field}`: {source}")]
+    InvalidNumber { field: String, source: NumError },
+    #[error("field `{field}` must be greater than zero")]
+    NonPositive { field: String },
+    #[error("field `{field}` must not be negative")]
+    Negative { field: String },
+    #[error("field `{field}`: invalid id ({reason})")]
+    InvalidId { field: String, reason: &'static str },
+
+    // ---- references ----
+    #[error("unknown market {0:?}")]
+    UnknownMarket(String),
+    #[error("unknown asset {0:?}")]
+    UnknownAsset(String),
+    #[error("source {source_name:?} is not whitelisted for market {market}")]
+    UnknownSource { market: String, source_name: String },
+    #[error("unknown account {0:?}")]
+    UnknownAccount(String),
+    #[error("unknown auction {0:?}")]
+    UnknownAuction(String),
+
+    // ---- sequencing ----
+    #[error("time went backwards: ts {ts} is before the last accepted ts {last_ts}")]
+    TimeBackwards { ts: u64, last_ts: u64 },
+
+    // ---- business rules ----
+    #[error("self-trade: buyer and seller are both {0:?}")]
+    SelfTrade(String),
+    #[error("market {0} has no mark price yet")]
+    NoMarkPrice(String),
+    #[error("account {account}: equity {equity} would be below initial margin {required}")]
+    InsufficientMargin { account: String, equity: Quote, required: Quote },
+    #[error("account {account}: withdrawal of {amount} exceeds the free collateral {free} (unrealized profit cannot be withdrawn)")]
+    WithdrawalExceedsFree { account: String, amount: String, free: Quote },
+    #[error("account {account}: balance of {asset} is {balance}, below the {amount} asked")]
+    InsufficientBalance { account: String, asset: String, balance: String, amount: String },
+    #[error("account limit of {max} reached")]
+    TooManyAccounts { max: usize },
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    #[error("arithmetic overflow while applying the event")]
+    Overflow,
+}
+
+impl From<Overflow> for Error {
+    fn from(_: Overflow) -> Self {
+        Error::Overflow
+    }
+}
+
+impl Error {
+    /// Stable snake_case kind of this error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidUtf8 => "invalid_utf8",
+            Error::LineTooLong { .. } => "line_too_long",
+            Error::InvalidJson(_) => "invalid_json",
+            Error::NotAnObject => "not_an_object",
+            Error::UnknownType(_) => "unknown_type",
+            Error::MissingField(_) => "missing_field",
+            Error::UnknownField { .. } => "unknown_field",
+            Error::DuplicateField(_) => "duplicate_field",
+            Error::InvalidFieldType { .. } => "invalid_field_type",
+            Error::InvalidNumber { source, .. } => source.kind(),
+            Error::NonPositive { .. } => "non_positive",
+            Error::Negative { .. } => "negative",
+            Error::InvalidId { .. } => "invalid_id",
+            Error::UnknownMarket(_) => "unknown_market",
+            Error::UnknownAsset(_) => "unknown_asset",
+            Error::UnknownSource { .. } => "unknown_source",
+            Error::UnknownAccount(_) => "unknown_account",
+            Error::UnknownAuction(_) => "unknown_auction",
+            Error::TimeBackwards { .. } => "time_backwards",
+            Error::SelfTrade(_) => "self_trade",
+            Error::NoMarkPrice(_) => "no_mark_price",
+            Error::InsufficientMargin { .. } => "insufficient_margin",
+            Error::WithdrawalExceedsFree { .. } => "withdrawal_exceeds_free_collateral",
+            Error::InsufficientBalance { .. } => "insufficient_balance",
+            Error::TooManyAccounts { .. } => "too_many_accounts",
+            Error::InvalidParams(_) => "invalid_params",
+            Error::Overflow => "overflow",
+        }
+    }
+}

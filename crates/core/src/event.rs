@@ -1,0 +1,344 @@
+//! Input events: typed values and the JSON Lines parser.
+//!
+//! The parser reads one line into borrowed fields ([`crate::json`]), then checks, per event type,
+//! that required fields are present, no unknown field is given, decimals are strings that parse
+//! exactly, and ids are well formed. Every refusal is a typed [`Error`]; nothing panics. Checks that
+//! need the state (unknown market, time going backwards, margin) happen in the engine.
+
+use crate::config::{TierBasis, TierMode, TierSpec, MAX_ID_BYTES, MAX_TIERS};
+use crate::error::Error;
+use crate::json::{self, Fields};
+use crate::num::{Price, Quote, Rate, Size};
+
+/// Longest input line accepted, in bytes.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Deposit(Transfer),
+    Withdraw(Transfer),
+    Price(PriceTick),
+    Trade(Trade),
+    AuctionTake(AuctionTake),
+    Clock { ts: u64 },
+    Params(ParamsUpdate),
+}
+
+/// A deposit or withdrawal. `amount` is parsed at `Quote` precision (16 decimals) and narrowed
+/// by the engine to the asset's own type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub ts: u64,
+    pub account: String,
+    pub asset: String,
+    pub amount: Quote,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceTick {
+    pub ts: u64,
+    pub market: String,
+    pub source: String,
+    pub price: Price,
+    /// Confidence interval half-width reported by the source, if any.
+    pub conf: Option<Price>,
+    /// Hex ed25519 signature over (market, source, price, ts), if any.
+    pub sig: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trade {
+    pub ts: u64,
+    pub market: String,
+    pub buyer: String,
+    pub seller: String,
+    pub size: Size,
+    pub price: Price,
+    pub buyer_fee: Quote,
+    pub seller_fee: Quote,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuctionTake {
+    pub ts: u64,
+    pub auction: String,
+    pub bidder: String,
+    pub size: Size,
+}
+
+/// A partial update of one market's parameters: `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParamsUpdate {
+    pub ts: u64,
+    pub market: String,
+    pub tier_basis: Option<TierBasis>,
+    pub tier_mode: Option<TierMode>,
+    pub tiers: Option<Vec<TierSpec>>,
+    pub im_factor: Option<Rate>,
+    pub liquidation_buffer: Option<Rate>,
+    pub quorum: Option<u32>,
+    pub max_age_ms: Option<u64>,
+    pub max_deviation: Option<Rate>,
+    pub max_jump: Option<Rate>,
+}
+
+impl Event {
+    pub fn ts(&self) -> u64 {
+        match self {
+            Event::Deposit(t) | Event::Withdraw(t) => t.ts,
+            Event::Price(p) => p.ts,
+            Event::Trade(t) => t.ts,
+            Event::AuctionTake(a) => a.ts,
+            Event::Clock { ts } => *ts,
+            Event::Params(p) => p.ts,
+        }
+    }
+
+    /// Parse one line (without its newline) of the JSON Lines input.
+    pub fn parse_line(bytes: &[u8]) -> Result<Event, Error> {
+        if bytes.len() > MAX_LINE_BYTES {
+            return Err(Error::LineTooLong { max_bytes: MAX_LINE_BYTES });
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)?;
+        Event::parse_str(text)
+    }
+
+    /// Parse one JSON object.
+    pub fn parse_str(text: &str) -> Result<Event, Error> {
+        let mut fields = json::parse_object(text)?;
+        let kind = fields.take_string("type")?.ok_or(Error::MissingField("type"))?;
+        let event = match kind.as_ref() {
+            "deposit" => Event::Deposit(parse_transfer(&mut fields)?),
+            "withdraw" => Event::Withdraw(parse_transfer(&mut fields)?),
+            "price" => Event::Price(parse_price(&mut fields)?),
+            "trade" => Event::Trade(parse_trade(&mut fields)?),
+            "auction_take" => Event::AuctionTake(parse_auction_take(&mut fields)?),
+            "clock" => Event::Clock { ts: required_ts(&mut fields)? },
+            "params" => Event::Params(parse_params(&mut fields)?),
+            other => return Err(Error::UnknownType(truncate(other))),
+        };
+        fields.finish(&kind)?;
+        Ok(event)
+    }
+}
+
+fn truncate(text: &str) -> String {
+    text.chars().take(MAX_ID_BYTES).collect()
+}
+
+/// Ids are 1 to 64 bytes of ASCII letters, digits and `_ - . : @ /`.
+pub fn validate_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("empty");
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err("longer than 64 bytes");
+    }
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':' | b'@' | b'/');
+    if !id.bytes().all(ok) {
+        return Err("only ASCII letters, digits and _ - . : @ / are allowed");
+    }
+    Ok(())
+}
+
+fn required_id(fields: &mut Fields, name: &'static str) -> Result<String, Error> {
+    let value = fields.take_string(name)?.ok_or(Error::MissingField(name))?;
+    validate_id(&value).map_err(|reason| Error::InvalidId { field: name.to_string(), reason })?;
+    Ok(value.into_owned())
+}
+
+fn required_ts(fields: &mut Fields) -> Result<u64, Error> {
+    fields.take_u64("ts")?.ok_or(Error::MissingField("ts"))
+}
+
+fn number<T>(name: &str, text: &str, parse: fn(&str) -> Result<T, crate::num::NumError>) -> Result<T, Error> {
+    parse(text).map_err(|source| Error::InvalidNumber { field: name.to_string(), source })
+}
+
+fn optional_decimal<T: Copy>(
+    fields: &mut Fields,
+    name: &'static str,
+    parse: fn(&str) -> Result<T, crate::num::NumError>,
+) -> Result<Option<T>, Error> {
+    match fields.take_string(name)? {
+        Some(text) => number(name, &text, parse).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn required_positive<T: Copy + Ord + Default>(
+    fields: &mut Fields,
+    name: &'static str,
+    parse: fn(&str) -> Result<T, crate::num::NumError>,
+) -> Result<T, Error> {
+    let value = optional_decimal(fields, name, parse)?.ok_or(Error::MissingField(name))?;
+    if value <= T::default() {
+        return Err(Error::NonPositive { field: name.to_string() });
+    }
+    Ok(value)
+}
+
+fn optional_non_negative<T: Copy + Ord + Default>(
+    fields: &mut Fields,
+    name: &'static str,
+    parse: fn(&str) -> Result<T, crate::num::NumError>,
+) -> Result<Option<T>, Error> {
+    let value = optional_decimal(fields, name, parse)?;
+    if value.is_some_and(|v| v < T::default()) {
+        return Err(Error::Negative { field: name.to_string() });
+    }
+    Ok(value)
+}
+
+fn parse_transfer(fields: &mut Fields) -> Result<Transfer, Error> {
+    Ok(Transfer {
+        ts: required_ts(fields)?,
+        account: required_id(fields, "account")?,
+        asset: required_id(fields, "asset")?,
+        amount: required_positive(fields, "amount", Quote::parse)?,
+    })
+}
+
+fn parse_price(fields: &mut Fields) -> Result<PriceTick, Error> {
+    let tick = PriceTick {
+        ts: required_ts(fields)?,
+        market: required_id(fields, "market")?,
+        source: required_id(fields, "source")?,
+        price: required_positive(fields, "price", Price::parse)?,
+        conf: optional_non_negative(fields, "conf", Price::parse)?,
+        sig: fields.take_string("sig")?.map(|s| s.into_owned()),
+    };
+    if let Some(sig) = &tick.sig {
+        if sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::InvalidFieldType { field: "sig".into(), expected: "128 hex digits" });
+        }
+    }
+    Ok(tick)
+}
+
+fn parse_trade(fields: &mut Fields) -> Result<Trade, Error> {
+    Ok(Trade {
+        ts: required_ts(fields)?,
+        market: required_id(fields, "market")?,
+        buyer: required_id(fields, "buyer")?,
+        seller: required_id(fields, "seller")?,
+        size: required_positive(fields, "size", Size::parse)?,
+        price: required_positive(fields, "price", Price::parse)?,
+        buyer_fee: optional_non_negative(fields, "buyer_fee", Quote::parse)?.unwrap_or_default(),
+        seller_fee: optional_non_negative(fields, "seller_fee", Quote::parse)?.unwrap_or_default(),
+    })
+}
+
+fn parse_auction_take(fields: &mut Fields) -> Result<AuctionTake, Error> {
+    Ok(AuctionTake {
+        ts: required_ts(fields)?,
+        auction: required_id(fields, "auction")?,
+        bidder: required_id(fields, "bidder")?,
+        size: required_positive(fields, "size", Size::parse)?,
+    })
+}
+
+fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
+    let enum_field = |fields: &mut Fields, name: &'static str| -> Result<Option<String>, Error> {
+        Ok(fields.take_string(name)?.map(|s| s.into_owned()))
+    };
+    let tier_basis = match enum_field(fields, "tier_basis")?.as_deref() {
+        None => None,
+        Some("size") => Some(TierBasis::Size),
+        Some("notional") => Some(TierBasis::Notional),
+        Some(_) => return Err(Error::InvalidFieldType { field: "tier_basis".into(), expected: "\"size\" or \"notional\"" }),
+    };
+    let tier_mode = match enum_field(fields, "tier_mode")?.as_deref() {
+        None => None,
+        Some("marginal") => Some(TierMode::Marginal),
+        Some("whole") => Some(TierMode::Whole),
+        Some(_) => return Err(Error::InvalidFieldType { field: "tier_mode".into(), expected: "\"marginal\" or \"whole\"" }),
+    };
+    let tiers = match fields.take_json("tiers")? {
+        None => None,
+        Some(value) => Some(parse_tiers(value)?),
+    };
+    let quorum = match fields.take_u64("quorum")? {
+        Some(q) => Some(u32::try_from(q).map_err(|_| Error::InvalidParams("quorum too large".into()))?),
+        None => None,
+    };
+    Ok(ParamsUpdate {
+        ts: required_ts(fields)?,
+        market: required_id(fields, "market")?,
+        tier_basis,
+        tier_mode,
+        tiers,
+        im_factor: optional_decimal(fields, "im_factor", Rate::parse)?,
+        liquidation_buffer: optional_decimal(fields, "liquidation_buffer", Rate::parse)?,
+        quorum,
+        max_age_ms: fields.take_u64("max_age_ms")?,
+        max_deviation: optional_decimal(fields, "max_deviation", Rate::parse)?,
+        max_jump: optional_decimal(fields, "max_jump", Rate::parse)?,
+    })
+}
+
+fn parse_tiers(value: serde_json::Value) -> Result<Vec<TierSpec>, Error> {
+    let expected = "an array of {from, mm_rate, penalty_rate} objects with decimal strings";
+    let invalid = || Error::InvalidFieldType { field: "tiers".into(), expected };
+    let array = value.as_array().ok_or_else(invalid)?;
+    if array.is_empty() || array.len() > MAX_TIERS {
+        return Err(Error::InvalidParams(format!("tiers: between 1 and {MAX_TIERS} brackets")));
+    }
+    array
+        .iter()
+        .map(|tier| serde_json::from_value::<TierSpec>(tier.clone()).map_err(|e| Error::InvalidParams(format!("tiers: {e}"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_design_example() {
+        let lines = [
+            r#"{"type":"deposit","ts":0,"account":"alice","asset":"USDC","amount":"10000"}"#,
+            r#"{"type":"withdraw","ts":0,"account":"alice","asset":"USDC","amount":"100"}"#,
+            r#"{"type":"price","ts":0,"market":"BTC-PERP","source":"s1","price":"7900.5"}"#,
+            r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"1.5","price":"7900"}"#,
+            r#"{"type":"auction_take","ts":0,"auction":"7","bidder":"mm1","size":"2"}"#,
+            r#"{"type":"clock","ts":0}"#,
+            r#"{"type":"params","ts":0,"market":"BTC-PERP","tier_basis":"notional","im_factor":"1.5","liquidation_buffer":"0","tiers":[{"from":"0","mm_rate":"0.004","penalty_rate":"0.002"},{"from":"50000","mm_rate":"0.005","penalty_rate":"0.0025"}]}"#,
+        ];
+        for line in lines {
+            Event::parse_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+        let trade = Event::parse_str(lines[3]).unwrap();
+        let Event::Trade(trade) = trade else { panic!("not a trade") };
+        assert_eq!(trade.size, Size::parse("1.5").unwrap());
+        assert_eq!(trade.buyer_fee, Quote::ZERO);
+    }
+
+    #[test]
+    fn field_order_does_not_matter() {
+        let a = Event::parse_str(r#"{"ts":5,"amount":"1","asset":"USDC","account":"a","type":"deposit"}"#).unwrap();
+        let b = Event::parse_str(r#"{"type":"deposit","ts":5,"account":"a","asset":"USDC","amount":"1"}"#).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let cases = [
+            (r#"{"type":"deposit","ts":0,"account":"a","asset":"USDC"}"#, "missing_field"),
+            (r#"{"type":"deposit","ts":0,"account":"a","asset":"USDC","amount":"1","x":1}"#, "unknown_field"),
+            (r#"{"type":"deposit","ts":0,"account":"a","asset":"USDC","amount":1}"#, "invalid_field_type"),
+            (r#"{"type":"deposit","ts":0,"account":"a","asset":"USDC","amount":"0"}"#, "non_positive"),
+            (r#"{"type":"deposit","ts":0,"account":"a","asset":"USDC","amount":"-1"}"#, "non_positive"),
+            (r#"{"type":"deposit","ts":-1,"account":"a","asset":"USDC","amount":"1"}"#, "invalid_field_type"),
+            (r#"{"type":"nope","ts":0}"#, "unknown_type"),
+            (r#"{"type":"clock","ts":0,"ts":1}"#, "duplicate_field"),
+            (r#"[1,2]"#, "not_an_object"),
+            (r#"{"type":"clock","ts":0"#, "invalid_json"),
+            (r#"{"type":"price","ts":0,"market":"BTC-PERP","source":"s1","price":"1e3"}"#, "exponent_notation"),
+        ];
+        for (line, kind) in cases {
+            let err = Event::parse_str(line).unwrap_err();
+            assert_eq!(err.kind(), kind, "{line}: {err}");
+        }
+    }
+}

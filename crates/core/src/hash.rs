@@ -1,0 +1,175 @@
+//! The state hash: BLAKE3 over a canonical binary encoding of the whole state.
+//!
+//! Canonical means independent of insertion order, config order and hash-map order: markets,
+//! assets, sources and accounts are written sorted by name, an account's collateral and positions
+//! by asset and market name. Integers are fixed-width little-endian, strings length-prefixed,
+//! options tagged. The encoding starts with a version tag; changing it is a contract change.
+//! The sequence number is not part of the state (a rejected event must leave the hash unchanged).
+
+use crate::config::{MarketParams, TierBasis, TierMode};
+use crate::engine::Engine;
+use crate::num::Price;
+use crate::state::{Account, Market, Tick};
+
+const VERSION_TAG: &[u8] = b"solvent-state-v1";
+
+/// Where canonical bytes go: a hasher, or a buffer in tests.
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+
+    fn u8(&mut self, v: u8) {
+        self.put(&[v]);
+    }
+    fn u64(&mut self, v: u64) {
+        self.put(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.put(&v.to_le_bytes());
+    }
+    fn i128(&mut self, v: i128) {
+        self.put(&v.to_le_bytes());
+    }
+    fn str(&mut self, s: &str) {
+        self.u64(s.len() as u64);
+        self.put(s.as_bytes());
+    }
+    fn opt_price(&mut self, p: Option<Price>) {
+        match p {
+            None => self.u8(0),
+            Some(p) => {
+                self.u8(1);
+                self.i64(p.raw());
+            }
+        }
+    }
+}
+
+impl Sink for blake3::Hasher {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Engine {
+    /// Hex BLAKE3 of the canonical encoding.
+    pub fn state_hash(&self) -> String {
+        let mut hasher = blake3::Hasher::new();
+        self.encode_canonical(&mut hasher);
+        hasher.finalize().to_hex().to_string()
+    }
+
+    /// Write the canonical encoding of the whole state into `sink`.
+    pub fn encode_canonical(&self, sink: &mut impl Sink) {
+        sink.put(VERSION_TAG);
+        sink.u64(self.last_ts);
+        sink.i128(self.insurance_fund.raw());
+        sink.i128(self.fees_collected.raw());
+        sink.str(&self.settlement_name);
+        sink.i128(self.settlement_flows.deposited.raw());
+        sink.i128(self.settlement_flows.withdrawn.raw());
+        let mut assets: Vec<usize> = (0..self.assets.len()).collect();
+        assets.sort_unstable_by_key(|&i| &self.assets[i].name);
+        sink.u64(assets.len() as u64);
+        for &i in &assets {
+            let asset = &self.assets[i];
+            sink.str(&asset.name);
+            sink.i64(asset.weight.raw());
+            sink.str(&self.markets[asset.index_market.0 as usize].name);
+            sink.i64(self.asset_flows[i].deposited.raw());
+            sink.i64(self.asset_flows[i].withdrawn.raw());
+        }
+        let mut markets: Vec<&Market> = self.markets.iter().collect();
+        markets.sort_unstable_by_key(|m| &m.name);
+        sink.u64(markets.len() as u64);
+        for market in markets {
+            encode_market(market, sink);
+        }
+        let mut accounts: Vec<&Account> = self.accounts.iter().collect();
+        accounts.sort_unstable_by_key(|a| &a.name);
+        sink.u64(accounts.len() as u64);
+        for account in accounts {
+            self.encode_account(account, sink);
+        }
+    }
+
+    fn encode_account(&self, account: &Account, sink: &mut impl Sink) {
+        sink.str(&account.name);
+        sink.i128(account.settlement.raw());
+        let mut collateral: Vec<_> = account.collateral.iter().map(|(id, b)| (&*self.assets[id.0 as usize].name, *b)).collect();
+        collateral.sort_unstable_by_key(|(name, _)| *name);
+        sink.u64(collateral.len() as u64);
+        for (name, balance) in collateral {
+            sink.str(name);
+            sink.i64(balance.raw());
+        }
+        let mut positions: Vec<_> = account.positions.iter().map(|p| (&*self.markets[p.market.0 as usize].name, p)).collect();
+        positions.sort_unstable_by_key(|(name, _)| *name);
+        sink.u64(positions.len() as u64);
+        for (name, position) in positions {
+            sink.str(name);
+            sink.i64(position.size.raw());
+            sink.i128(position.cost.raw());
+        }
+    }
+}
+
+fn encode_market(market: &Market, sink: &mut impl Sink) {
+    sink.str(&market.name);
+    encode_params(&market.params, sink);
+    let mut sources: Vec<_> = market.sources.iter().collect();
+    sources.sort_unstable_by_key(|s| &s.name);
+    sink.u64(sources.len() as u64);
+    for source in sources {
+        sink.str(&source.name);
+        encode_tick(source.latest, sink);
+        sink.u64(source.counters.accepted);
+        sink.u64(source.counters.rejected);
+    }
+    sink.opt_price(market.index_price);
+    sink.opt_price(market.mark_price);
+    sink.u8(u8::from(market.frozen));
+    sink.i64(market.open_interest.raw());
+    sink.i64(market.inventory.size.raw());
+    sink.i128(market.inventory.cost.raw());
+}
+
+fn encode_tick(tick: Option<Tick>, sink: &mut impl Sink) {
+    match tick {
+        None => sink.u8(0),
+        Some(t) => {
+            sink.u8(1);
+            sink.i64(t.price.raw());
+            sink.u64(t.ts);
+            sink.opt_price(t.conf);
+        }
+    }
+}
+
+fn encode_params(params: &MarketParams, sink: &mut impl Sink) {
+    sink.u8(match params.tier_basis {
+        TierBasis::Size => 0,
+        TierBasis::Notional => 1,
+    });
+    sink.u8(match params.tier_mode {
+        TierMode::Marginal => 0,
+        TierMode::Whole => 1,
+    });
+    sink.u64(params.tiers.len() as u64);
+    for tier in &params.tiers {
+        sink.i128(tier.from_raw);
+        sink.i64(tier.mm_rate.raw());
+        sink.i64(tier.penalty_rate.raw());
+    }
+    sink.i64(params.im_factor.raw());
+    sink.i64(params.liquidation_buffer.raw());
+    sink.u64(u64::from(params.quorum));
+    sink.u64(params.max_age_ms);
+    sink.i64(params.max_deviation.raw());
+    sink.i64(params.max_jump.raw());
+}

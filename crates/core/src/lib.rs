@@ -1,0 +1,29 @@
+//! solvent-core: the pure, deterministic solvency state machine.
+//!
+//! Events in, effects out: [`Engine::apply`] takes an [`Event`] and either changes the state and
+//! appends [`Effect`]s, or returns a typed [`Error`] and changes nothing. No I/O, no clock, no
+//! threads, no floats, no hash-map iteration in anything observable. `docs/ARCHITECTURE.md` maps
+//! the modules.
+
+pub mod config;
+pub mod dump;
+pub mod effect;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod hash;
+pub mod json;
+pub mod margin;
+pub mod num;
+pub mod oracle;
+pub mod params;
+pub mod state;
+pub mod trade;
+pub mod transfer;
+
+pub use config::{Config, ConfigError, DEFAULT_CONFIG_TOML};
+pub use effect::{Effect, EffectKind};
+pub use engine::Engine;
+pub use error::Error;
+pub use event::Event;
+pub use num::{Price, Quote, Rate, Round, Size};

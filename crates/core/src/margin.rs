@@ -1,0 +1,293 @@
+//! Margin: tiered maintenance margin, initial margin, equity and liquidation prices.
+//!
+//! Pure functions over the state. Exact values are computed at a common fine scale, `Fine` =
+//! 10^-24 of the settlement asset (Quote raw x 10^8), in 256-bit integers, and rounded once:
+//! - equity (and anything counted in the account's favour) rounds **down**;
+//! - maintenance and initial margin round **up** (per position; an account's MM is the sum).
+//!
+//! So an account passes a check only if it passes it exactly. DESIGN section 4 has the formulas.
+
+use crate::config::{MarketParams, TierBasis, TierMode};
+use crate::num::{Overflow, Price, Quote, Rate, Size};
+use crate::state::{Account, Asset, Market, MarketId};
+use ethnum::I256;
+
+/// 10^8: the factor between `Quote` raw (10^-16) and `Fine` (10^-24).
+const FINE_PER_QUOTE: i128 = Rate::ONE_RAW as i128;
+
+fn fine_to_quote(fine: I256, round_up: bool) -> Result<Quote, Overflow> {
+    let divisor = I256::from(FINE_PER_QUOTE);
+    let mut q = fine / divisor;
+    let r = fine % divisor;
+    if r != I256::ZERO {
+        if round_up && r > I256::ZERO {
+            q += I256::ONE;
+        } else if !round_up && r < I256::ZERO {
+            q -= I256::ONE;
+        }
+    }
+    i128::try_from(q).map(Quote::from_raw).map_err(|_| Overflow)
+}
+
+/// The exposure a tier table measures: |size| in size basis (Size raw), notional in notional
+/// basis (Quote raw).
+fn exposure_raw(params: &MarketParams, size: Size, mark: Price) -> i128 {
+    let magnitude = i128::from(size.raw()).abs();
+    match params.tier_basis {
+        TierBasis::Size => magnitude,
+        TierBasis::Notional => magnitude * i128::from(mark.raw()),
+    }
+}
+
+/// Exact maintenance margin of one position, in `Fine` units.
+pub fn position_mm_fine(params: &MarketParams, size: Size, mark: Price) -> I256 {
+    let x = exposure_raw(params, size, mark);
+    let mut weighted = I256::ZERO; // sum of exposure x rate, in exposure raw x Rate raw
+    match params.tier_mode {
+        TierMode::Marginal => {
+            for (i, tier) in params.tiers.iter().enumerate() {
+                let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
+                if x <= tier.from_raw {
+                    break;
+                }
+                let portion = x.min(upper) - tier.from_raw;
+                weighted += I256::from(portion) * I256::from(tier.mm_rate.raw());
+            }
+        }
+        TierMode::Whole => {
+            let tier = params.tiers.iter().rev().find(|t| x >= t.from_raw).unwrap_or(&params.tiers[0]);
+            weighted = I256::from(x) * I256::from(tier.mm_rate.raw());
+        }
+    }
+    match params.tier_basis {
+        // |size| raw (1e-8) x rate raw (1e-8) x mark raw (1e-8) = 1e-24.
+        TierBasis::Size => weighted * I256::from(mark.raw()),
+        // notional raw (1e-16) x rate raw (1e-8) = 1e-24.
+        TierBasis::Notional => weighted,
+    }
+}
+
+/// Maintenance margin of one position, rounded up.
+pub fn position_mm(params: &MarketParams, size: Size, mark: Price) -> Result<Quote, Overflow> {
+    fine_to_quote(position_mm_fine(params, size, mark), true)
+}
+
+/// Initial margin of one position: exact MM x im_factor, rounded up.
+pub fn position_im(params: &MarketParams, size: Size, mark: Price) -> Result<Quote, Overflow> {
+    let fine = position_mm_fine(params, size, mark) * I256::from(params.im_factor.raw()) / I256::ONE;
+    let divisor = I256::from(FINE_PER_QUOTE) * I256::from(Rate::ONE_RAW as i128);
+    let mut q = fine / divisor;
+    if fine % divisor > I256::ZERO {
+        q += I256::ONE;
+    }
+    i128::try_from(q).map(Quote::from_raw).map_err(|_| Overflow)
+}
+
+/// An account's margin picture at current marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Health {
+    /// Collateral value (settlement balance + weighted other collateral) + unrealized PnL, rounded down.
+    pub equity: Quote,
+    /// Exact sum of unrealized PnL at mark.
+    pub unrealized_pnl: Quote,
+    /// Collateral value + min(0, unrealized PnL), rounded down: what withdrawals are judged on.
+    pub equity_without_profit: Quote,
+    /// Sum of per-position maintenance margins (each rounded up).
+    pub maintenance_margin: Quote,
+    /// Sum of per-position initial margins (each rounded up).
+    pub initial_margin: Quote,
+}
+
+impl Health {
+    pub fn below_maintenance(&self) -> bool {
+        self.equity < self.maintenance_margin
+    }
+    pub fn below_initial(&self) -> bool {
+        self.equity < self.initial_margin
+    }
+}
+
+/// Weighted value of the account's non-settlement collateral, exact in `Fine` units. An asset
+/// whose index market has no price yet counts for zero (in favour of solvency).
+pub fn collateral_fine(account: &Account, assets: &[Asset], markets: &[Market]) -> I256 {
+    let mut total = I256::from(account.settlement.raw()) * I256::from(FINE_PER_QUOTE);
+    for (asset_id, amount) in &account.collateral {
+        let asset = &assets[asset_id.0 as usize];
+        if let Some(index) = markets[asset.index_market.0 as usize].index_price {
+            let value = amount.mul_price(index).raw();
+            total += I256::from(value) * I256::from(asset.weight.raw());
+        }
+    }
+    total
+}
+
+/// Health of `account` at current marks. Positions in a market without a mark are impossible
+/// (trades need a mark), so every position is valued.
+pub fn health(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
+    let collateral = collateral_fine(account, assets, markets);
+    let mut upnl = Quote::ZERO;
+    let mut mm = Quote::ZERO;
+    let mut im = Quote::ZERO;
+    for position in &account.positions {
+        let market = &markets[position.market.0 as usize];
+        let mark = market.mark_price.ok_or(Overflow)?;
+        upnl = upnl.checked_add(position.unrealized_pnl(mark)?)?;
+        mm = mm.checked_add(position_mm(&market.params, position.size, mark)?)?;
+        im = im.checked_add(position_im(&market.params, position.size, mark)?)?;
+    }
+    let upnl_fine = I256::from(upnl.raw()) * I256::from(FINE_PER_QUOTE);
+    let no_profit_fine = collateral + upnl_fine.min(I256::ZERO);
+    Ok(Health {
+        equity: fine_to_quote(collateral + upnl_fine, false)?,
+        unrealized_pnl: upnl,
+        equity_without_profit: fine_to_quote(no_profit_fine, false)?,
+        maintenance_margin: mm,
+        initial_margin: im,
+    })
+}
+
+/// One linear piece of a position's MM as a function of its mark: `a + b x m` (Fine units, m raw),
+/// valid for marks in `[lo_raw, hi_raw)`.
+struct Piece {
+    a: I256,
+    b: I256,
+    lo_raw: I256,
+    hi_raw: I256,
+}
+
+fn mm_pieces(params: &MarketParams, size: Size) -> Vec<Piece> {
+    let s = I256::from(i128::from(size.raw()).abs());
+    let rate = |i: usize| I256::from(params.tiers[i].mm_rate.raw());
+    let from = |i: usize| I256::from(params.tiers[i].from_raw);
+    let n = params.tiers.len();
+    let unbounded = I256::MAX;
+    match (params.tier_basis, params.tier_mode) {
+        (TierBasis::Size, _) => {
+            // Slope = exact MM at a mark of 1 raw unit.
+            let slope = position_mm_fine(params, size, Price::from_raw(1));
+            vec![Piece { a: I256::ZERO, b: slope, lo_raw: I256::ZERO, hi_raw: unbounded }]
+        }
+        (TierBasis::Notional, mode) => {
+            let mut pieces = Vec::with_capacity(n);
+            let mut below = I256::ZERO; // sum of full brackets' width x rate
+            for i in 0..n {
+                let lo = if s == I256::ZERO { I256::ZERO } else { from(i) / s };
+                let hi = if i + 1 < n && s != I256::ZERO { from(i + 1) / s } else { unbounded };
+                let (a, b) = match mode {
+                    TierMode::Marginal => (below - rate(i) * from(i), rate(i) * s),
+                    TierMode::Whole => (I256::ZERO, rate(i) * s),
+                };
+                pieces.push(Piece { a, b, lo_raw: lo, hi_raw: hi });
+                if i + 1 < n {
+                    below += (from(i + 1) - from(i)) * rate(i);
+                }
+            }
+            pieces
+        }
+    }
+}
+
+/// The mark of `market_id` at which the account's equity equals its MM, all other prices held
+/// (collateral indexed on that market moves with it). Rounded toward the current mark (a long is
+/// shown liquidated a little early, a short likewise). `None` where no such positive price exists.
+pub fn liquidation_price(account: &Account, market_id: MarketId, assets: &[Asset], markets: &[Market]) -> Option<Price> {
+    let position = account.position(market_id)?;
+    let market = &markets[market_id.0 as usize];
+    let mark = market.mark_price?;
+    let fine = I256::from(FINE_PER_QUOTE);
+    // Equity(m) = A + B m and other markets' MM = C, all in Fine units.
+    let mut a = collateral_fine(account, assets, markets);
+    let mut b = I256::from(i128::from(position.size.raw())) * fine;
+    let mut c = I256::ZERO;
+    for (asset_id, amount) in &account.collateral {
+        let asset = &assets[asset_id.0 as usize];
+        if asset.index_market == market_id {
+            let weighted = I256::from(i128::from(amount.raw())) * I256::from(asset.weight.raw());
+            b += weighted;
+            if let Some(index) = market.index_price {
+                a -= weighted * I256::from(index.raw());
+            }
+        }
+    }
+    for other in &account.positions {
+        let m = &markets[other.market.0 as usize];
+        let other_mark = m.mark_price?;
+        if other.market == market_id {
+            a -= I256::from(other.cost.raw()) * fine;
+        } else {
+            a += I256::from(other.unrealized_pnl(other_mark).ok()?.raw()) * fine;
+            c += position_mm_fine(&m.params, other.size, other_mark);
+        }
+    }
+    let mut best: Option<(I256, I256)> = None; // (distance to mark, root)
+    for piece in mm_pieces(&market.params, position.size) {
+        let denominator = b - piece.b;
+        if denominator == I256::ZERO {
+            continue;
+        }
+        let numerator = c + piece.a - a;
+        let root_down = floor_div(numerator, denominator);
+        let root = if denominator > I256::ZERO { root_down + I256::from(i128::from(numerator % denominator != I256::ZERO)) } else { root_down };
+        if root <= I256::ZERO || root < piece.lo_raw || root >= piece.hi_raw {
+            continue;
+        }
+        let distance = (root - I256::from(mark.raw())).abs();
+        if best.is_none_or(|(d, _)| distance < d) {
+            best = Some((distance, root));
+        }
+    }
+    let (_, root) = best?;
+    i64::try_from(root).ok().map(Price::from_raw)
+}
+
+fn floor_div(n: I256, d: I256) -> I256 {
+    let q = n / d;
+    if (n % d != I256::ZERO) && ((n < I256::ZERO) != (d < I256::ZERO)) {
+        q - I256::ONE
+    } else {
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn btc_params() -> MarketParams {
+        Config::embedded_default().markets[0].params.clone()
+    }
+
+    fn q(text: &str) -> Quote {
+        Quote::parse(text).unwrap()
+    }
+
+    #[test]
+    fn design_tier_examples() {
+        let params = btc_params();
+        let size = Size::parse("300").unwrap();
+        assert_eq!(position_mm(&params, size, Price::parse("10000").unwrap()), Ok(q("162500")));
+        assert_eq!(position_im(&params, size, Price::parse("10000").unwrap()), Ok(q("325000")));
+        assert_eq!(position_mm(&params, size, Price::parse("9500").unwrap()), Ok(q("154375")));
+        let big = Size::parse("1200").unwrap();
+        let price = Price::parse("20000").unwrap();
+        assert_eq!(position_mm(&params, big, price), Ok(q("2525000")));
+        let whole = MarketParams { tier_mode: TierMode::Whole, ..params.clone() };
+        assert_eq!(position_mm(&whole, big, price), Ok(q("4800000")));
+        assert_eq!(position_mm(&params, big.checked_neg().unwrap(), price), Ok(q("2525000")));
+    }
+
+    #[test]
+    fn notional_brackets_match_binance_form() {
+        // Binance form: MM = notional x rate - maintenance amount; amount(k) = amount(k-1) + from_k x (rate_k - rate_{k-1}).
+        let mut params = btc_params();
+        params.tier_basis = TierBasis::Notional;
+        for (tier, from) in params.tiers.iter_mut().zip(["0", "500000", "2500000", "10000000"]) {
+            tier.from_raw = q(from).raw();
+        }
+        let mark = Price::parse("10000").unwrap();
+        let size = Size::parse("300").unwrap(); // notional 3,000,000: third bracket
+        // amount = 500,000 x 2.5% + 2,500,000 x 5% = 137,500; MM = 3,000,000 x 10% - 137,500.
+        assert_eq!(position_mm(&params, size, mark), Ok(q("162500")));
+    }
+}

@@ -1,0 +1,50 @@
+//! `params` events: a partial update of one market's risk and oracle parameters, validated by the
+//! same rules as the configuration file before anything changes.
+
+use crate::config::MarketParams;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::event::ParamsUpdate;
+
+impl Engine {
+    pub(crate) fn params(&mut self, update: &ParamsUpdate) -> Result<(), Error> {
+        let market_id = self.market_id(&update.market)?;
+        let market = &self.markets[market_id.0 as usize];
+        let next = patched(&market.params, update)?;
+        if next.quorum as usize > market.sources.len() {
+            return Err(Error::InvalidParams(format!(
+                "quorum {} exceeds the {} sources of {}",
+                next.quorum,
+                market.sources.len(),
+                update.market
+            )));
+        }
+        self.markets[market_id.0 as usize].params = next;
+        Ok(())
+    }
+}
+
+/// Pure leaf: the parameters after `update`, validated.
+pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketParams, Error> {
+    let mut next = current.clone();
+    if let Some(basis) = update.tier_basis {
+        if basis != current.tier_basis && update.tiers.is_none() {
+            return Err(Error::InvalidParams("changing tier_basis needs a new `tiers` table in the same event".into()));
+        }
+        next.tier_basis = basis;
+    }
+    if let Some(mode) = update.tier_mode {
+        next.tier_mode = mode;
+    }
+    if let Some(tiers) = &update.tiers {
+        next.tiers = tiers.iter().map(|t| t.to_tier(next.tier_basis)).collect::<Result<_, _>>()?;
+    }
+    next.im_factor = update.im_factor.unwrap_or(next.im_factor);
+    next.liquidation_buffer = update.liquidation_buffer.unwrap_or(next.liquidation_buffer);
+    next.quorum = update.quorum.unwrap_or(next.quorum);
+    next.max_age_ms = update.max_age_ms.unwrap_or(next.max_age_ms);
+    next.max_deviation = update.max_deviation.unwrap_or(next.max_deviation);
+    next.max_jump = update.max_jump.unwrap_or(next.max_jump);
+    next.validate()?;
+    Ok(next)
+}

@@ -1,0 +1,156 @@
+//! The engine's state: accounts, positions, markets, collateral assets and protocol balances.
+//!
+//! Tables are dense vectors indexed by small ids, in creation order (which is deterministic: it
+//! follows the events). Hash maps exist only to find an id by name and are never iterated in
+//! anything observable; the state hash and the dump sort by name.
+
+use crate::config::{MarketParams, TierBasis};
+use crate::num::{Price, Quote, Rate, Size};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MarketId(pub u16);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AssetId(pub u16);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AccountId(pub u32);
+
+/// A position: signed size and exact signed cost basis (sum of size x price of what is open).
+/// Invariant: `size != 0` while stored in an account; `cost` has the sign of `size`
+/// unless the position was opened at a price of zero (impossible: prices are positive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub market: MarketId,
+    pub size: Size,
+    pub cost: Quote,
+}
+
+impl Position {
+    /// Exact unrealized PnL at `mark`: size x mark - cost.
+    pub fn unrealized_pnl(&self, mark: Price) -> Result<Quote, crate::num::Overflow> {
+        self.size.mul_price(mark).checked_sub(self.cost)
+    }
+
+    /// Average entry price, rounded down (display only; the exact basis is `cost`).
+    pub fn entry_price(&self) -> Option<Price> {
+        if self.size.is_zero() {
+            return None;
+        }
+        self.cost.div_size(self.size, crate::num::Round::Down).ok()
+    }
+}
+
+/// One account. `settlement` is the balance of the settlement asset, where realized PnL and fees
+/// are booked; it may go negative (a loss beyond the settlement balance, backed by other
+/// collateral). `collateral` holds the other assets (strictly positive balances, sorted by id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: Box<str>,
+    pub settlement: Quote,
+    pub collateral: Vec<(AssetId, Size)>,
+    pub positions: Vec<Position>,
+}
+
+impl Account {
+    pub fn new(name: &str) -> Account {
+        Account { name: name.into(), settlement: Quote::ZERO, collateral: Vec::new(), positions: Vec::new() }
+    }
+
+    pub fn position(&self, market: MarketId) -> Option<&Position> {
+        self.positions.iter().find(|p| p.market == market)
+    }
+
+    /// Size of the position in `market` (zero when there is none).
+    pub fn size(&self, market: MarketId) -> Size {
+        self.position(market).map_or(Size::ZERO, |p| p.size)
+    }
+
+    pub fn collateral_balance(&self, asset: AssetId) -> Size {
+        self.collateral.iter().find(|(a, _)| *a == asset).map_or(Size::ZERO, |(_, b)| *b)
+    }
+
+    /// Set the balance of a non-settlement asset, keeping the list sorted and free of zeros.
+    pub fn set_collateral(&mut self, asset: AssetId, balance: Size) {
+        debug_assert!(!balance.is_negative(), "collateral balances are never negative");
+        match self.collateral.binary_search_by_key(&asset, |(a, _)| *a) {
+            Ok(i) if balance.is_zero() => {
+                self.collateral.remove(i);
+            }
+            Ok(i) => self.collateral[i].1 = balance,
+            Err(_) if balance.is_zero() => {}
+            Err(i) => self.collateral.insert(i, (asset, balance)),
+        }
+    }
+
+    /// Replace the position in `market`, keeping the list sorted and free of zero sizes.
+    pub fn set_position(&mut self, position: Position) {
+        debug_assert!(!position.size.is_zero() || position.cost.is_zero(), "a closed position has no cost");
+        match self.positions.binary_search_by_key(&position.market, |p| p.market) {
+            Ok(i) if position.size.is_zero() => {
+                self.positions.remove(i);
+            }
+            Ok(i) => self.positions[i] = position,
+            Err(_) if position.size.is_zero() => {}
+            Err(i) => self.positions.insert(i, position),
+        }
+    }
+}
+
+/// The latest tick of one source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    pub price: Price,
+    pub ts: u64,
+    pub conf: Option<Price>,
+}
+
+/// Per-source counters, shown in the state dump.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounters {
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub name: Box<str>,
+    pub latest: Option<Tick>,
+    pub counters: SourceCounters,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Market {
+    pub name: Box<str>,
+    pub params: MarketParams,
+    pub sources: Vec<Source>,
+    pub index_price: Option<Price>,
+    pub mark_price: Option<Price>,
+    pub frozen: bool,
+    /// Sum of long sizes (= sum of short sizes by zero-sum).
+    pub open_interest: Size,
+    /// The protocol's own signed position from liquidation takeovers.
+    pub inventory: Position,
+}
+
+impl Market {
+    pub fn tier_basis(&self) -> TierBasis {
+        self.params.tier_basis
+    }
+}
+
+/// A non-settlement collateral asset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    pub name: Box<str>,
+    pub weight: Rate,
+    pub index_market: MarketId,
+}
+
+/// Ledger counters per asset: what came in and went out through deposits and withdrawals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flows<T> {
+    pub deposited: T,
+    pub withdrawn: T,
+}

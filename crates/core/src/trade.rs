@@ -1,0 +1,150 @@
+//! Trades from the matching engine: position updates, realized PnL, fees, initial-margin checks.
+//!
+//! Cost basis is exact (sum of size x price). Reducing a position by q of its size s removes
+//! ceil(cost x |q| / |s|) of cost (rounded toward +infinity, so realized PnL rounds against the
+//! account by less than one unit; the remainder stays in the open position's basis, so no value
+//! leaves the account). A full close removes the cost exactly.
+
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::event::Trade;
+use crate::num::{Overflow, Price, Quote, Round, Size};
+use crate::state::{Account, MarketId, Position};
+
+/// The outcome of adding a signed `delta` to a position at `price`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fill {
+    pub position: Position,
+    pub realized_pnl: Quote,
+    /// True when |size| grows or the side flips: such a fill needs initial margin.
+    pub adds_exposure: bool,
+}
+
+/// Pure leaf: apply a fill of signed `delta` at `price` to `position`.
+pub fn fill(position: Position, delta: Size, price: Price) -> Result<Fill, Overflow> {
+    let size = position.size;
+    let new_size = size.checked_add(delta)?;
+    let same_side = size.is_zero() || size.signum() == delta.signum();
+    if same_side {
+        let cost = position.cost.checked_add(delta.mul_price(price))?;
+        let position = Position { size: new_size, cost, ..position };
+        return Ok(Fill { position, realized_pnl: Quote::ZERO, adds_exposure: true });
+    }
+    let closing = delta.checked_abs()?.min(size.checked_abs()?);
+    let removed = if closing == size.checked_abs()? {
+        position.cost
+    } else {
+        position.cost.mul_ratio(closing, size.checked_abs()?, Round::Up)?
+    };
+    // Closing |closing| of a long sells at price; of a short buys at price.
+    let closing_signed = if size.is_positive() { closing } else { closing.checked_neg()? };
+    let realized_pnl = closing_signed.mul_price(price).checked_sub(removed)?;
+    let remaining_cost = position.cost.checked_sub(removed)?;
+    let flipped = !new_size.is_zero() && new_size.signum() != size.signum();
+    let cost = if flipped { remaining_cost.checked_add(new_size.mul_price(price))? } else { remaining_cost };
+    debug_assert!(!flipped || remaining_cost.is_zero(), "a flip closes the old side fully");
+    let cost = if new_size.is_zero() { Quote::ZERO } else { cost };
+    Ok(Fill { position: Position { size: new_size, cost, ..position }, realized_pnl, adds_exposure: flipped })
+}
+
+/// Long open interest added by moving a holder from `old` to `new` size.
+pub fn open_interest_delta(old: Size, new: Size) -> Result<Size, Overflow> {
+    new.max(Size::ZERO).checked_sub(old.max(Size::ZERO))
+}
+
+impl Engine {
+    pub(crate) fn trade(&mut self, trade: &Trade) -> Result<(), Error> {
+        let market_id = self.market_id(&trade.market)?;
+        if trade.buyer == trade.seller {
+            return Err(Error::SelfTrade(trade.buyer.clone()));
+        }
+        let buyer_id = self.account_id(&trade.buyer)?;
+        let seller_id = self.account_id(&trade.seller)?;
+        let market = &self.markets[market_id.0 as usize];
+        if market.mark_price.is_none() {
+            return Err(Error::NoMarkPrice(trade.market.clone()));
+        }
+        let buyer = &self.accounts[buyer_id.0 as usize];
+        let seller = &self.accounts[seller_id.0 as usize];
+        let delta_sell = trade.size.checked_neg()?;
+        let (new_buyer, oi_buyer) = self.filled(buyer, market_id, trade.size, trade.price, trade.buyer_fee)?;
+        let (new_seller, oi_seller) = self.filled(seller, market_id, delta_sell, trade.price, trade.seller_fee)?;
+        let open_interest = market.open_interest.checked_add(oi_buyer)?.checked_add(oi_seller)?;
+        let fees = self.fees_collected.checked_add(trade.buyer_fee)?.checked_add(trade.seller_fee)?;
+        debug_assert!(!open_interest.is_negative(), "open interest is a sum of long sizes");
+        self.markets[market_id.0 as usize].open_interest = open_interest;
+        self.fees_collected = fees;
+        self.accounts[buyer_id.0 as usize] = new_buyer;
+        self.accounts[seller_id.0 as usize] = new_seller;
+        Ok(())
+    }
+
+    /// The account after a fill and its fee, checked against initial margin when the fill adds
+    /// exposure; and the change in long open interest.
+    fn filled(&self, account: &Account, market: MarketId, delta: Size, price: Price, fee: Quote) -> Result<(Account, Size), Error> {
+        let before = account.position(market).copied().unwrap_or(Position { market, size: Size::ZERO, cost: Quote::ZERO });
+        let outcome = fill(before, delta, price)?;
+        let mut after = account.clone();
+        after.settlement = after.settlement.checked_add(outcome.realized_pnl)?.checked_sub(fee)?;
+        after.set_position(outcome.position);
+        if outcome.adds_exposure {
+            let health = self.health_of(&after)?;
+            if health.below_initial() {
+                return Err(Error::InsufficientMargin {
+                    account: account.name.to_string(),
+                    equity: health.equity,
+                    required: health.initial_margin,
+                });
+            }
+        }
+        Ok((after, open_interest_delta(before.size, outcome.position.size)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(size: &str, cost: &str) -> Position {
+        Position { market: MarketId(0), size: Size::parse(size).unwrap(), cost: Quote::parse(cost).unwrap() }
+    }
+    fn s(text: &str) -> Size {
+        Size::parse(text).unwrap()
+    }
+    fn p(text: &str) -> Price {
+        Price::parse(text).unwrap()
+    }
+
+    #[test]
+    fn open_add_reduce_close_flip() {
+        let opened = fill(pos("0", "0"), s("2"), p("100")).unwrap();
+        assert_eq!(opened.position, pos("2", "200"));
+        assert!(opened.adds_exposure);
+        let added = fill(opened.position, s("1"), p("130")).unwrap();
+        assert_eq!(added.position, pos("3", "330"));
+        let reduced = fill(added.position, s("-1"), p("150")).unwrap();
+        assert_eq!(reduced.position, pos("2", "220"));
+        assert_eq!(reduced.realized_pnl, Quote::parse("40").unwrap());
+        assert!(!reduced.adds_exposure);
+        let flipped = fill(reduced.position, s("-5"), p("90")).unwrap();
+        assert_eq!(flipped.realized_pnl, Quote::parse("-40").unwrap());
+        assert_eq!(flipped.position, pos("-3", "-270"));
+        assert!(flipped.adds_exposure);
+        let closed = fill(flipped.position, s("3"), p("80")).unwrap();
+        assert_eq!(closed.realized_pnl, Quote::parse("30").unwrap());
+        assert_eq!(closed.position, pos("0", "0"));
+    }
+
+    #[test]
+    fn partial_reduce_rounds_realized_against_the_account() {
+        // 3 long at a cost of 100 (entry 33.33..); sell 1 at 40: exact realized 40 - 33.33.. .
+        let one_third = fill(pos("3", "100"), s("-1"), p("40")).unwrap();
+        let removed = Quote::parse("100").unwrap().checked_sub(one_third.position.cost).unwrap();
+        assert_eq!(removed, Quote::parse("33.3333333333333334").unwrap());
+        assert_eq!(one_third.realized_pnl, Quote::parse("6.6666666666666666").unwrap());
+        // Short: 3 short at cost -100; buy back 1 at 30: exact gain 33.33.. - 30, rounded down.
+        let short = fill(pos("-3", "-100"), s("1"), p("30")).unwrap();
+        assert_eq!(short.realized_pnl, Quote::parse("3.3333333333333333").unwrap());
+        assert_eq!(short.position.cost, Quote::parse("-66.6666666666666667").unwrap());
+    }
+}

@@ -67,7 +67,12 @@ fn main() -> ExitCode {
         }
         Command::Config { check: Some(path) } => match replay::load_config(Some(&path)) {
             Ok(config) => {
-                println!("{}: valid ({} markets, {} collateral assets)", path.display(), config.markets.len(), config.assets.len() + 1);
+                println!(
+                    "{}: valid ({} markets, {} collateral assets)",
+                    path.display(),
+                    config.markets.len(),
+                    config.assets.len() + 1
+                );
                 ExitCode::SUCCESS
             }
             Err(message) => fail(&message),

@@ -30,7 +30,8 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
     match path {
         None => Ok(Config::embedded_default()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
             Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
         }
     }
@@ -56,7 +57,12 @@ fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
 }
 
 /// Replay `events` into `engine`, writing effects to `out`. Returns the counts.
-pub fn replay_into(engine: &mut Engine, input: Box<dyn BufRead>, out: &mut dyn Write, progress: &indicatif::ProgressBar) -> Result<Summary, String> {
+pub fn replay_into(
+    engine: &mut Engine,
+    input: Box<dyn BufRead>,
+    out: &mut dyn Write,
+    progress: &indicatif::ProgressBar,
+) -> Result<Summary, String> {
     let mut reader = LineReader::new(input, MAX_LINE_BYTES);
     let mut summary = Summary::default();
     let mut effects: Vec<Effect> = Vec::with_capacity(64);
@@ -80,7 +86,7 @@ pub fn replay_into(engine: &mut Engine, input: Box<dyn BufRead>, out: &mut dyn W
             }
         }
         for effect in &effects {
-            if matches!(effect.kind, solvent_core::EffectKind::Rejected { .. }) {
+            if effect.rejection_kind().is_some() {
                 summary.rejected += 1;
             }
             serde_json::to_writer(&mut *out, effect).map_err(|e| format!("writing effects: {e}"))?;

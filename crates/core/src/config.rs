@@ -55,6 +55,13 @@ pub struct MarketParams {
     pub max_age_ms: u64,
     pub max_deviation: Rate,
     pub max_jump: Rate,
+    /// A tick more than this far ahead of the engine clock is rejected (`future_ts`).
+    pub max_future_ms: u64,
+    /// A tick whose `conf` / price exceeds this is not usable (too uncertain).
+    pub max_conf: Rate,
+    /// Time constant of the EMA of the basis (trade price - index) added to the index to form the
+    /// mark; 0 = mark is the index.
+    pub mark_ema_ms: u64,
 }
 
 /// A tier as written in TOML or a `params` event: decimal strings.
@@ -116,8 +123,11 @@ impl MarketParams {
         if self.max_age_ms == 0 {
             return bad("max_age_ms must be positive");
         }
-        if !self.max_deviation.is_positive() || !self.max_jump.is_positive() {
-            return bad("max_deviation and max_jump must be positive");
+        if !self.max_deviation.is_positive() || !self.max_jump.is_positive() || !self.max_conf.is_positive() {
+            return bad("max_deviation, max_jump and max_conf must be positive");
+        }
+        if self.max_deviation >= Rate::ONE || self.max_conf >= Rate::ONE {
+            return bad("max_deviation and max_conf must be below 1");
         }
         Ok(())
     }
@@ -136,6 +146,8 @@ pub struct AssetConfig {
 pub struct MarketConfig {
     pub name: String,
     pub sources: Vec<String>,
+    /// Per source (same order), an ed25519 public key: then its ticks must be signed.
+    pub source_keys: Vec<Option<[u8; 32]>>,
     pub params: MarketParams,
 }
 
@@ -174,12 +186,43 @@ struct RawMarket {
     tier_mode: TierMode,
     im_factor: Rate,
     liquidation_buffer: Rate,
-    sources: Vec<String>,
+    sources: Vec<SourceSpec>,
     quorum: u32,
     max_age_ms: u64,
     max_deviation: Rate,
     max_jump: Rate,
+    #[serde(default = "default_max_future_ms")]
+    max_future_ms: u64,
+    #[serde(default = "default_max_conf")]
+    max_conf: Rate,
+    #[serde(default)]
+    mark_ema_ms: u64,
     tiers: Vec<TierSpec>,
+}
+
+/// A source: a bare name, or a name with a hex ed25519 public key.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SourceSpec {
+    Name(String),
+    Keyed { name: String, public_key: String },
+}
+
+fn default_max_future_ms() -> u64 {
+    2_000
+}
+
+fn default_max_conf() -> Rate {
+    Rate::from_raw(2_000_000) // 2%
+}
+
+fn parse_key(market: &str, name: &str, hex_key: &str) -> Result<[u8; 32], ConfigError> {
+    let invalid = || ConfigError::Invalid(format!("market {market}: source {name}: public_key must be 64 hex digits"));
+    let bytes = hex::decode(hex_key).map_err(|_| invalid())?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| invalid())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key)
+        .map_err(|_| ConfigError::Invalid(format!("market {market}: source {name}: not a valid ed25519 key")))?;
+    Ok(key)
 }
 
 /// Why a configuration file was refused.
@@ -243,10 +286,18 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
     if raw.sources.is_empty() || raw.sources.len() > MAX_SOURCES {
         return Err(ConfigError::Invalid(format!("market {}: between 1 and {MAX_SOURCES} sources", raw.name)));
     }
-    for source in &raw.sources {
-        check_id("source", source)?;
+    let mut sources = Vec::with_capacity(raw.sources.len());
+    let mut source_keys = Vec::with_capacity(raw.sources.len());
+    for spec in &raw.sources {
+        let (name, key) = match spec {
+            SourceSpec::Name(name) => (name, None),
+            SourceSpec::Keyed { name, public_key } => (name, Some(parse_key(&raw.name, name, public_key)?)),
+        };
+        check_id("source", name)?;
+        sources.push(name.clone());
+        source_keys.push(key);
     }
-    let mut sorted = raw.sources.clone();
+    let mut sorted = sources.clone();
     sorted.sort_unstable();
     if sorted.windows(2).any(|w| w[0] == w[1]) {
         return Err(ConfigError::Invalid(format!("market {}: duplicate source", raw.name)));
@@ -263,12 +314,15 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
         max_age_ms: raw.max_age_ms,
         max_deviation: raw.max_deviation,
         max_jump: raw.max_jump,
+        max_future_ms: raw.max_future_ms,
+        max_conf: raw.max_conf,
+        mark_ema_ms: raw.mark_ema_ms,
     };
     params.validate().map_err(invalid)?;
-    if params.quorum as usize > raw.sources.len() {
+    if params.quorum as usize > sources.len() {
         return Err(ConfigError::Invalid(format!("market {}: quorum exceeds the number of sources", raw.name)));
     }
-    Ok(MarketConfig { name: raw.name, sources: raw.sources, params })
+    Ok(MarketConfig { name: raw.name, sources, source_keys, params })
 }
 
 #[cfg(test)]
@@ -287,7 +341,10 @@ mod tests {
         assert_eq!(btc.params.max_age_ms, 5000);
         assert_eq!(btc.params.im_factor, Rate::from_int(2).unwrap());
         let froms: Vec<i128> = btc.params.tiers.iter().map(|t| t.from_raw).collect();
-        assert_eq!(froms, vec![0, 50 * Size::ONE_RAW as i128, 250 * Size::ONE_RAW as i128, 1000 * Size::ONE_RAW as i128]);
+        assert_eq!(
+            froms,
+            vec![0, 50 * Size::ONE_RAW as i128, 250 * Size::ONE_RAW as i128, 1000 * Size::ONE_RAW as i128]
+        );
         assert_eq!(config.assets[0].weight, Rate::parse("0.9").unwrap());
         assert_eq!(config.assets[1].weight, Rate::parse("0.85").unwrap());
     }

@@ -4,7 +4,7 @@
 use crate::engine::Engine;
 use crate::margin;
 use crate::num::{Price, Quote, Size};
-use crate::state::{Account, Market};
+use crate::state::{Account, Market, SourceCounters};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -24,17 +24,23 @@ pub struct MarketDump {
     pub index_price: Option<Price>,
     pub mark_price: Option<Price>,
     pub frozen: bool,
+    /// The last index move was held back by the jump clamp.
+    pub jump_clamped: bool,
     pub open_interest: Size,
     pub liquidation_inventory: Size,
+    pub unknown_source_ticks: u64,
     pub sources: BTreeMap<String, SourceDump>,
 }
 
 #[derive(Serialize)]
 pub struct SourceDump {
     pub price: Option<Price>,
+    pub conf: Option<Price>,
     pub last_seen_ts: Option<u64>,
-    pub accepted: u64,
-    pub rejected: u64,
+    /// usable, stale, outlier, wide_conf or missing, as last judged.
+    pub status: &'static str,
+    pub signed: bool,
+    pub counters: SourceCounters,
 }
 
 #[derive(Serialize)]
@@ -128,17 +134,21 @@ fn market_dump(market: &Market) -> MarketDump {
         index_price: market.index_price,
         mark_price: market.mark_price,
         frozen: market.frozen,
+        jump_clamped: market.clamped,
         open_interest: market.open_interest,
         liquidation_inventory: market.inventory.size,
+        unknown_source_ticks: market.unknown_source_ticks,
         sources: market
             .sources
             .iter()
             .map(|s| {
                 let dump = SourceDump {
                     price: s.latest.map(|t| t.price),
+                    conf: s.latest.and_then(|t| t.conf),
                     last_seen_ts: s.latest.map(|t| t.ts),
-                    accepted: s.counters.accepted,
-                    rejected: s.counters.rejected,
+                    status: s.status.name(),
+                    signed: s.public_key.is_some(),
+                    counters: s.counters,
                 };
                 (s.name.to_string(), dump)
             })

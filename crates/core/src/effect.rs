@@ -2,6 +2,7 @@
 //! event that caused it) and `ts`, then the fields of its kind. `docs/events.md` is the reference.
 
 use crate::error::Error;
+use crate::num::Price;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
@@ -17,17 +18,53 @@ pub struct Effect {
 pub enum EffectKind {
     /// The event was refused; the state did not change.
     Rejected { error: String, message: String },
+    /// A price tick was refused on arrival (bad_signature, unknown_source, future_ts, replayed; the
+    /// state did not change), or a source stopped counting toward the index (stale, outlier,
+    /// wide_conf).
+    /// `event_refused` tells the two apart.
+    OracleRejected { market: String, source: String, reason: String, event_refused: bool, message: String },
+    /// Fewer than `quorum` usable sources: the mark is held and liquidations in the market pause.
+    OracleFrozen { market: String, usable: u32, quorum: u32, mark_price: Option<Price> },
+    /// Quorum is back; the index is live again.
+    OracleThawed { market: String, usable: u32, quorum: u32, index_price: Price },
+    /// Something an operator should see; `alert` names it (`jump_clamped`, ...).
+    Alert { alert: String, market: String, message: String },
 }
 
 impl Effect {
+    /// The effect of a refused event: `oracle_rejected` for a price tick refused on arrival,
+    /// `rejected` for everything else. Both carry the stable error kind.
     pub fn rejected(seq: u64, ts: u64, error: &Error) -> Effect {
-        Effect { seq, ts, kind: EffectKind::Rejected { error: error.kind().to_string(), message: error.to_string() } }
+        let kind = match error.oracle_subject() {
+            Some((market, source)) => EffectKind::OracleRejected {
+                market: market.to_string(),
+                source: source.to_string(),
+                reason: error.kind().to_string(),
+                event_refused: true,
+                message: error.to_string(),
+            },
+            None => EffectKind::Rejected { error: error.kind().to_string(), message: error.to_string() },
+        };
+        Effect { seq, ts, kind }
+    }
+
+    /// The stable error kind when this effect reports a refused event.
+    pub fn rejection_kind(&self) -> Option<&str> {
+        match &self.kind {
+            EffectKind::Rejected { error, .. } => Some(error),
+            EffectKind::OracleRejected { reason, event_refused: true, .. } => Some(reason),
+            _ => None,
+        }
     }
 
     /// The effect's `type` name.
     pub fn type_name(&self) -> &'static str {
         match self.kind {
             EffectKind::Rejected { .. } => "rejected",
+            EffectKind::OracleRejected { .. } => "oracle_rejected",
+            EffectKind::OracleFrozen { .. } => "oracle_frozen",
+            EffectKind::OracleThawed { .. } => "oracle_thawed",
+            EffectKind::Alert { .. } => "alert",
         }
     }
 

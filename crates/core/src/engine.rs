@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::margin::{self, Health};
 use crate::num::{Overflow, Quote, Size};
-use crate::state::{Account, AccountId, Asset, AssetId, Flows, Market, MarketId, Position, Source};
+use crate::state::{Account, AccountId, Asset, AssetId, Flows, Market, MarketId, Position, Source, SourceStatus};
 use std::collections::HashMap;
 
 /// The solvency state machine.
@@ -41,19 +41,33 @@ impl Engine {
         let markets: Vec<Market> = config
             .markets
             .iter()
-            .map(|m| Market {
+            .enumerate()
+            .map(|(i, m)| Market {
                 name: m.name.as_str().into(),
                 params: m.params.clone(),
                 sources: m
                     .sources
                     .iter()
-                    .map(|s| Source { name: s.as_str().into(), latest: None, counters: Default::default() })
+                    .zip(&m.source_keys)
+                    .map(|(name, key)| Source {
+                        name: name.as_str().into(),
+                        public_key: *key,
+                        latest: None,
+                        status: SourceStatus::Missing,
+                        counters: Default::default(),
+                    })
                     .collect(),
+                unknown_source_ticks: 0,
                 index_price: None,
                 mark_price: None,
-                frozen: false,
+                // A market with no price yet is frozen; quorum thaws it (`oracle_thawed`).
+                frozen: true,
+                clamped: false,
+                jump_anchor: None,
+                basis_ema_raw: 0,
+                basis_ts: 0,
                 open_interest: Size::ZERO,
-                inventory: Position { market: MarketId(0), size: Size::ZERO, cost: Quote::ZERO },
+                inventory: Position { market: MarketId(i as u16), size: Size::ZERO, cost: Quote::ZERO },
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -62,7 +76,7 @@ impl Engine {
             .iter()
             .map(|a| Asset { name: a.name.as_str().into(), weight: a.weight, index_market: market_id(&a.index_market) })
             .collect();
-        let mut engine = Engine {
+        Engine {
             settlement_name: config.settlement_asset.as_str().into(),
             max_accounts: config.max_accounts,
             asset_flows: vec![Flows::default(); assets.len()],
@@ -75,11 +89,7 @@ impl Engine {
             settlement_flows: Flows::default(),
             last_ts: 0,
             last_seq: 0,
-        };
-        for (i, market) in engine.markets.iter_mut().enumerate() {
-            market.inventory.market = MarketId(i as u16);
         }
-        engine
     }
 
     /// Apply one event with sequence number `seq`. On success effects are appended to `out`; on
@@ -87,7 +97,8 @@ impl Engine {
     pub fn apply(&mut self, seq: u64, event: &Event, out: &mut Vec<Effect>) -> Result<(), Error> {
         self.last_seq = seq;
         let ts = event.ts();
-        if ts < self.last_ts {
+        let advances_clock = event.advances_clock();
+        if advances_clock && ts < self.last_ts {
             return Err(Error::TimeBackwards { ts, last_ts: self.last_ts });
         }
         let effects_before = out.len();
@@ -102,12 +113,15 @@ impl Engine {
         };
         match result {
             Ok(()) => {
-                self.last_ts = ts;
+                if advances_clock {
+                    self.last_ts = ts;
+                }
                 Ok(())
             }
             Err(error) => {
                 debug_assert_eq!(out.len(), effects_before, "a rejected event emits nothing");
                 out.truncate(effects_before);
+                self.count_oracle_rejection(&error);
                 Err(error)
             }
         }
@@ -121,7 +135,7 @@ impl Engine {
         match Event::parse_line(line) {
             Ok(event) => {
                 if let Err(error) = self.apply(seq, &event, out) {
-                    out.push(Effect::rejected(seq, event.ts(), &error));
+                    out.push(Effect::rejected(seq, event.ts().max(self.last_ts), &error));
                 }
             }
             Err(error) => {

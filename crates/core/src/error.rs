@@ -46,6 +46,14 @@ pub enum Error {
     #[error("unknown auction {0:?}")]
     UnknownAuction(String),
 
+    // ---- oracle ticks refused on arrival (reported as `oracle_rejected` effects) ----
+    #[error("market {market}, source {source_name}: bad signature ({detail})")]
+    BadSignature { market: String, source_name: String, detail: &'static str },
+    #[error("market {market}, source {source_name}: tick ts {ts} is more than {max_future_ms} ms ahead of the engine clock {now}")]
+    FutureTs { market: String, source_name: String, ts: u64, now: u64, max_future_ms: u64 },
+    #[error("market {market}, source {source_name}: tick ts {ts} is not after the source's last tick at {last_ts} (replayed or out of order)")]
+    ReplayedTick { market: String, source_name: String, ts: u64, last_ts: u64 },
+
     // ---- sequencing ----
     #[error("time went backwards: ts {ts} is before the last accepted ts {last_ts}")]
     TimeBackwards { ts: u64, last_ts: u64 },
@@ -61,6 +69,8 @@ pub enum Error {
     WithdrawalExceedsFree { account: String, amount: String, free: Quote },
     #[error("account {account}: balance of {asset} is {balance}, below the {amount} asked")]
     InsufficientBalance { account: String, asset: String, balance: String, amount: String },
+    #[error("market {market} is frozen (oracle quorum lost): {what} depends on its held price")]
+    MarketFrozen { market: String, what: &'static str },
     #[error("account limit of {max} reached")]
     TooManyAccounts { max: usize },
     #[error("invalid params: {0}")]
@@ -76,6 +86,17 @@ impl From<Overflow> for Error {
 }
 
 impl Error {
+    /// For a price tick refused on arrival: (market, source).
+    pub fn oracle_subject(&self) -> Option<(&str, &str)> {
+        match self {
+            Error::UnknownSource { market, source_name }
+            | Error::BadSignature { market, source_name, .. }
+            | Error::FutureTs { market, source_name, .. }
+            | Error::ReplayedTick { market, source_name, .. } => Some((market, source_name)),
+            _ => None,
+        }
+    }
+
     /// Stable snake_case kind of this error.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -97,12 +118,16 @@ impl Error {
             Error::UnknownSource { .. } => "unknown_source",
             Error::UnknownAccount(_) => "unknown_account",
             Error::UnknownAuction(_) => "unknown_auction",
+            Error::BadSignature { .. } => "bad_signature",
+            Error::FutureTs { .. } => "future_ts",
+            Error::ReplayedTick { .. } => "replayed",
             Error::TimeBackwards { .. } => "time_backwards",
             Error::SelfTrade(_) => "self_trade",
             Error::NoMarkPrice(_) => "no_mark_price",
             Error::InsufficientMargin { .. } => "insufficient_margin",
             Error::WithdrawalExceedsFree { .. } => "withdrawal_exceeds_free_collateral",
             Error::InsufficientBalance { .. } => "insufficient_balance",
+            Error::MarketFrozen { .. } => "market_frozen",
             Error::TooManyAccounts { .. } => "too_many_accounts",
             Error::InvalidParams(_) => "invalid_params",
             Error::Overflow => "overflow",

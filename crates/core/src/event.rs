@@ -80,6 +80,9 @@ pub struct ParamsUpdate {
     pub max_age_ms: Option<u64>,
     pub max_deviation: Option<Rate>,
     pub max_jump: Option<Rate>,
+    pub max_future_ms: Option<u64>,
+    pub max_conf: Option<Rate>,
+    pub mark_ema_ms: Option<u64>,
 }
 
 impl Event {
@@ -92,6 +95,13 @@ impl Event {
             Event::Clock { ts } => *ts,
             Event::Params(p) => p.ts,
         }
+    }
+
+    /// Whether the event's `ts` is trusted time that advances the engine clock. Price ticks carry
+    /// their source's timestamp and never move the clock: a source, honest or not, cannot make
+    /// time run (the clock comes from the sequencer's events, `clock` among them).
+    pub fn advances_clock(&self) -> bool {
+        !matches!(self, Event::Price(_))
     }
 
     /// Parse one line (without its newline) of the JSON Lines input.
@@ -246,13 +256,17 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         None => None,
         Some("size") => Some(TierBasis::Size),
         Some("notional") => Some(TierBasis::Notional),
-        Some(_) => return Err(Error::InvalidFieldType { field: "tier_basis".into(), expected: "\"size\" or \"notional\"" }),
+        Some(_) => {
+            return Err(Error::InvalidFieldType { field: "tier_basis".into(), expected: "\"size\" or \"notional\"" })
+        }
     };
     let tier_mode = match enum_field(fields, "tier_mode")?.as_deref() {
         None => None,
         Some("marginal") => Some(TierMode::Marginal),
         Some("whole") => Some(TierMode::Whole),
-        Some(_) => return Err(Error::InvalidFieldType { field: "tier_mode".into(), expected: "\"marginal\" or \"whole\"" }),
+        Some(_) => {
+            return Err(Error::InvalidFieldType { field: "tier_mode".into(), expected: "\"marginal\" or \"whole\"" })
+        }
     };
     let tiers = match fields.take_json("tiers")? {
         None => None,
@@ -274,6 +288,9 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         max_age_ms: fields.take_u64("max_age_ms")?,
         max_deviation: optional_decimal(fields, "max_deviation", Rate::parse)?,
         max_jump: optional_decimal(fields, "max_jump", Rate::parse)?,
+        max_future_ms: fields.take_u64("max_future_ms")?,
+        max_conf: optional_decimal(fields, "max_conf", Rate::parse)?,
+        mark_ema_ms: fields.take_u64("mark_ema_ms")?,
     })
 }
 
@@ -286,7 +303,9 @@ fn parse_tiers(value: serde_json::Value) -> Result<Vec<TierSpec>, Error> {
     }
     array
         .iter()
-        .map(|tier| serde_json::from_value::<TierSpec>(tier.clone()).map_err(|e| Error::InvalidParams(format!("tiers: {e}"))))
+        .map(|tier| {
+            serde_json::from_value::<TierSpec>(tier.clone()).map_err(|e| Error::InvalidParams(format!("tiers: {e}")))
+        })
         .collect()
 }
 

@@ -101,14 +101,16 @@ impl Engine {
     fn encode_account(&self, account: &Account, sink: &mut impl Sink) {
         sink.str(&account.name);
         sink.i128(account.settlement.raw());
-        let mut collateral: Vec<_> = account.collateral.iter().map(|(id, b)| (&*self.assets[id.0 as usize].name, *b)).collect();
+        let mut collateral: Vec<_> =
+            account.collateral.iter().map(|(id, b)| (&*self.assets[id.0 as usize].name, *b)).collect();
         collateral.sort_unstable_by_key(|(name, _)| *name);
         sink.u64(collateral.len() as u64);
         for (name, balance) in collateral {
             sink.str(name);
             sink.i64(balance.raw());
         }
-        let mut positions: Vec<_> = account.positions.iter().map(|p| (&*self.markets[p.market.0 as usize].name, p)).collect();
+        let mut positions: Vec<_> =
+            account.positions.iter().map(|p| (&*self.markets[p.market.0 as usize].name, p)).collect();
         positions.sort_unstable_by_key(|(name, _)| *name);
         sink.u64(positions.len() as u64);
         for (name, position) in positions {
@@ -127,13 +129,31 @@ fn encode_market(market: &Market, sink: &mut impl Sink) {
     sink.u64(sources.len() as u64);
     for source in sources {
         sink.str(&source.name);
+        match &source.public_key {
+            None => sink.u8(0),
+            Some(key) => {
+                sink.u8(1);
+                sink.put(key);
+            }
+        }
         encode_tick(source.latest, sink);
-        sink.u64(source.counters.accepted);
-        sink.u64(source.counters.rejected);
+        sink.str(source.status.name());
+        // Counters are telemetry and deliberately not hashed (see state.rs).
     }
     sink.opt_price(market.index_price);
     sink.opt_price(market.mark_price);
     sink.u8(u8::from(market.frozen));
+    sink.u8(u8::from(market.clamped));
+    match market.jump_anchor {
+        None => sink.u8(0),
+        Some((price, ts)) => {
+            sink.u8(1);
+            sink.i64(price.raw());
+            sink.u64(ts);
+        }
+    }
+    sink.i64(market.basis_ema_raw);
+    sink.u64(market.basis_ts);
     sink.i64(market.open_interest.raw());
     sink.i64(market.inventory.size.raw());
     sink.i128(market.inventory.cost.raw());
@@ -172,4 +192,7 @@ fn encode_params(params: &MarketParams, sink: &mut impl Sink) {
     sink.u64(params.max_age_ms);
     sink.i64(params.max_deviation.raw());
     sink.i64(params.max_jump.raw());
+    sink.u64(params.max_future_ms);
+    sink.i64(params.max_conf.raw());
+    sink.u64(params.mark_ema_ms);
 }

@@ -190,7 +190,12 @@ fn mm_pieces(params: &MarketParams, size: Size) -> Vec<Piece> {
 /// The mark of `market_id` at which the account's equity equals its MM, all other prices held
 /// (collateral indexed on that market moves with it). Rounded toward the current mark (a long is
 /// shown liquidated a little early, a short likewise). `None` where no such positive price exists.
-pub fn liquidation_price(account: &Account, market_id: MarketId, assets: &[Asset], markets: &[Market]) -> Option<Price> {
+pub fn liquidation_price(
+    account: &Account,
+    market_id: MarketId,
+    assets: &[Asset],
+    markets: &[Market],
+) -> Option<Price> {
     let position = account.position(market_id)?;
     let market = &markets[market_id.0 as usize];
     let mark = market.mark_price?;
@@ -227,7 +232,11 @@ pub fn liquidation_price(account: &Account, market_id: MarketId, assets: &[Asset
         }
         let numerator = c + piece.a - a;
         let root_down = floor_div(numerator, denominator);
-        let root = if denominator > I256::ZERO { root_down + I256::from(i128::from(numerator % denominator != I256::ZERO)) } else { root_down };
+        let root = if denominator > I256::ZERO {
+            root_down + I256::from(i128::from(numerator % denominator != I256::ZERO))
+        } else {
+            root_down
+        };
         if root <= I256::ZERO || root < piece.lo_raw || root >= piece.hi_raw {
             continue;
         }
@@ -287,7 +296,7 @@ mod tests {
         }
         let mark = Price::parse("10000").unwrap();
         let size = Size::parse("300").unwrap(); // notional 3,000,000: third bracket
-        // amount = 500,000 x 2.5% + 2,500,000 x 5% = 137,500; MM = 3,000,000 x 10% - 137,500.
+                                                // amount = 500,000 x 2.5% + 2,500,000 x 5% = 137,500; MM = 3,000,000 x 10% - 137,500.
         assert_eq!(position_mm(&params, size, mark), Ok(q("162500")));
     }
 }

@@ -107,10 +107,7 @@ pub fn parse_scaled(text: &str, decimals: u32) -> Result<i128, NumError> {
     }
     let mut value: i128 = 0;
     for b in int_part.bytes().chain(frac.bytes()) {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i128::from(b - b'0')))
-            .ok_or(NumError::Overflow)?;
+        value = value.checked_mul(10).and_then(|v| v.checked_add(i128::from(b - b'0'))).ok_or(NumError::Overflow)?;
     }
     let pad = decimals - frac.len() as u32;
     value = value.checked_mul(10i128.pow(pad)).ok_or(NumError::Overflow)?;

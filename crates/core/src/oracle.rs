@@ -1,16 +1,48 @@
-//! Oracle aggregation: each whitelisted source's latest tick is stored as it arrives; the index is
-//! the median of the latest ticks, and the mark equals the index.
+//! Streaming oracle defence (DESIGN section 6).
 //!
-//! Judging happens when the index is computed (not when a tick arrives), so honest sources moving
-//! together are never blocked by the order of their ticks. The defences of DESIGN section 6
-//! (staleness, outliers, quorum freeze, jump clamp, signatures) extend `compute_index`.
+//! On arrival a tick is checked only for what it claims about itself: a whitelisted source, a
+//! valid signature when the source has a key, a timestamp not too far ahead of the engine clock
+//! and newer than that source's last tick. Refusals leave the state unchanged.
+//!
+//! Judging happens when the index is computed ([`judge`]), after every accepted tick and every
+//! clock event, so honest sources moving together are never blocked by the order of their ticks:
+//! 1. a source older than `max_age_ms`, or with `conf` / price above `max_conf`, is unusable;
+//! 2. the median of the rest is taken; sources farther than `max_deviation` from it are outliers;
+//! 3. below `quorum` usable sources the market **freezes** (mark held, liquidations paused);
+//! 4. the index is the median of the usable sources; when every one reports `conf`, a
+//!    confidence-weighted median, but clamped between the two middle order statistics, so no
+//!    weighting can take it outside the range of a majority;
+//! 5. the index moves at most `max_jump` from where it stood at the start of each one-second
+//!    window of engine time; a larger move is clamped and flagged with an `alert` effect.
+//!
+//! Why a minority cannot move the mark: with n usable sources of which f < n/2 lie, the lower and
+//! upper medians are both bounded by honest values, and every step above only picks a value
+//! between them (or holds the previous one).
 
+use crate::config::{MarketParams, MAX_SOURCES};
+use crate::effect::{Effect, EffectKind};
 use crate::engine::Engine;
-use crate::effect::Effect;
 use crate::error::Error;
 use crate::event::PriceTick;
-use crate::num::{Price, Round};
-use crate::state::{Market, MarketId, Tick};
+use crate::num::{div_round, mul_div, Price, Rate, Round};
+use crate::state::{Market, MarketId, SourceStatus, Tick};
+
+/// Length of a jump-clamp window, engine milliseconds.
+pub const JUMP_WINDOW_MS: u64 = 1_000;
+
+/// Canonical bytes a source signs: tag, market, source (length-prefixed), raw price (i64 LE,
+/// 8 decimals) and ts (u64 LE).
+pub fn tick_message(market: &str, source: &str, price: Price, ts: u64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(64);
+    message.extend_from_slice(b"solvent-tick-v1");
+    for part in [market, source] {
+        message.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        message.extend_from_slice(part.as_bytes());
+    }
+    message.extend_from_slice(&price.raw().to_le_bytes());
+    message.extend_from_slice(&ts.to_le_bytes());
+    message
+}
 
 /// Median of `prices` (sorted in place). For an even count, the mean of the two middle values
 /// rounded down. `None` for an empty slice.
@@ -24,49 +56,313 @@ pub fn median(prices: &mut [Price]) -> Option<Price> {
         return Some(prices[mid]);
     }
     let sum = i128::from(prices[mid - 1].raw()) + i128::from(prices[mid].raw());
-    let mean = crate::num::div_round(sum, 2, Round::Down).ok()?;
+    let mean = div_round(sum, 2, Round::Down).ok()?;
     i64::try_from(mean).ok().map(Price::from_raw)
 }
 
-/// The index of a market from its sources' latest ticks.
-pub fn compute_index(market: &Market) -> Option<Price> {
-    let mut prices = [Price::ZERO; crate::config::MAX_SOURCES];
-    let mut count = 0;
-    for source in &market.sources {
-        if let Some(tick) = source.latest {
-            prices[count] = tick.price;
-            count += 1;
+/// The lower weighted median of (price, weight) pairs, clamped between the lower and upper
+/// unweighted medians. Pairs are sorted in place. `None` for an empty slice.
+pub fn clamped_weighted_median(pairs: &mut [(Price, u128)]) -> Option<Price> {
+    if pairs.is_empty() {
+        return None;
+    }
+    pairs.sort_unstable();
+    let n = pairs.len();
+    let (lower, upper) = (pairs[(n - 1) / 2].0, pairs[n / 2].0);
+    let total: u128 = pairs.iter().map(|(_, w)| *w).sum();
+    let mut cumulative = 0u128;
+    let mut chosen = pairs[n - 1].0;
+    for (price, weight) in pairs.iter() {
+        cumulative += weight;
+        if cumulative * 2 >= total {
+            chosen = *price;
+            break;
         }
     }
-    median(&mut prices[..count])
+    Some(chosen.clamp(lower, upper))
+}
+
+/// The outcome of judging a market's sources at engine time `now_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Judgement {
+    pub statuses: [SourceStatus; MAX_SOURCES],
+    pub usable: u32,
+    /// `None` when fewer than `quorum` sources are usable.
+    pub index: Option<Price>,
+}
+
+/// Pure: judge every source of `market` and compute the raw (unclamped) index.
+pub fn judge(market: &Market, now_ms: u64) -> Judgement {
+    let params = &market.params;
+    let mut statuses = [SourceStatus::Missing; MAX_SOURCES];
+    let mut fresh = [Price::ZERO; MAX_SOURCES];
+    let mut fresh_count = 0;
+    for (i, source) in market.sources.iter().enumerate() {
+        statuses[i] = match source.latest {
+            None => SourceStatus::Missing,
+            Some(tick) if now_ms.saturating_sub(tick.ts) > params.max_age_ms => SourceStatus::Stale,
+            Some(tick) if conf_too_wide(&tick, params) => SourceStatus::WideConf,
+            Some(tick) => {
+                fresh[fresh_count] = tick.price;
+                fresh_count += 1;
+                SourceStatus::Usable
+            }
+        };
+    }
+    let Some(first_median) = median(&mut fresh[..fresh_count]) else {
+        return Judgement { statuses, usable: 0, index: None };
+    };
+    let mut pairs = [(Price::ZERO, 0u128); MAX_SOURCES];
+    let mut usable = 0;
+    let mut all_conf = true;
+    for (i, source) in market.sources.iter().enumerate() {
+        let Some(tick) = source.latest.filter(|_| statuses[i] == SourceStatus::Usable) else { continue };
+        if is_outlier(tick.price, first_median, params.max_deviation) {
+            statuses[i] = SourceStatus::Outlier;
+            continue;
+        }
+        all_conf &= tick.conf.is_some();
+        pairs[usable] = (tick.price, confidence_weight(tick.conf));
+        usable += 1;
+    }
+    let index = if (usable as u32) < params.quorum {
+        None
+    } else if all_conf {
+        clamped_weighted_median(&mut pairs[..usable])
+    } else {
+        let mut prices = [Price::ZERO; MAX_SOURCES];
+        for (slot, (price, _)) in prices.iter_mut().zip(&pairs[..usable]) {
+            *slot = *price;
+        }
+        median(&mut prices[..usable])
+    };
+    Judgement { statuses, usable: usable as u32, index }
+}
+
+fn conf_too_wide(tick: &Tick, params: &MarketParams) -> bool {
+    // conf / price > max_conf  <=>  conf x ONE > price x max_conf (all positive).
+    tick.conf.is_some_and(|conf| {
+        i128::from(conf.raw()) * i128::from(Rate::ONE_RAW)
+            > i128::from(tick.price.raw()) * i128::from(params.max_conf.raw())
+    })
+}
+
+fn is_outlier(price: Price, median: Price, max_deviation: Rate) -> bool {
+    let distance = (i128::from(price.raw()) - i128::from(median.raw())).abs();
+    distance * i128::from(Rate::ONE_RAW) > i128::from(median.raw()) * i128::from(max_deviation.raw())
+}
+
+/// Weight 10^16 / conf (conf in raw units, at least 1): tighter intervals weigh more.
+fn confidence_weight(conf: Option<Price>) -> u128 {
+    let conf_raw = conf.map_or(1, |c| c.raw().max(1)) as u128;
+    10u128.pow(16) / conf_raw
+}
+
+/// Pure: bound `raw` to within `max_jump` x (window length) of the window's anchor index.
+/// Returns the index, whether it was clamped, and the anchor to keep.
+pub fn clamp_jump(
+    anchor: Option<(Price, u64)>,
+    raw: Price,
+    now_ms: u64,
+    max_jump: Rate,
+) -> (Price, bool, (Price, u64)) {
+    let Some((anchor_price, anchor_ts)) = anchor else {
+        return (raw, false, (raw, now_ms));
+    };
+    let elapsed_ms = now_ms.saturating_sub(anchor_ts).max(JUMP_WINDOW_MS);
+    let anchor_raw = i128::from(anchor_price.raw());
+    let allowed_rate =
+        mul_div(i128::from(max_jump.raw()), i128::from(elapsed_ms), i128::from(JUMP_WINDOW_MS), Round::Down)
+            .unwrap_or(i128::MAX);
+    let bound = mul_div(anchor_raw, allowed_rate, i128::from(Rate::ONE_RAW), Round::Down).unwrap_or(i128::MAX);
+    let low = anchor_raw.saturating_sub(bound).max(1);
+    let high = anchor_raw.saturating_add(bound).min(i128::from(i64::MAX));
+    let clamped_raw = i128::from(raw.raw()).clamp(low, high);
+    let index = Price::from_raw(clamped_raw as i64);
+    let next_anchor =
+        if now_ms.saturating_sub(anchor_ts) >= JUMP_WINDOW_MS { (index, now_ms) } else { (anchor_price, anchor_ts) };
+    (index, index != raw, next_anchor)
+}
+
+/// Mark = index + EMA of the basis, the basis capped at `max_deviation` x index; at least 1 raw.
+pub fn mark_from(index: Price, basis_ema_raw: i64, params: &MarketParams) -> Price {
+    if params.mark_ema_ms == 0 {
+        return index;
+    }
+    let cap = mul_div(
+        i128::from(index.raw()),
+        i128::from(params.max_deviation.raw()),
+        i128::from(Rate::ONE_RAW),
+        Round::Down,
+    )
+    .unwrap_or(0);
+    let basis = i128::from(basis_ema_raw).clamp(-cap, cap);
+    let mark = (i128::from(index.raw()) + basis).clamp(1, i128::from(i64::MAX));
+    Price::from_raw(mark as i64)
+}
+
+/// Pure: the basis EMA after a trade at `trade_price` when the index is `index`, `elapsed_ms`
+/// after the previous sample. Weight of the new sample: min(1, elapsed / mark_ema_ms), rounded down.
+pub fn updated_basis(ema_raw: i64, index: Price, trade_price: Price, elapsed_ms: u64, ema_ms: u64) -> i64 {
+    let sample = i128::from(trade_price.raw()) - i128::from(index.raw());
+    let weight_num = i128::from(elapsed_ms.min(ema_ms));
+    let step = mul_div(sample - i128::from(ema_raw), weight_num, i128::from(ema_ms.max(1)), Round::Down).unwrap_or(0);
+    (i128::from(ema_raw) + step).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 impl Engine {
-    pub(crate) fn price(&mut self, _seq: u64, tick: &PriceTick, _out: &mut Vec<Effect>) -> Result<(), Error> {
+    pub(crate) fn price(&mut self, seq: u64, tick: &PriceTick, out: &mut Vec<Effect>) -> Result<(), Error> {
         let market_id = self.market_id(&tick.market)?;
-        let market = &mut self.markets[market_id.0 as usize];
-        let source = market.sources.iter().position(|s| *s.name == *tick.source).ok_or_else(|| Error::UnknownSource {
-            market: tick.market.clone(),
-            source_name: tick.source.clone(),
-        })?;
-        let state = &mut market.sources[source];
-        state.latest = Some(Tick { price: tick.price, ts: tick.ts, conf: tick.conf });
-        state.counters.accepted += 1;
-        self.refresh_mark(market_id);
+        let now = self.last_ts;
+        let market = &self.markets[market_id.0 as usize];
+        let source_index = market
+            .sources
+            .iter()
+            .position(|s| *s.name == *tick.source)
+            .ok_or_else(|| Error::UnknownSource { market: tick.market.clone(), source_name: tick.source.clone() })?;
+        check_tick(market, source_index, tick, now)?;
+        let source = &mut self.markets[market_id.0 as usize].sources[source_index];
+        source.latest = Some(Tick { price: tick.price, ts: tick.ts, conf: tick.conf });
+        source.counters.accepted += 1;
+        self.refresh_market(market_id, seq, out);
         Ok(())
     }
 
-    pub(crate) fn clock(&mut self, _seq: u64, _ts: u64, _out: &mut Vec<Effect>) -> Result<(), Error> {
+    pub(crate) fn clock(&mut self, seq: u64, ts: u64, out: &mut Vec<Effect>) -> Result<(), Error> {
+        let previous = self.last_ts;
+        self.last_ts = ts;
+        for i in 0..self.markets.len() {
+            self.refresh_market(MarketId(i as u16), seq, out);
+        }
+        self.last_ts = previous; // `apply` commits the clock
         Ok(())
     }
 
-    fn refresh_mark(&mut self, market_id: MarketId) {
+    /// Re-judge a market's sources at the engine clock, update index and mark, freeze or thaw,
+    /// and emit what changed.
+    pub(crate) fn refresh_market(&mut self, market_id: MarketId, seq: u64, out: &mut Vec<Effect>) {
+        let now = self.last_ts;
         let market = &mut self.markets[market_id.0 as usize];
-        if let Some(index) = compute_index(market) {
-            market.index_price = Some(index);
-            market.mark_price = Some(index);
+        let judgement = judge(market, now);
+        for (i, source) in market.sources.iter_mut().enumerate() {
+            let status = judgement.statuses[i];
+            if status == source.status {
+                continue;
+            }
+            source.status = status;
+            let counter = match status {
+                SourceStatus::Stale => &mut source.counters.stale,
+                SourceStatus::Outlier => &mut source.counters.outlier,
+                SourceStatus::WideConf => &mut source.counters.wide_conf,
+                SourceStatus::Usable | SourceStatus::Missing => continue,
+            };
+            *counter += 1;
+            let message = format!(
+                "source {} of {} is {} and no longer counts toward the index",
+                source.name,
+                market.name,
+                status.name()
+            );
+            out.push(Effect {
+                seq,
+                ts: now,
+                kind: EffectKind::OracleRejected {
+                    market: market.name.to_string(),
+                    source: source.name.to_string(),
+                    reason: status.name().to_string(),
+                    event_refused: false,
+                    message,
+                },
+            });
+        }
+        let quorum = market.params.quorum;
+        let Some(raw_index) = judgement.index else {
+            if !market.frozen {
+                market.frozen = true;
+                let kind = EffectKind::OracleFrozen {
+                    market: market.name.to_string(),
+                    usable: judgement.usable,
+                    quorum,
+                    mark_price: market.mark_price,
+                };
+                out.push(Effect { seq, ts: now, kind });
+            }
+            return;
+        };
+        if market.frozen {
+            market.frozen = false;
+            let kind = EffectKind::OracleThawed {
+                market: market.name.to_string(),
+                usable: judgement.usable,
+                quorum,
+                index_price: raw_index,
+            };
+            out.push(Effect { seq, ts: now, kind });
+        }
+        let (index, clamped, anchor) = clamp_jump(market.jump_anchor, raw_index, now, market.params.max_jump);
+        market.jump_anchor = Some(anchor);
+        market.clamped = clamped;
+        market.index_price = Some(index);
+        market.mark_price = Some(mark_from(index, market.basis_ema_raw, &market.params));
+        if clamped {
+            let message = format!(
+                "index of {} wanted {raw_index}, held at {index} by max_jump {}/s",
+                market.name, market.params.max_jump
+            );
+            out.push(Effect {
+                seq,
+                ts: now,
+                kind: EffectKind::Alert { alert: "jump_clamped".into(), market: market.name.to_string(), message },
+            });
         }
     }
+
+    /// Telemetry for a refused tick (the state hash does not cover counters).
+    pub(crate) fn count_oracle_rejection(&mut self, error: &Error) {
+        let Some((market_name, source_name)) = error.oracle_subject() else { return };
+        let Some(market) = self.markets.iter_mut().find(|m| &*m.name == market_name) else { return };
+        let Some(source) = market.sources.iter_mut().find(|s| &*s.name == source_name) else {
+            market.unknown_source_ticks += 1;
+            return;
+        };
+        match error {
+            Error::BadSignature { .. } => source.counters.bad_signature += 1,
+            Error::FutureTs { .. } => source.counters.future_ts += 1,
+            Error::ReplayedTick { .. } => source.counters.replayed += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Pure: the arrival checks of a tick from a whitelisted source.
+fn check_tick(market: &Market, source_index: usize, tick: &PriceTick, now: u64) -> Result<(), Error> {
+    let source = &market.sources[source_index];
+    let max_future_ms = market.params.max_future_ms;
+    if tick.ts > now.saturating_add(max_future_ms) {
+        let (market, source_name) = (tick.market.clone(), tick.source.clone());
+        return Err(Error::FutureTs { market, source_name, ts: tick.ts, now, max_future_ms });
+    }
+    if let Some(last) = source.latest {
+        if tick.ts <= last.ts {
+            let (market, source_name) = (tick.market.clone(), tick.source.clone());
+            return Err(Error::ReplayedTick { market, source_name, ts: tick.ts, last_ts: last.ts });
+        }
+    }
+    if let Some(key) = &source.public_key {
+        verify_signature(key, tick)?;
+    }
+    Ok(())
+}
+
+fn verify_signature(key: &[u8; 32], tick: &PriceTick) -> Result<(), Error> {
+    let bad = |detail| Error::BadSignature { market: tick.market.clone(), source_name: tick.source.clone(), detail };
+    let sig_hex = tick.sig.as_deref().ok_or_else(|| bad("the source has a key and the tick is unsigned"))?;
+    let mut sig_bytes = [0u8; 64];
+    hex::decode_to_slice(sig_hex, &mut sig_bytes).map_err(|_| bad("signature is not 128 hex digits"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(key).map_err(|_| bad("configured key is invalid"))?;
+    let signature = ed25519_dalek::Signature::from_bytes(&sig_bytes);
+    let message = tick_message(&tick.market, &tick.source, tick.price, tick.ts);
+    key.verify_strict(&message, &signature).map_err(|_| bad("signature does not verify"))
 }
 
 #[cfg(test)]
@@ -84,5 +380,48 @@ mod tests {
         assert_eq!(median(&mut []), None);
         let mut odd_cents = vec![Price::from_raw(1), Price::from_raw(2)];
         assert_eq!(median(&mut odd_cents), Some(Price::from_raw(1)));
+    }
+
+    #[test]
+    fn weighted_median_stays_between_the_middle_order_statistics() {
+        let p = |v: i64| Price::from_int(v).unwrap();
+        // A very confident liar cannot pull an odd set off its median.
+        let mut pairs = vec![(p(100), 1), (p(101), 1), (p(150), 1_000_000)];
+        assert_eq!(clamped_weighted_median(&mut pairs), Some(p(101)));
+        // With an even set, weighting chooses inside [lower, upper] median.
+        let mut pairs = vec![(p(100), 1), (p(101), 1), (p(102), 10), (p(150), 1)];
+        assert_eq!(clamped_weighted_median(&mut pairs), Some(p(102)));
+        let mut pairs = vec![(p(100), 1), (p(101), 100), (p(102), 1), (p(150), 1)];
+        assert_eq!(clamped_weighted_median(&mut pairs), Some(p(101)));
+    }
+
+    #[test]
+    fn jump_clamp_bounds_each_window() {
+        let p = |v: &str| Price::parse(v).unwrap();
+        let max_jump = Rate::parse("0.1").unwrap();
+        let (index, clamped, anchor) = clamp_jump(Some((p("100"), 0)), p("200"), 500, max_jump);
+        assert_eq!((index, clamped, anchor), (p("110"), true, (p("100"), 0)));
+        let (index, clamped, anchor) = clamp_jump(Some(anchor), p("105"), 900, max_jump);
+        assert_eq!((index, clamped, anchor), (p("105"), false, (p("100"), 0)));
+        // Two seconds later the window allows 20% from the anchor and restarts there.
+        let (index, clamped, anchor) = clamp_jump(Some(anchor), p("200"), 2000, max_jump);
+        assert_eq!((index, clamped, anchor), (p("120"), true, (p("120"), 2000)));
+        let (index, _, _) = clamp_jump(None, p("5"), 0, max_jump);
+        assert_eq!(index, p("5"));
+    }
+
+    #[test]
+    fn basis_ema_moves_toward_the_sample_and_is_capped_in_the_mark() {
+        let p = |v: &str| Price::parse(v).unwrap();
+        let half = updated_basis(0, p("100"), p("102"), 500, 1000);
+        assert_eq!(half, p("1").raw());
+        let full = updated_basis(half, p("100"), p("104"), 5000, 1000);
+        assert_eq!(full, p("4").raw());
+        let config = crate::config::Config::embedded_default();
+        let mut params = config.markets[0].params.clone();
+        params.mark_ema_ms = 1000;
+        assert_eq!(mark_from(p("100"), full, &params), p("102"));
+        params.mark_ema_ms = 0;
+        assert_eq!(mark_from(p("100"), full, &params), p("100"));
     }
 }

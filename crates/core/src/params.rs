@@ -45,6 +45,9 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     next.max_age_ms = update.max_age_ms.unwrap_or(next.max_age_ms);
     next.max_deviation = update.max_deviation.unwrap_or(next.max_deviation);
     next.max_jump = update.max_jump.unwrap_or(next.max_jump);
+    next.max_future_ms = update.max_future_ms.unwrap_or(next.max_future_ms);
+    next.max_conf = update.max_conf.unwrap_or(next.max_conf);
+    next.mark_ema_ms = update.mark_ema_ms.unwrap_or(next.mark_ema_ms);
     next.validate()?;
     Ok(next)
 }

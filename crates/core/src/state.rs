@@ -106,17 +106,53 @@ pub struct Tick {
     pub conf: Option<Price>,
 }
 
-/// Per-source counters, shown in the state dump.
+/// Per-source counters, shown in the state dump. They are telemetry: kept in snapshots but not
+/// in the state hash, because a rejected tick (which must not change the state) still counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceCounters {
     pub accepted: u64,
-    pub rejected: u64,
+    pub stale: u64,
+    pub outlier: u64,
+    pub wide_conf: u64,
+    pub bad_signature: u64,
+    pub future_ts: u64,
+    pub replayed: u64,
+}
+
+/// How the last index computation judged a source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceStatus {
+    /// No tick yet.
+    #[default]
+    Missing,
+    Usable,
+    /// Older than `max_age_ms` at the engine clock.
+    Stale,
+    /// Farther than `max_deviation` from the first median.
+    Outlier,
+    /// Reported `conf` / price above `max_conf`.
+    WideConf,
+}
+
+impl SourceStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceStatus::Missing => "missing",
+            SourceStatus::Usable => "usable",
+            SourceStatus::Stale => "stale",
+            SourceStatus::Outlier => "outlier",
+            SourceStatus::WideConf => "wide_conf",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     pub name: Box<str>,
+    /// When set, ticks must carry a valid ed25519 signature by this key.
+    pub public_key: Option<[u8; 32]>,
     pub latest: Option<Tick>,
+    pub status: SourceStatus,
     pub counters: SourceCounters,
 }
 
@@ -125,9 +161,20 @@ pub struct Market {
     pub name: Box<str>,
     pub params: MarketParams,
     pub sources: Vec<Source>,
+    /// Ticks from names not on the whitelist (telemetry, not hashed).
+    pub unknown_source_ticks: u64,
     pub index_price: Option<Price>,
     pub mark_price: Option<Price>,
+    /// Fewer than `quorum` usable sources: mark held, liquidations paused.
     pub frozen: bool,
+    /// The last index computation was held back by the jump clamp.
+    pub clamped: bool,
+    /// Start of the current one-second clamp window: (index then, engine ts).
+    pub jump_anchor: Option<(Price, u64)>,
+    /// EMA of (trade price - index), raw price units (signed); used when `mark_ema_ms` > 0.
+    pub basis_ema_raw: i64,
+    /// Engine ts of the last basis sample.
+    pub basis_ts: u64,
     /// Sum of long sizes (= sum of short sizes by zero-sum).
     pub open_interest: Size,
     /// The protocol's own signed position from liquidation takeovers.

@@ -76,18 +76,43 @@ impl Engine {
         self.fees_collected = fees;
         self.accounts[buyer_id.0 as usize] = new_buyer;
         self.accounts[seller_id.0 as usize] = new_seller;
+        self.sample_basis(market_id, trade.price, trade.ts);
         Ok(())
+    }
+
+    /// Feed the trade price into the basis EMA and re-derive the mark (when `mark_ema_ms` > 0).
+    fn sample_basis(&mut self, market_id: MarketId, trade_price: Price, ts: u64) {
+        let market = &mut self.markets[market_id.0 as usize];
+        let ema_ms = market.params.mark_ema_ms;
+        let Some(index) = market.index_price.filter(|_| ema_ms > 0 && !market.frozen) else { return };
+        let elapsed_ms = ts.saturating_sub(market.basis_ts);
+        market.basis_ema_raw =
+            crate::oracle::updated_basis(market.basis_ema_raw, index, trade_price, elapsed_ms, ema_ms);
+        market.basis_ts = ts;
+        market.mark_price = Some(crate::oracle::mark_from(index, market.basis_ema_raw, &market.params));
     }
 
     /// The account after a fill and its fee, checked against initial margin when the fill adds
     /// exposure; and the change in long open interest.
-    fn filled(&self, account: &Account, market: MarketId, delta: Size, price: Price, fee: Quote) -> Result<(Account, Size), Error> {
-        let before = account.position(market).copied().unwrap_or(Position { market, size: Size::ZERO, cost: Quote::ZERO });
+    fn filled(
+        &self,
+        account: &Account,
+        market: MarketId,
+        delta: Size,
+        price: Price,
+        fee: Quote,
+    ) -> Result<(Account, Size), Error> {
+        let before =
+            account.position(market).copied().unwrap_or(Position { market, size: Size::ZERO, cost: Quote::ZERO });
         let outcome = fill(before, delta, price)?;
         let mut after = account.clone();
         after.settlement = after.settlement.checked_add(outcome.realized_pnl)?.checked_sub(fee)?;
         after.set_position(outcome.position);
         if outcome.adds_exposure {
+            if let Some(frozen) = self.frozen_dependency(&after) {
+                let market = self.markets[frozen.0 as usize].name.to_string();
+                return Err(Error::MarketFrozen { market, what: "new exposure" });
+            }
             let health = self.health_of(&after)?;
             if health.below_initial() {
                 return Err(Error::InsufficientMargin {

@@ -69,6 +69,10 @@ impl Engine {
                 FlowUpdate::Asset(asset_id, flows)
             }
         };
+        if let Some(frozen) = self.frozen_dependency(&account) {
+            let market = self.markets[frozen.0 as usize].name.to_string();
+            return Err(Error::MarketFrozen { market, what: "a withdrawal" });
+        }
         let health = self.health_of(&account)?;
         if health.equity_without_profit < health.initial_margin {
             let before = self.health_of(&self.accounts[id.0 as usize])?;
@@ -85,6 +89,23 @@ impl Engine {
         }
         self.accounts[id.0 as usize] = account;
         Ok(())
+    }
+
+    /// A frozen market whose held price this account's margin depends on: one it holds a position
+    /// in, or, when it has positions or a negative settlement balance, one that indexes its
+    /// collateral. An account with neither depends on no price.
+    pub(crate) fn frozen_dependency(&self, account: &Account) -> Option<crate::state::MarketId> {
+        if let Some(p) = account.positions.iter().find(|p| self.markets[p.market.0 as usize].frozen) {
+            return Some(p.market);
+        }
+        if account.positions.is_empty() && !account.settlement.is_negative() {
+            return None;
+        }
+        account
+            .collateral
+            .iter()
+            .map(|(asset, _)| self.assets[asset.0 as usize].index_market)
+            .find(|m| self.markets[m.0 as usize].frozen)
     }
 
     /// Write back an account, creating its id if it is new.

@@ -39,10 +39,7 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(ModelError::InvalidParameter {
-            name,
-            reason: format!("must be finite and > 0, got {value}"),
-        })
+        Err(ModelError::InvalidParameter { name, reason: format!("must be finite and > 0, got {value}") })
     }
 }
 
@@ -51,10 +48,7 @@ pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(ModelError::InvalidParameter {
-            name,
-            reason: format!("must be finite and >= 0, got {value}"),
-        })
+        Err(ModelError::InvalidParameter { name, reason: format!("must be finite and >= 0, got {value}") })
     }
 }
 
@@ -63,10 +57,7 @@ pub(crate) fn open_interval(name: &'static str, value: f64, lo: f64, hi: f64) ->
     if value.is_finite() && value > lo && value < hi {
         Ok(value)
     } else {
-        Err(ModelError::InvalidParameter {
-            name,
-            reason: format!("must lie in ({lo}, {hi}), got {value}"),
-        })
+        Err(ModelError::InvalidParameter { name, reason: format!("must lie in ({lo}, {hi}), got {value}") })
     }
 }
 

@@ -1,4 +1,6 @@
+pub mod calibrate;
 pub mod error;
+pub mod gap;
 pub mod optim;
 pub mod stats;
 pub mod svjd;

@@ -17,11 +17,7 @@ pub struct NelderMeadOptions {
 
 impl Default for NelderMeadOptions {
     fn default() -> Self {
-        Self {
-            max_iterations: 2_000,
-            f_tolerance: 1e-10,
-            x_tolerance: 1e-8,
-        }
+        Self { max_iterations: 2_000, f_tolerance: 1e-10, x_tolerance: 1e-8 }
     }
 }
 
@@ -51,20 +47,14 @@ fn sort_simplex(simplex: &mut [(Vec<f64>, f64)]) {
 fn converged(simplex: &[(Vec<f64>, f64)], opts: &NelderMeadOptions) -> bool {
     let best = &simplex[0];
     let worst_f = simplex[simplex.len() - 1].1;
-    let spread_x = simplex
-        .iter()
-        .flat_map(|(x, _)| x.iter().zip(&best.0).map(|(a, b)| (a - b).abs()))
-        .fold(0.0, f64::max);
+    let spread_x =
+        simplex.iter().flat_map(|(x, _)| x.iter().zip(&best.0).map(|(a, b)| (a - b).abs())).fold(0.0, f64::max);
     (worst_f - best.1).abs() <= opts.f_tolerance && spread_x <= opts.x_tolerance
 }
 
 /// Point `centroid + coef * (centroid - worst)`.
 fn along(centroid: &[f64], worst: &[f64], coef: f64) -> Vec<f64> {
-    centroid
-        .iter()
-        .zip(worst)
-        .map(|(c, w)| c + coef * (c - w))
-        .collect()
+    centroid.iter().zip(worst).map(|(c, w)| c + coef * (c - w)).collect()
 }
 
 /// One Nelder–Mead iteration (reflect, expand, contract or shrink) on a
@@ -95,11 +85,7 @@ fn iterate(f: &impl Fn(&[f64]) -> f64, simplex: &mut [(Vec<f64>, f64)]) {
         } else {
             let best = simplex[0].0.clone();
             for vertex in simplex.iter_mut().skip(1) {
-                let x: Vec<f64> = best
-                    .iter()
-                    .zip(&vertex.0)
-                    .map(|(b, v)| b + 0.5 * (v - b))
-                    .collect();
+                let x: Vec<f64> = best.iter().zip(&vertex.0).map(|(b, v)| b + 0.5 * (v - b)).collect();
                 let fx = eval(f, &x);
                 *vertex = (x, fx);
             }
@@ -141,12 +127,7 @@ pub fn nelder_mead(
     }
     let done = converged(&simplex, opts);
     let (x, value) = simplex.swap_remove(0);
-    Ok(Minimum {
-        x,
-        value,
-        iterations,
-        converged: done,
-    })
+    Ok(Minimum { x, value, iterations, converged: done })
 }
 
 #[cfg(test)]
@@ -156,8 +137,7 @@ mod tests {
     #[test]
     fn finds_rosenbrock_minimum() {
         let rosen = |x: &[f64]| (1.0 - x[0]).powi(2) + 100.0 * (x[1] - x[0] * x[0]).powi(2);
-        let m = nelder_mead(rosen, &[-1.2, 1.0], &[0.5, 0.5], &NelderMeadOptions::default())
-            .unwrap();
+        let m = nelder_mead(rosen, &[-1.2, 1.0], &[0.5, 0.5], &NelderMeadOptions::default()).unwrap();
         assert!(m.converged);
         assert!((m.x[0] - 1.0).abs() < 1e-4 && (m.x[1] - 1.0).abs() < 1e-4, "{:?}", m.x);
     }
@@ -174,10 +154,7 @@ mod tests {
         };
         let m = nelder_mead(f, &[0.0, 0.0], &[0.1, 0.1], &NelderMeadOptions::default()).unwrap();
         assert!((m.x[0] - 0.3).abs() < 1e-4 && (m.x[1] + 0.2).abs() < 1e-4);
-        let capped = NelderMeadOptions {
-            max_iterations: 3,
-            ..NelderMeadOptions::default()
-        };
+        let capped = NelderMeadOptions { max_iterations: 3, ..NelderMeadOptions::default() };
         let m = nelder_mead(f, &[0.0, 0.0], &[0.1, 0.1], &capped).unwrap();
         assert_eq!(m.iterations, 3);
         assert!(!m.converged);
@@ -186,10 +163,7 @@ mod tests {
     #[test]
     fn rejects_bad_inputs() {
         let f = |_: &[f64]| f64::NAN;
-        assert_eq!(
-            nelder_mead(f, &[0.0], &[1.0], &NelderMeadOptions::default()),
-            Err(ModelError::OptimizationFailed)
-        );
+        assert_eq!(nelder_mead(f, &[0.0], &[1.0], &NelderMeadOptions::default()), Err(ModelError::OptimizationFailed));
         assert!(nelder_mead(|x: &[f64]| x[0], &[0.0], &[], &NelderMeadOptions::default()).is_err());
     }
 }

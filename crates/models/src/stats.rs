@@ -28,9 +28,7 @@ pub fn autocovariance(values: &[f64], lag: usize) -> f64 {
         return 0.0;
     }
     let m = mean(values);
-    let sum: f64 = (0..n - lag)
-        .map(|i| (values[i] - m) * (values[i + lag] - m))
-        .sum();
+    let sum: f64 = (0..n - lag).map(|i| (values[i] - m) * (values[i + lag] - m)).sum();
     sum / n as f64
 }
 
@@ -55,8 +53,7 @@ pub fn erfc(x: f64) -> f64 {
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let r = t * poly.exp();
     if x >= 0.0 {
         r
@@ -102,12 +99,8 @@ pub fn normal_quantile(p: f64) -> Result<f64> {
         4.374_664_141_464_968,
         2.938_163_982_698_783,
     ];
-    const D: [f64; 4] = [
-        7.784_695_709_041_462e-3,
-        3.224_671_290_700_398e-1,
-        2.445_134_137_142_996,
-        3.754_408_661_907_416,
-    ];
+    const D: [f64; 4] =
+        [7.784_695_709_041_462e-3, 3.224_671_290_700_398e-1, 2.445_134_137_142_996, 3.754_408_661_907_416];
     let tail = |q: f64| {
         (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
@@ -120,10 +113,8 @@ pub fn normal_quantile(p: f64) -> Result<f64> {
     } else {
         let q = p - 0.5;
         let r = q * q;
-        Ok(
-            (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-                / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0),
-        )
+        Ok((((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0))
     }
 }
 
@@ -150,24 +141,15 @@ pub fn tail_risk(losses: &mut [f64], level: f64) -> Result<TailRisk> {
     // The small offset keeps 100 * (1 - 0.95) = 5.000000000000004 at 5.
     let tail_count = ((n as f64) * (1.0 - level) - 1e-9).ceil() as usize;
     if tail_count < 2 {
-        return Err(ModelError::InsufficientData {
-            needed: (2.0 / (1.0 - level)).ceil() as usize,
-            got: n,
-        });
+        return Err(ModelError::InsufficientData { needed: (2.0 / (1.0 - level)).ceil() as usize, got: n });
     }
     losses.sort_by(|a, b| b.total_cmp(a));
     let tail = &losses[..tail_count];
     let es = mean(tail);
     let var = tail[tail_count - 1];
     let tail_var = sample_variance(tail);
-    let es_std_error =
-        ((tail_var + level * (es - var) * (es - var)) / (n as f64 * (1.0 - level))).sqrt();
-    Ok(TailRisk {
-        var,
-        es,
-        es_std_error,
-        tail_count,
-    })
+    let es_std_error = ((tail_var + level * (es - var) * (es - var)) / (n as f64 * (1.0 - level))).sqrt();
+    Ok(TailRisk { var, es, es_std_error, tail_count })
 }
 
 /// Composite Simpson integral of `f` over [a, b] with `intervals` (rounded

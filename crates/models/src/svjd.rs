@@ -109,9 +109,7 @@ impl SvjdParams {
 
     /// kbar = E[e^J] - 1, the jump compensator.
     pub fn jump_compensator(&self) -> f64 {
-        (self.mu_j + 0.5 * self.sigma_j * self.sigma_j).exp()
-            / (1.0 - self.rho_j * self.mu_v_annual_var)
-            - 1.0
+        (self.mu_j + 0.5 * self.sigma_j * self.sigma_j).exp() / (1.0 - self.rho_j * self.mu_v_annual_var) - 1.0
     }
 
     /// E[J] = mu_j + rho_j mu_v.
@@ -166,11 +164,7 @@ pub struct LogReturnMoments {
 /// Cov(I, S) = lambda (mu_j mu_v + 2 rho_j mu_v^2) int B du
 /// ```
 /// (integrals by Simpson's rule with 2,000 intervals).
-pub fn log_return_moments(
-    p: &SvjdParams,
-    v0_annual_var: f64,
-    horizon_s: f64,
-) -> Result<LogReturnMoments> {
+pub fn log_return_moments(p: &SvjdParams, v0_annual_var: f64, horizon_s: f64) -> Result<LogReturnMoments> {
     p.validate()?;
     non_negative("v0_annual_var", v0_annual_var)?;
     let t = non_negative("horizon_s", horizon_s)? / SECONDS_PER_YEAR;
@@ -218,11 +212,8 @@ pub(crate) fn poisson_count(rng: &mut impl Rng, mean: f64) -> u32 {
 
 /// Size of one jump: (log price jump, variance jump).
 pub(crate) fn draw_jump(p: &SvjdParams, rng: &mut impl Rng) -> (f64, f64) {
-    let zv = if p.mu_v_annual_var > 0.0 {
-        Exp::new(1.0 / p.mu_v_annual_var).map_or(0.0, |d| d.sample(rng))
-    } else {
-        0.0
-    };
+    let zv =
+        if p.mu_v_annual_var > 0.0 { Exp::new(1.0 / p.mu_v_annual_var).map_or(0.0, |d| d.sample(rng)) } else { 0.0 };
     let eps: f64 = StandardNormal.sample(rng);
     (p.mu_j + p.rho_j * zv + p.sigma_j * eps, zv)
 }
@@ -256,7 +247,14 @@ impl<'a> Stepper<'a> {
         }
     }
 
+    /// One Euler step with a Poisson number of jumps.
     fn step(&self, s: &mut PathState, rng: &mut impl Rng) {
+        let n_jumps = poisson_count(rng, self.jump_mean_per_step);
+        self.step_with_jumps(s, rng, n_jumps);
+    }
+
+    /// One Euler step with exactly `n_jumps` jumps.
+    fn step_with_jumps(&self, s: &mut PathState, rng: &mut impl Rng, n_jumps: u32) {
         let p = self.p;
         let v_pos = s.variance.max(0.0);
         let z1: f64 = StandardNormal.sample(rng);
@@ -264,9 +262,8 @@ impl<'a> Stepper<'a> {
         let w2 = p.rho * z1 + self.sqrt_1m_rho2 * z2;
         let sq = (v_pos * self.dt).sqrt();
         s.log_price += (self.drift - 0.5 * v_pos) * self.dt + sq * z1;
-        let mut v_next =
-            s.variance + p.kappa_per_year * (p.theta_annual_var - v_pos) * self.dt + p.xi_annual * sq * w2;
-        for _ in 0..poisson_count(rng, self.jump_mean_per_step) {
+        let mut v_next = s.variance + p.kappa_per_year * (p.theta_annual_var - v_pos) * self.dt + p.xi_annual * sq * w2;
+        for _ in 0..n_jumps {
             let (j, zv) = draw_jump(p, rng);
             s.log_price += j;
             s.jump_log_sum += j;
@@ -363,6 +360,39 @@ pub fn simulate_terminal(
                 stepper.step(&mut s, &mut rng);
             }
             TerminalDraw { log_return: s.log_price, jump_count: s.jumps, jump_log_sum: s.jump_log_sum }
+        })
+        .collect())
+}
+
+/// Log returns of `n_paths` paths that each carry exactly `n_jumps` jumps
+/// at independent uniform times (the jump count of the path conditioned on
+/// N = n_jumps). Path i uses stream `stream_base + i`. Used for stratified
+/// tail estimates (see `gap`).
+pub fn simulate_terminal_with_jumps(
+    p: &SvjdParams,
+    v0_annual_var: f64,
+    cfg: &SimConfig,
+    n_jumps: u32,
+    n_paths: usize,
+    stream_base: u64,
+) -> Result<Vec<f64>> {
+    p.validate()?;
+    non_negative("v0_annual_var", v0_annual_var)?;
+    let stepper = Stepper::new(p, cfg.dt_years()?);
+    let steps = cfg.steps;
+    Ok((0..n_paths as u64)
+        .into_par_iter()
+        .map(|i| {
+            let mut rng = path_rng(cfg.seed, stream_base + i);
+            let mut per_step = vec![0u32; steps];
+            for _ in 0..n_jumps {
+                per_step[rng.gen_range(0..steps)] += 1;
+            }
+            let mut s = PathState { log_price: 0.0, variance: v0_annual_var, jumps: 0, jump_log_sum: 0.0 };
+            for &k in &per_step {
+                stepper.step_with_jumps(&mut s, &mut rng, k);
+            }
+            s.log_price
         })
         .collect())
 }

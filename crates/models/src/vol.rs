@@ -79,8 +79,7 @@ impl Ewma {
         if !r.is_finite() {
             return Err(ModelError::NonFinite { index: 0 });
         }
-        self.variance_per_step =
-            self.lambda_decay * self.variance_per_step + (1.0 - self.lambda_decay) * r * r;
+        self.variance_per_step = self.lambda_decay * self.variance_per_step + (1.0 - self.lambda_decay) * r * r;
         Ok(())
     }
 
@@ -171,11 +170,7 @@ pub struct GarchFitOptions {
 impl Default for GarchFitOptions {
     fn default() -> Self {
         Self {
-            optimizer: NelderMeadOptions {
-                max_iterations: 1_500,
-                f_tolerance: 1e-9,
-                x_tolerance: 1e-7,
-            },
+            optimizer: NelderMeadOptions { max_iterations: 1_500, f_tolerance: 1e-9, x_tolerance: 1e-7 },
             max_persistence: 0.9999,
         }
     }
@@ -215,20 +210,12 @@ fn logit(p: f64) -> f64 {
 fn from_unconstrained(u: &[f64], max_persistence: f64) -> GarchParams {
     let persistence = max_persistence * sigmoid(u[1]);
     let alpha = persistence * sigmoid(u[2]);
-    GarchParams {
-        omega: u[0].exp(),
-        alpha,
-        beta: persistence - alpha,
-    }
+    GarchParams { omega: u[0].exp(), alpha, beta: persistence - alpha }
 }
 
 fn to_unconstrained(p: &GarchParams, max_persistence: f64) -> [f64; 3] {
     let persistence = p.persistence();
-    [
-        p.omega.ln(),
-        logit(persistence / max_persistence),
-        logit(p.alpha / persistence),
-    ]
+    [p.omega.ln(), logit(persistence / max_persistence), logit(p.alpha / persistence)]
 }
 
 /// Fits GARCH(1,1) to zero-mean `returns` (demean them first if needed) by
@@ -239,10 +226,7 @@ fn to_unconstrained(p: &GarchParams, max_persistence: f64) -> [f64; 3] {
 pub fn garch_fit(returns: &[f64], opts: &GarchFitOptions) -> Result<GarchFit> {
     all_finite(returns)?;
     if returns.len() < GARCH_MIN_RETURNS {
-        return Err(ModelError::InsufficientData {
-            needed: GARCH_MIN_RETURNS,
-            got: returns.len(),
-        });
+        return Err(ModelError::InsufficientData { needed: GARCH_MIN_RETURNS, got: returns.len() });
     }
     open_interval("max_persistence", opts.max_persistence, 0.0, 1.0)?;
     let scale2 = returns.iter().map(|r| r * r).sum::<f64>() / returns.len() as f64;
@@ -299,8 +283,7 @@ fn hessian_std_errors(p: &GarchParams, z: &[f64]) -> Option<[f64; 3]> {
                 t[j] += sj * h[j];
                 nll(&t)
             };
-            let v = (shifted(1.0, 1.0) - shifted(1.0, -1.0) - shifted(-1.0, 1.0)
-                + shifted(-1.0, -1.0))
+            let v = (shifted(1.0, 1.0) - shifted(1.0, -1.0) - shifted(-1.0, 1.0) + shifted(-1.0, -1.0))
                 / (4.0 * h[i] * h[j]);
             hess[i][j] = v;
             hess[j][i] = v;

@@ -86,10 +86,7 @@ fn garch_rejects_bad_input() {
         Err(ModelError::InsufficientData { needed: 100, got: 50 })
     ));
     r[17] = f64::INFINITY;
-    assert_eq!(
-        garch_fit(&r, &GarchFitOptions::default()),
-        Err(ModelError::NonFinite { index: 17 })
-    );
+    assert_eq!(garch_fit(&r, &GarchFitOptions::default()), Err(ModelError::NonFinite { index: 17 }));
     assert!(garch_fit(&[0.0; 200], &GarchFitOptions::default()).is_err());
     let bad = GarchParams { omega: 1e-5, alpha: 0.5, beta: 0.5 };
     assert!(bad.validate().is_err());

@@ -1,0 +1,324 @@
+//! Reference evaluator: a deliberately simple, slow recomputation of every account's equity,
+//! maintenance margin and initial margin from the engine's ledger, in arbitrary precision.
+//!
+//! Written from DESIGN section 4, not from `margin.rs`: every quantity is a `BigRational` in
+//! natural units (1 USDC, 1 BTC, ...), brackets are walked one by one, and rounding happens only
+//! at the very end, once per reported number, in the direction the engine documents:
+//! equity and equity-without-profit round down to 1e-16, each position's MM and IM round up to
+//! 1e-16, and an account's MM / IM are the sums of the rounded per-position values.
+
+use num_bigint::BigInt;
+use num_rational::BigRational;
+use num_traits::{Signed, Zero};
+use solvent_core::config::{MarketParams, TierBasis, TierMode};
+use solvent_core::margin::Health;
+use solvent_core::state::{Account, Asset, Market, Position};
+use solvent_core::{Engine, Price, Quote, Rate, Size};
+
+/// 10^n as a rational.
+pub fn pow10(n: u32) -> BigRational {
+    BigRational::from_integer(BigInt::from(10).pow(n))
+}
+
+/// A raw fixed-point integer with `decimals` decimals as an exact rational.
+pub fn scaled(raw: i128, decimals: u32) -> BigRational {
+    BigRational::new(BigInt::from(raw), BigInt::from(10).pow(decimals))
+}
+
+pub fn price(p: Price) -> BigRational {
+    scaled(i128::from(p.raw()), Price::DECIMALS)
+}
+pub fn size(s: Size) -> BigRational {
+    scaled(i128::from(s.raw()), Size::DECIMALS)
+}
+pub fn quote(q: Quote) -> BigRational {
+    scaled(q.raw(), Quote::DECIMALS)
+}
+pub fn rate(r: Rate) -> BigRational {
+    scaled(i128::from(r.raw()), Rate::DECIMALS)
+}
+
+/// Round an exact amount of the settlement asset to a multiple of 1e-16, down (floor) or up
+/// (ceiling), and return it as a `Quote` raw integer (arbitrary precision, so nothing can wrap).
+pub fn to_quote_raw(value: &BigRational, up: bool) -> BigInt {
+    let scaled = value * pow10(Quote::DECIMALS);
+    if up {
+        scaled.ceil().to_integer()
+    } else {
+        scaled.floor().to_integer()
+    }
+}
+
+/// A tier bound as an exact amount in the basis unit: base units for `size`, quote for `notional`.
+fn tier_bound(params: &MarketParams, from_raw: i128) -> BigRational {
+    match params.tier_basis {
+        TierBasis::Size => scaled(from_raw, Size::DECIMALS),
+        TierBasis::Notional => scaled(from_raw, Quote::DECIMALS),
+    }
+}
+
+/// Exact maintenance margin of a position of `size` at `mark` under `params` (DESIGN section 4).
+pub fn exact_position_mm(params: &MarketParams, size_value: &BigRational, mark: &BigRational) -> BigRational {
+    let magnitude = size_value.abs();
+    // The exposure the brackets measure, in the unit of their bounds.
+    let exposure = match params.tier_basis {
+        TierBasis::Size => magnitude.clone(),
+        TierBasis::Notional => &magnitude * mark,
+    };
+    let bounds: Vec<BigRational> = params.tiers.iter().map(|t| tier_bound(params, t.from_raw)).collect();
+    let rates: Vec<BigRational> = params.tiers.iter().map(|t| rate(t.mm_rate)).collect();
+    // sum over brackets of rate x (exposure inside the bracket), in exposure units.
+    let weighted = match params.tier_mode {
+        TierMode::Marginal => {
+            let mut total = BigRational::zero();
+            for b in 0..bounds.len() {
+                let lower = &bounds[b];
+                let inside = if exposure <= *lower {
+                    BigRational::zero()
+                } else if b + 1 < bounds.len() && exposure > bounds[b + 1] {
+                    &bounds[b + 1] - lower
+                } else {
+                    &exposure - lower
+                };
+                total += &rates[b] * inside;
+            }
+            total
+        }
+        TierMode::Whole => {
+            // Bracket b contains x when from_b <= x < from_{b+1} (the last bracket is unbounded).
+            let mut containing = None;
+            for b in 0..bounds.len() {
+                let above_lower = bounds[b] <= exposure;
+                let below_upper = b + 1 == bounds.len() || exposure < bounds[b + 1];
+                if above_lower && below_upper {
+                    containing = Some(b);
+                }
+            }
+            let b = containing.expect("the first bracket starts at 0, so every exposure has a bracket");
+            &rates[b] * &exposure
+        }
+    };
+    match params.tier_basis {
+        // rate x base units is still base units: value them at mark.
+        TierBasis::Size => weighted * mark,
+        // rate x quote notional is quote.
+        TierBasis::Notional => weighted,
+    }
+}
+
+/// The reference's view of one position.
+#[derive(Clone, Debug)]
+pub struct RefPosition {
+    pub market: String,
+    pub upnl: BigRational,
+    pub mm_exact: BigRational,
+    pub im_exact: BigRational,
+    /// Rounded up to 1e-16, as `Quote` raw.
+    pub mm_raw: BigInt,
+    pub im_raw: BigInt,
+}
+
+/// The reference's view of one account: exact values and the rounded values the engine reports.
+#[derive(Clone, Debug)]
+pub struct RefHealth {
+    pub collateral_exact: BigRational,
+    pub upnl_exact: BigRational,
+    pub equity_exact: BigRational,
+    pub positions: Vec<RefPosition>,
+    pub equity_raw: BigInt,
+    pub upnl_raw: BigInt,
+    pub equity_without_profit_raw: BigInt,
+    pub mm_raw: BigInt,
+    pub im_raw: BigInt,
+}
+
+impl RefHealth {
+    /// The engine's `Health` as `Quote` raw integers, for an exact comparison with the reference.
+    pub fn matches(&self, health: &Health) -> Result<(), String> {
+        let fields = [
+            ("equity", &self.equity_raw, health.equity),
+            ("unrealized_pnl", &self.upnl_raw, health.unrealized_pnl),
+            ("equity_without_profit", &self.equity_without_profit_raw, health.equity_without_profit),
+            ("maintenance_margin", &self.mm_raw, health.maintenance_margin),
+            ("initial_margin", &self.im_raw, health.initial_margin),
+        ];
+        let mut problems = Vec::new();
+        for (name, expected, actual) in fields {
+            if *expected != BigInt::from(actual.raw()) {
+                problems.push(format!(
+                    "{name}: reference {} != engine {}",
+                    show_raw(expected),
+                    show_raw(&BigInt::from(actual.raw()))
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Rounded equity >= rounded initial margin (what opening exposure needs).
+    pub fn meets_initial(&self) -> bool {
+        self.equity_raw >= self.im_raw
+    }
+
+    /// Rounded collateral + min(0, unrealized PnL) >= initial margin (what a withdrawal needs).
+    pub fn may_withdraw(&self) -> bool {
+        self.equity_without_profit_raw >= self.im_raw
+    }
+}
+
+/// A `Quote` raw integer shown as a decimal (for messages).
+pub fn show_raw(raw: &BigInt) -> String {
+    let value = BigRational::new(raw.clone(), BigInt::from(10).pow(Quote::DECIMALS));
+    show(&value)
+}
+
+/// An exact rational shown as a decimal when it terminates within 24 places, else as a fraction.
+pub fn show(value: &BigRational) -> String {
+    let scaled = value * pow10(24);
+    if !scaled.is_integer() {
+        return format!("{}/{}", value.numer(), value.denom());
+    }
+    let n = scaled.to_integer();
+    let negative = n.is_negative();
+    let digits = n.abs().to_string();
+    let digits = format!("{digits:0>25}");
+    let (int, frac) = digits.split_at(digits.len() - 24);
+    let frac = frac.trim_end_matches('0');
+    let sign = if negative { "-" } else { "" };
+    if frac.is_empty() {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
+    }
+}
+
+/// Value of the non-settlement collateral and the settlement balance, exact: settlement balance +
+/// sum of amount x index price of the asset's index market x weight (zero without an index).
+pub fn collateral_value(account: &Account, assets: &[Asset], markets: &[Market]) -> BigRational {
+    let mut total = quote(account.settlement);
+    for (asset_id, amount) in &account.collateral {
+        let asset = &assets[asset_id.0 as usize];
+        let index_market = &markets[asset.index_market.0 as usize];
+        if let Some(index) = index_market.index_price {
+            total += size(*amount) * price(index) * rate(asset.weight);
+        }
+    }
+    total
+}
+
+/// Exact unrealized PnL of a position at `mark`: size x mark - cost.
+pub fn upnl(position: &Position, mark: Price) -> BigRational {
+    size(position.size) * price(mark) - quote(position.cost)
+}
+
+/// Recompute one account's health against the given tables.
+pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<RefHealth, String> {
+    let collateral_exact = collateral_value(account, assets, markets);
+    let mut upnl_exact = BigRational::zero();
+    let mut positions = Vec::new();
+    let mut mm_raw = BigInt::zero();
+    let mut im_raw = BigInt::zero();
+    for position in &account.positions {
+        let market = &markets[position.market.0 as usize];
+        let mark = market
+            .mark_price
+            .ok_or_else(|| format!("account {}: position in {} without a mark price", account.name, market.name))?;
+        let pnl = upnl(position, mark);
+        let mm_exact = exact_position_mm(&market.params, &size(position.size), &price(mark));
+        let im_exact = &mm_exact * rate(market.params.im_factor);
+        let mm_pos = to_quote_raw(&mm_exact, true);
+        let im_pos = to_quote_raw(&im_exact, true);
+        mm_raw += &mm_pos;
+        im_raw += &im_pos;
+        upnl_exact += &pnl;
+        positions.push(RefPosition {
+            market: market.name.to_string(),
+            upnl: pnl,
+            mm_exact,
+            im_exact,
+            mm_raw: mm_pos,
+            im_raw: im_pos,
+        });
+    }
+    let equity_exact = &collateral_exact + &upnl_exact;
+    let losses_only = if upnl_exact.is_negative() { upnl_exact.clone() } else { BigRational::zero() };
+    let upnl_scaled = &upnl_exact * pow10(Quote::DECIMALS);
+    if !upnl_scaled.is_integer() {
+        return Err(format!("account {}: unrealized PnL {} is not a whole Quote", account.name, show(&upnl_exact)));
+    }
+    Ok(RefHealth {
+        equity_raw: to_quote_raw(&equity_exact, false),
+        upnl_raw: upnl_scaled.to_integer(),
+        equity_without_profit_raw: to_quote_raw(&(&collateral_exact + losses_only), false),
+        mm_raw,
+        im_raw,
+        collateral_exact,
+        upnl_exact,
+        equity_exact,
+        positions,
+    })
+}
+
+/// Recompute every account of the engine and compare with `Engine::health`, exactly.
+pub fn check_engine(engine: &Engine) -> Result<(), String> {
+    for account in engine.accounts() {
+        let reference = account_health(account, engine.assets(), engine.markets())?;
+        let health = engine.health(&account.name).map_err(|e| format!("account {}: health failed: {e}", account.name))?;
+        reference.matches(&health).map_err(|e| format!("account {}: {e}", account.name))?;
+    }
+    Ok(())
+}
+
+/// The account after a fill of signed `delta` at `trade_price` that adds exposure (the position
+/// grows on its side, or flips), and a `fee` paid in the settlement asset. Such fills are exact:
+/// growing adds delta x price to the cost basis; a flip closes the old side in full (its whole cost
+/// leaves, the difference to delta x price is realized) and opens the rest at the trade price.
+/// Returns `None` for a fill that only reduces (those never need margin).
+pub fn exposure_adding_fill(
+    account: &Account,
+    market: solvent_core::state::MarketId,
+    delta: Size,
+    trade_price: Price,
+    fee: Quote,
+) -> Option<Account> {
+    let before = account.position(market).copied().unwrap_or(Position { market, size: Size::ZERO, cost: Quote::ZERO });
+    let old = i128::from(before.size.raw());
+    let d = i128::from(delta.raw());
+    let new = old + d;
+    let grows = old == 0 || (old > 0) == (d > 0);
+    let flips = old != 0 && new != 0 && (old > 0) != (new > 0);
+    if !grows && !flips {
+        return None;
+    }
+    let new_size = Size::from_raw(i64::try_from(new).ok()?);
+    let mut after = account.clone();
+    let mut settlement = quote(after.settlement) - quote(fee);
+    let cost = if grows {
+        quote(before.cost) + size(delta) * price(trade_price)
+    } else {
+        // The old side closes in full at the trade price: it realizes size x price - cost.
+        settlement += size(before.size) * price(trade_price) - quote(before.cost);
+        size(new_size) * price(trade_price)
+    };
+    after.settlement = exact_quote(&settlement)?;
+    let position = Position { market, size: new_size, cost: exact_quote(&cost)? };
+    match after.positions.iter().position(|p| p.market == market) {
+        Some(i) => after.positions[i] = position,
+        None => {
+            after.positions.push(position);
+            after.positions.sort_by_key(|p| p.market);
+        }
+    }
+    Some(after)
+}
+
+/// An exact amount that is a whole number of `Quote` raw units and fits one.
+pub fn exact_quote(value: &BigRational) -> Option<Quote> {
+    let scaled = value * pow10(Quote::DECIMALS);
+    assert!(scaled.is_integer(), "{} is not a whole number of 1e-16", show(value));
+    i128::try_from(scaled.to_integer()).ok().map(Quote::from_raw)
+}

@@ -24,7 +24,7 @@ use crate::effect::{Effect, EffectKind};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::PriceTick;
-use crate::num::{div_round, mul_div, Price, Rate, Round};
+use crate::num::{mul_div, Price, Rate, Round};
 use crate::state::{Market, MarketId, SourceStatus, Tick};
 
 /// Length of a jump-clamp window, engine milliseconds.
@@ -47,17 +47,8 @@ pub fn tick_message(market: &str, source: &str, price: Price, ts: u64) -> Vec<u8
 /// Median of `prices` (sorted in place). For an even count, the mean of the two middle values
 /// rounded down. `None` for an empty slice.
 pub fn median(prices: &mut [Price]) -> Option<Price> {
-    if prices.is_empty() {
-        return None;
-    }
     prices.sort_unstable();
-    let mid = prices.len() / 2;
-    if prices.len() % 2 == 1 {
-        return Some(prices[mid]);
-    }
-    let sum = i128::from(prices[mid - 1].raw()) + i128::from(prices[mid].raw());
-    let mean = div_round(sum, 2, Round::Down).ok()?;
-    i64::try_from(mean).ok().map(Price::from_raw)
+    median_of_sorted(prices)
 }
 
 /// The lower weighted median of (price, weight) pairs, clamped between the lower and upper
@@ -92,10 +83,14 @@ pub struct Judgement {
 }
 
 /// Pure: judge every source of `market` and compute the raw (unclamped) index.
+///
+/// One sort: the usable sources are the fresh ones within `max_deviation` of the fresh median,
+/// which is a contiguous run of the sorted fresh prices, so their median needs no second sort.
 pub fn judge(market: &Market, now_ms: u64) -> Judgement {
     let params = &market.params;
     let mut statuses = [SourceStatus::Missing; MAX_SOURCES];
-    let mut fresh = [Price::ZERO; MAX_SOURCES];
+    // Fresh sources packed as (price raw << 8 | source index): one cheap integer sort.
+    let mut keys = [0i128; MAX_SOURCES];
     let mut fresh_count = 0;
     for (i, source) in market.sources.iter().enumerate() {
         statuses[i] = match source.latest {
@@ -103,40 +98,57 @@ pub fn judge(market: &Market, now_ms: u64) -> Judgement {
             Some(tick) if now_ms.saturating_sub(tick.ts) > params.max_age_ms => SourceStatus::Stale,
             Some(tick) if conf_too_wide(&tick, params) => SourceStatus::WideConf,
             Some(tick) => {
-                fresh[fresh_count] = tick.price;
+                keys[fresh_count] = (i128::from(tick.price.raw()) << 8) | i as i128;
                 fresh_count += 1;
                 SourceStatus::Usable
             }
         };
     }
-    let Some(first_median) = median(&mut fresh[..fresh_count]) else {
+    let sorted = &mut keys[..fresh_count];
+    sorted.sort_unstable();
+    let price_at = |k: usize| Price::from_raw((sorted[k] >> 8) as i64);
+    let mut prices = [Price::ZERO; MAX_SOURCES];
+    for (k, slot) in prices.iter_mut().enumerate().take(fresh_count) {
+        *slot = price_at(k);
+    }
+    let prices = &prices[..fresh_count];
+    let Some(first_median) = median_of_sorted(prices) else {
         return Judgement { statuses, usable: 0, index: None };
     };
-    let mut pairs = [(Price::ZERO, 0u128); MAX_SOURCES];
-    let mut usable = 0;
-    let mut all_conf = true;
-    for (i, source) in market.sources.iter().enumerate() {
-        let Some(tick) = source.latest.filter(|_| statuses[i] == SourceStatus::Usable) else { continue };
-        if is_outlier(tick.price, first_median, params.max_deviation) {
-            statuses[i] = SourceStatus::Outlier;
-            continue;
-        }
-        all_conf &= tick.conf.is_some();
-        pairs[usable] = (tick.price, confidence_weight(tick.conf));
-        usable += 1;
+    let inside = |p: &Price| !is_outlier(*p, first_median, params.max_deviation);
+    let start = prices.iter().position(inside).unwrap_or(0);
+    let end = prices.iter().rposition(inside).map_or(0, |i| i + 1);
+    let source_at = |k: usize| (sorted[k] & 0xff) as usize;
+    for k in (0..start).chain(end..fresh_count) {
+        statuses[source_at(k)] = SourceStatus::Outlier;
     }
-    let index = if (usable as u32) < params.quorum {
+    let usable = (end - start) as u32;
+    let conf_of = |k: usize| market.sources[source_at(k)].latest.and_then(|t| t.conf);
+    let index = if usable < params.quorum {
         None
-    } else if all_conf {
-        clamped_weighted_median(&mut pairs[..usable])
-    } else {
-        let mut prices = [Price::ZERO; MAX_SOURCES];
-        for (slot, (price, _)) in prices.iter_mut().zip(&pairs[..usable]) {
-            *slot = *price;
+    } else if (start..end).all(|k| conf_of(k).is_some()) {
+        let mut pairs = [(Price::ZERO, 0u128); MAX_SOURCES];
+        for (pair, k) in pairs.iter_mut().zip(start..end) {
+            *pair = (prices[k], confidence_weight(conf_of(k)));
         }
-        median(&mut prices[..usable])
+        clamped_weighted_median(&mut pairs[..usable as usize])
+    } else {
+        median_of_sorted(&prices[start..end])
     };
-    Judgement { statuses, usable: usable as u32, index }
+    Judgement { statuses, usable, index }
+}
+
+/// Median of an already sorted slice (mean of the two middle values, rounded down, when even).
+fn median_of_sorted(sorted: &[Price]) -> Option<Price> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    if n % 2 == 1 {
+        return Some(sorted[n / 2]);
+    }
+    let sum = i128::from(sorted[n / 2 - 1].raw()) + i128::from(sorted[n / 2].raw());
+    Some(Price::from_raw(sum.div_euclid(2) as i64))
 }
 
 fn conf_too_wide(tick: &Tick, params: &MarketParams) -> bool {
@@ -171,17 +183,32 @@ pub fn clamp_jump(
     };
     let elapsed_ms = now_ms.saturating_sub(anchor_ts).max(JUMP_WINDOW_MS);
     let anchor_raw = i128::from(anchor_price.raw());
-    let allowed_rate =
-        mul_div(i128::from(max_jump.raw()), i128::from(elapsed_ms), i128::from(JUMP_WINDOW_MS), Round::Down)
-            .unwrap_or(i128::MAX);
-    let bound = mul_div(anchor_raw, allowed_rate, i128::from(Rate::ONE_RAW), Round::Down).unwrap_or(i128::MAX);
+    let next_anchor = |index: Price| {
+        if now_ms.saturating_sub(anchor_ts) >= JUMP_WINDOW_MS {
+            (index, now_ms)
+        } else {
+            (anchor_price, anchor_ts)
+        }
+    };
+    // Fast path without division: |raw - anchor| x ONE x window <= anchor x max_jump x elapsed.
+    let distance = (i128::from(raw.raw()) - anchor_raw).abs();
+    let lhs = distance.checked_mul(i128::from(Rate::ONE_RAW) * i128::from(JUMP_WINDOW_MS));
+    let rhs = anchor_raw.checked_mul(i128::from(max_jump.raw())).and_then(|v| v.checked_mul(i128::from(elapsed_ms)));
+    if let (Some(lhs), Some(rhs)) = (lhs, rhs) {
+        if lhs <= rhs {
+            return (raw, false, next_anchor(raw));
+        }
+    }
+    // bound = anchor x max_jump x elapsed / window, rounded down; i128 (a bound too large to
+    // represent means no bound). Plain i128 keeps this hot path free of 256-bit division.
+    let bound = anchor_raw
+        .checked_mul(i128::from(max_jump.raw()))
+        .and_then(|v| v.checked_mul(i128::from(elapsed_ms)))
+        .map_or(i128::MAX, |v| v / (i128::from(Rate::ONE_RAW) * i128::from(JUMP_WINDOW_MS)));
     let low = anchor_raw.saturating_sub(bound).max(1);
     let high = anchor_raw.saturating_add(bound).min(i128::from(i64::MAX));
-    let clamped_raw = i128::from(raw.raw()).clamp(low, high);
-    let index = Price::from_raw(clamped_raw as i64);
-    let next_anchor =
-        if now_ms.saturating_sub(anchor_ts) >= JUMP_WINDOW_MS { (index, now_ms) } else { (anchor_price, anchor_ts) };
-    (index, index != raw, next_anchor)
+    let index = Price::from_raw(i128::from(raw.raw()).clamp(low, high) as i64);
+    (index, index != raw, next_anchor(index))
 }
 
 /// Mark = index + EMA of the basis, the basis capped at `max_deviation` x index; at least 1 raw.

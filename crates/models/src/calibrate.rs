@@ -301,7 +301,7 @@ fn xi_from_prediction_errors(blocks: &[Block], kappa: f64, theta: f64, block_yea
 fn estimate_kappa(rv: &[f64], block_years: f64, notes: &mut Vec<String>) -> Result<(f64, f64, f64)> {
     let (g1, g2) = (autocovariance(rv, 1), autocovariance(rv, 2));
     let m = mean(rv);
-    if !(g1 > 1e-12 * m * m) {
+    if g1.is_nan() || g1 <= 1e-12 * m * m {
         return Err(ModelError::Estimation("realized variance shows no persistence (gamma(1) <= 0)".into()));
     }
     let raw = g2 / g1;

@@ -138,7 +138,7 @@ pub fn garch_neg_log_likelihood(params: &GarchParams, returns: &[f64], h0: f64) 
     let mut h = h0;
     let mut nll = 0.0;
     for &r in returns {
-        if !(h > 0.0) {
+        if h.is_nan() || h <= 0.0 {
             return f64::INFINITY;
         }
         nll += h.ln() + r * r / h;
@@ -241,7 +241,7 @@ pub fn garch_fit(returns: &[f64], opts: &GarchFitOptions) -> Result<GarchFit> {
     for (alpha, beta) in starts {
         let start = GarchParams { omega: 1.0 - alpha - beta, alpha, beta };
         let m = nelder_mead(objective, &to_unconstrained(&start, mp), &[0.5; 3], &opts.optimizer)?;
-        if best.as_ref().map_or(true, |b| m.value < b.value) {
+        if best.as_ref().filter(|b| b.value <= m.value).is_none() {
             best = Some(m);
         }
     }

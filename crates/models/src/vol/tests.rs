@@ -44,6 +44,7 @@ fn garch_recovers_parameters() {
     let r = simulate_garch(&p, 5_000, 11).unwrap();
     let fit = garch_fit(&r, &GarchFitOptions::default()).unwrap();
     let se = fit.std_errors.expect("interior optimum has standard errors");
+    eprintln!("garch fit {:?} se {se:?} iterations {}", fit.params, fit.iterations);
     let est = [fit.params.omega, fit.params.alpha, fit.params.beta];
     let tru = [p.omega, p.alpha, p.beta];
     for i in 0..3 {

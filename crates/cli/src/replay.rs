@@ -135,8 +135,10 @@ fn write_state(engine: &Engine, path: &Path) -> Result<(), String> {
     let dump = engine.dump();
     let text = serde_json::to_string_pretty(&dump).map_err(|e| format!("encoding state: {e}"))?;
     if path.as_os_str() == "-" {
-        println!("{text}");
-        return Ok(());
+        let mut stdout = io::stdout().lock();
+        return writeln!(stdout, "{text}")
+            .and_then(|_| stdout.flush())
+            .map_err(|e| format!("writing state to stdout: {e}"));
     }
     std::fs::write(path, text + "\n").map_err(|e| format!("cannot write state to {}: {e}", path.display()))
 }

@@ -62,6 +62,15 @@ pub struct MarketParams {
     /// Time constant of the EMA of the basis (trade price - index) added to the index to form the
     /// mark; 0 = mark is the index.
     pub mark_ema_ms: u64,
+    /// Dutch auction of the liquidation inventory: the price starts this fraction better than
+    /// mark for the protocol ...
+    pub auction_start_premium: Rate,
+    /// ... and decays linearly to this fraction worse than mark ...
+    pub auction_floor_discount: Rate,
+    /// ... over this many milliseconds; an unsold remainder is then re-auctioned.
+    pub auction_duration_ms: u64,
+    /// Auto-deleveraging after the insurance fund; when off, the loss is socialized instead.
+    pub adl_enabled: bool,
 }
 
 /// A tier as written in TOML or a `params` event: decimal strings.
@@ -128,6 +137,15 @@ impl MarketParams {
         }
         if self.max_deviation >= Rate::ONE || self.max_conf >= Rate::ONE {
             return bad("max_deviation and max_conf must be below 1");
+        }
+        if !self.auction_start_premium.is_fraction() || !self.auction_floor_discount.is_fraction() {
+            return bad("auction_start_premium and auction_floor_discount must be in [0, 1]");
+        }
+        if self.auction_floor_discount >= Rate::ONE {
+            return bad("auction_floor_discount must be below 1 (prices stay positive)");
+        }
+        if self.auction_duration_ms == 0 {
+            return bad("auction_duration_ms must be positive");
         }
         Ok(())
     }
@@ -197,15 +215,46 @@ struct RawMarket {
     max_conf: Rate,
     #[serde(default)]
     mark_ema_ms: u64,
+    #[serde(default = "default_auction_start_premium")]
+    auction_start_premium: Rate,
+    #[serde(default = "default_auction_floor_discount")]
+    auction_floor_discount: Rate,
+    #[serde(default = "default_auction_duration_ms")]
+    auction_duration_ms: u64,
+    #[serde(default = "default_true")]
+    adl_enabled: bool,
     tiers: Vec<TierSpec>,
 }
 
-/// A source: a bare name, or a name with a hex ed25519 public key.
+fn default_auction_start_premium() -> Rate {
+    Rate::from_raw(1_000_000) // 1% better than mark
+}
+
+fn default_auction_floor_discount() -> Rate {
+    Rate::from_raw(3_000_000) // 3% worse than mark
+}
+
+fn default_auction_duration_ms() -> u64 {
+    60_000
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A source: a bare name, or a table with a name and an optional hex ed25519 public key.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum SourceSpec {
     Name(String),
-    Keyed { name: String, public_key: String },
+    Table(SourceTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceTable {
+    name: String,
+    public_key: Option<String>,
 }
 
 fn default_max_future_ms() -> u64 {
@@ -291,7 +340,10 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
     for spec in &raw.sources {
         let (name, key) = match spec {
             SourceSpec::Name(name) => (name, None),
-            SourceSpec::Keyed { name, public_key } => (name, Some(parse_key(&raw.name, name, public_key)?)),
+            SourceSpec::Table(SourceTable { name, public_key: None }) => (name, None),
+            SourceSpec::Table(SourceTable { name, public_key: Some(key) }) => {
+                (name, Some(parse_key(&raw.name, name, key)?))
+            }
         };
         check_id("source", name)?;
         sources.push(name.clone());
@@ -317,6 +369,10 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
         max_future_ms: raw.max_future_ms,
         max_conf: raw.max_conf,
         mark_ema_ms: raw.mark_ema_ms,
+        auction_start_premium: raw.auction_start_premium,
+        auction_floor_discount: raw.auction_floor_discount,
+        auction_duration_ms: raw.auction_duration_ms,
+        adl_enabled: raw.adl_enabled,
     };
     params.validate().map_err(invalid)?;
     if params.quorum as usize > sources.len() {

@@ -2,7 +2,7 @@
 //! event that caused it) and `ts`, then the fields of its kind. `docs/events.md` is the reference.
 
 use crate::error::Error;
-use crate::num::Price;
+use crate::num::{Price, Quote, Size};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
@@ -17,18 +17,108 @@ pub struct Effect {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EffectKind {
     /// The event was refused; the state did not change.
-    Rejected { error: String, message: String },
+    Rejected {
+        error: String,
+        message: String,
+    },
     /// A price tick was refused on arrival (bad_signature, unknown_source, future_ts, replayed; the
     /// state did not change), or a source stopped counting toward the index (stale, outlier,
     /// wide_conf).
     /// `event_refused` tells the two apart.
-    OracleRejected { market: String, source: String, reason: String, event_refused: bool, message: String },
+    OracleRejected {
+        market: String,
+        source: String,
+        reason: String,
+        event_refused: bool,
+        message: String,
+    },
     /// Fewer than `quorum` usable sources: the mark is held and liquidations in the market pause.
-    OracleFrozen { market: String, usable: u32, quorum: u32, mark_price: Option<Price> },
+    OracleFrozen {
+        market: String,
+        usable: u32,
+        quorum: u32,
+        mark_price: Option<Price>,
+    },
     /// Quorum is back; the index is live again.
-    OracleThawed { market: String, usable: u32, quorum: u32, index_price: Price },
+    OracleThawed {
+        market: String,
+        usable: u32,
+        quorum: u32,
+        index_price: Price,
+    },
     /// Something an operator should see; `alert` names it (`jump_clamped`, ...).
-    Alert { alert: String, market: String, message: String },
+    Alert {
+        alert: String,
+        market: String,
+        message: String,
+    },
+    /// Part or all of a position moved to the protocol's inventory at mark.
+    Liquidation {
+        account: String,
+        market: String,
+        /// Signed size removed from the account (the sign of its position).
+        closed_size: Size,
+        price: Price,
+        penalty: Quote,
+        full: bool,
+        equity_before: Quote,
+        maintenance_margin_before: Quote,
+        equity_after: Quote,
+        maintenance_margin_after: Quote,
+    },
+    /// The insurance fund moved: `amount` > 0 in, < 0 out; `balance` after.
+    Insurance {
+        reason: String,
+        amount: Quote,
+        balance: Quote,
+        account: Option<String>,
+    },
+    /// An account was left with negative equity after liquidation.
+    Bankruptcy {
+        account: String,
+        deficit: Quote,
+        covered_by_fund: Quote,
+    },
+    /// Auto-deleveraging: `account`'s position closed against the bankrupt `counterparty` at the
+    /// bankruptcy price.
+    Adl {
+        account: String,
+        counterparty: String,
+        market: String,
+        size: Size,
+        price: Price,
+        rank_score: String,
+    },
+    /// A loss nobody else could absorb, shared pro rata by accounts with positions and positive equity.
+    SocializedLoss {
+        amount: Quote,
+        accounts: u64,
+        bankrupt: String,
+    },
+    AuctionStarted {
+        auction: String,
+        market: String,
+        side: String,
+        size: Size,
+        start_price: Price,
+        floor_price: Price,
+        duration_ms: u64,
+    },
+    AuctionFill {
+        auction: String,
+        market: String,
+        bidder: String,
+        size: Size,
+        price: Price,
+        remaining: Size,
+        inventory_pnl: Quote,
+    },
+    AuctionEnded {
+        auction: String,
+        market: String,
+        reason: String,
+        remaining: Size,
+    },
 }
 
 impl Effect {
@@ -65,6 +155,14 @@ impl Effect {
             EffectKind::OracleFrozen { .. } => "oracle_frozen",
             EffectKind::OracleThawed { .. } => "oracle_thawed",
             EffectKind::Alert { .. } => "alert",
+            EffectKind::Liquidation { .. } => "liquidation",
+            EffectKind::Insurance { .. } => "insurance",
+            EffectKind::Bankruptcy { .. } => "bankruptcy",
+            EffectKind::Adl { .. } => "adl",
+            EffectKind::SocializedLoss { .. } => "socialized_loss",
+            EffectKind::AuctionStarted { .. } => "auction_started",
+            EffectKind::AuctionFill { .. } => "auction_fill",
+            EffectKind::AuctionEnded { .. } => "auction_ended",
         }
     }
 

@@ -10,22 +10,29 @@ use crate::num::{Overflow, Quote, Size};
 use crate::state::{Account, AccountId, Asset, AssetId, Flows, Market, MarketId, Position, Source, SourceStatus};
 use std::collections::HashMap;
 
-/// The solvency state machine.
-#[derive(Clone, Debug)]
+/// The solvency state machine. `Serialize`/`Deserialize` give a snapshot of the whole state
+/// (the name index is rebuilt on load: see [`Engine::from_snapshot`]).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Engine {
     pub(crate) settlement_name: Box<str>,
     pub(crate) max_accounts: usize,
     pub(crate) markets: Vec<Market>,
     pub(crate) assets: Vec<Asset>,
     pub(crate) accounts: Vec<Account>,
+    #[serde(skip)]
     pub(crate) account_ids: HashMap<Box<str>, AccountId>,
     pub(crate) insurance_fund: Quote,
+    /// Protocol losses (inventory realized below cost) that the fund could not pay and that no
+    /// account could absorb yet; repaid first by fund inflows, then by socialized loss.
+    pub(crate) bad_debt: Quote,
     pub(crate) fees_collected: Quote,
     pub(crate) settlement_flows: Flows<Quote>,
     pub(crate) asset_flows: Vec<Flows<Size>>,
     pub(crate) last_ts: u64,
     /// Sequence number of the last event offered to `apply` (accepted or not); not hashed.
     pub(crate) last_seq: u64,
+    /// Id of the next Dutch auction.
+    pub(crate) next_auction_id: u64,
 }
 
 /// Which collateral asset a name refers to.
@@ -68,6 +75,7 @@ impl Engine {
                 basis_ts: 0,
                 open_interest: Size::ZERO,
                 inventory: Position { market: MarketId(i as u16), size: Size::ZERO, cost: Quote::ZERO },
+                auction: None,
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -85,11 +93,28 @@ impl Engine {
             accounts: Vec::new(),
             account_ids: HashMap::new(),
             insurance_fund: Quote::ZERO,
+            bad_debt: Quote::ZERO,
             fees_collected: Quote::ZERO,
             settlement_flows: Flows::default(),
             last_ts: 0,
             last_seq: 0,
+            next_auction_id: 1,
         }
+    }
+
+    /// Restore an engine from a deserialized snapshot: rebuilds the name index and checks that
+    /// account names are unique and ids dense.
+    pub fn from_snapshot(mut engine: Engine) -> Result<Engine, String> {
+        engine.account_ids = HashMap::with_capacity(engine.accounts.len());
+        for (i, account) in engine.accounts.iter().enumerate() {
+            if engine.account_ids.insert(account.name.clone(), AccountId(i as u32)).is_some() {
+                return Err(format!("snapshot lists account {:?} twice", account.name));
+            }
+        }
+        if engine.asset_flows.len() != engine.assets.len() {
+            return Err("snapshot: asset flow table does not match the assets".into());
+        }
+        Ok(engine)
     }
 
     /// Apply one event with sequence number `seq`. On success effects are appended to `out`; on
@@ -107,14 +132,27 @@ impl Engine {
             Event::Withdraw(t) => self.withdraw(t),
             Event::Price(p) => self.price(seq, p, out),
             Event::Trade(t) => self.trade(t),
-            Event::AuctionTake(a) => Err(Error::UnknownAuction(a.auction.clone())),
+            Event::AuctionTake(a) => self.auction_take(seq, a, out),
             Event::Clock { ts } => self.clock(seq, *ts, out),
             Event::Params(p) => self.params(p),
         };
         match result {
             Ok(()) => {
+                let clock_moved = advances_clock && ts > self.last_ts;
                 if advances_clock {
                     self.last_ts = ts;
+                }
+                if clock_moved && !matches!(event, Event::Clock { .. }) {
+                    // Time passed: sources may have aged out (a clock event did this itself).
+                    self.refresh_all_markets(seq, out);
+                } else if let Event::Params(p) = event {
+                    if let Ok(id) = self.market_id(&p.market) {
+                        self.refresh_market(id, seq, out);
+                    }
+                }
+                if !matches!(event, Event::Deposit(_) | Event::Withdraw(_)) {
+                    // Deposits only raise equity; a withdrawal keeps equity above initial margin.
+                    self.settle_risk(seq, out);
                 }
                 Ok(())
             }
@@ -135,7 +173,9 @@ impl Engine {
         match Event::parse_line(line) {
             Ok(event) => {
                 if let Err(error) = self.apply(seq, &event, out) {
-                    out.push(Effect::rejected(seq, event.ts().max(self.last_ts), &error));
+                    // A refused tick's ts is the source's claim, not time: report the engine clock.
+                    let ts = if event.advances_clock() { event.ts().max(self.last_ts) } else { self.last_ts };
+                    out.push(Effect::rejected(seq, ts, &error));
                 }
             }
             Err(error) => {
@@ -193,6 +233,10 @@ impl Engine {
     }
     pub fn insurance_fund(&self) -> Quote {
         self.insurance_fund
+    }
+    /// Protocol bad debt (see the field); conservation counts it as a liability.
+    pub fn bad_debt(&self) -> Quote {
+        self.bad_debt
     }
     pub fn fees_collected(&self) -> Quote {
         self.fees_collected

@@ -71,6 +71,8 @@ pub enum Error {
     InsufficientBalance { account: String, asset: String, balance: String, amount: String },
     #[error("market {market} is frozen (oracle quorum lost): {what} depends on its held price")]
     MarketFrozen { market: String, what: &'static str },
+    #[error("auction {auction}: size {size} exceeds the {remaining} left")]
+    AuctionSizeExceeded { auction: String, size: String, remaining: String },
     #[error("account limit of {max} reached")]
     TooManyAccounts { max: usize },
     #[error("invalid params: {0}")]
@@ -128,6 +130,7 @@ impl Error {
             Error::WithdrawalExceedsFree { .. } => "withdrawal_exceeds_free_collateral",
             Error::InsufficientBalance { .. } => "insufficient_balance",
             Error::MarketFrozen { .. } => "market_frozen",
+            Error::AuctionSizeExceeded { .. } => "auction_size_exceeded",
             Error::TooManyAccounts { .. } => "too_many_accounts",
             Error::InvalidParams(_) => "invalid_params",
             Error::Overflow => "overflow",

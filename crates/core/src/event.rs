@@ -83,6 +83,10 @@ pub struct ParamsUpdate {
     pub max_future_ms: Option<u64>,
     pub max_conf: Option<Rate>,
     pub mark_ema_ms: Option<u64>,
+    pub auction_start_premium: Option<Rate>,
+    pub auction_floor_discount: Option<Rate>,
+    pub auction_duration_ms: Option<u64>,
+    pub adl_enabled: Option<bool>,
 }
 
 impl Event {
@@ -291,6 +295,10 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         max_future_ms: fields.take_u64("max_future_ms")?,
         max_conf: optional_decimal(fields, "max_conf", Rate::parse)?,
         mark_ema_ms: fields.take_u64("mark_ema_ms")?,
+        auction_start_premium: optional_decimal(fields, "auction_start_premium", Rate::parse)?,
+        auction_floor_discount: optional_decimal(fields, "auction_floor_discount", Rate::parse)?,
+        auction_duration_ms: fields.take_u64("auction_duration_ms")?,
+        adl_enabled: fields.take_bool("adl_enabled")?,
     })
 }
 

@@ -68,7 +68,9 @@ impl Engine {
     pub fn encode_canonical(&self, sink: &mut impl Sink) {
         sink.put(VERSION_TAG);
         sink.u64(self.last_ts);
+        sink.u64(self.next_auction_id);
         sink.i128(self.insurance_fund.raw());
+        sink.i128(self.bad_debt.raw());
         sink.i128(self.fees_collected.raw());
         sink.str(&self.settlement_name);
         sink.i128(self.settlement_flows.deposited.raw());
@@ -157,6 +159,15 @@ fn encode_market(market: &Market, sink: &mut impl Sink) {
     sink.i64(market.open_interest.raw());
     sink.i64(market.inventory.size.raw());
     sink.i128(market.inventory.cost.raw());
+    match market.auction {
+        None => sink.u8(0),
+        Some(a) => {
+            sink.u8(1);
+            sink.u64(a.id);
+            sink.u64(a.start_ts);
+            sink.u8(u8::from(a.selling));
+        }
+    }
 }
 
 fn encode_tick(tick: Option<Tick>, sink: &mut impl Sink) {
@@ -195,4 +206,8 @@ fn encode_params(params: &MarketParams, sink: &mut impl Sink) {
     sink.u64(params.max_future_ms);
     sink.i64(params.max_conf.raw());
     sink.u64(params.mark_ema_ms);
+    sink.i64(params.auction_start_premium.raw());
+    sink.i64(params.auction_floor_discount.raw());
+    sink.u64(params.auction_duration_ms);
+    sink.u8(u8::from(params.adl_enabled));
 }

@@ -18,7 +18,7 @@ pub enum Scalar<'a> {
     U64(u64),
     I64(i64),
     F64,
-    Bool,
+    Bool(bool),
     Null,
     Json(serde_json::Value),
 }
@@ -80,6 +80,15 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A boolean field (absent or null: `None`).
+    pub fn take_bool(&mut self, name: &str) -> Result<Option<bool>, Error> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Scalar::Bool(v)) => Ok(Some(v)),
+            Some(_) => Err(Error::InvalidFieldType { field: name.to_string(), expected: "true or false" }),
+        }
+    }
+
     /// Any JSON value, for nested fields.
     pub fn take_json(&mut self, name: &str) -> Result<Option<serde_json::Value>, Error> {
         Ok(match self.take(name) {
@@ -88,7 +97,7 @@ impl<'a> Fields<'a> {
             Some(Scalar::Str(s)) => Some(serde_json::Value::String(s.into_owned())),
             Some(Scalar::U64(v)) => Some(v.into()),
             Some(Scalar::I64(v)) => Some(v.into()),
-            Some(Scalar::F64) | Some(Scalar::Bool) | Some(Scalar::Null) => {
+            Some(Scalar::F64) | Some(Scalar::Bool(_)) | Some(Scalar::Null) => {
                 return Err(Error::InvalidFieldType { field: name.to_string(), expected: "an array" })
             }
         })
@@ -155,8 +164,8 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar<'de>, E> {
         Ok(Scalar::F64)
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Bool)
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool(v))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
         Ok(Scalar::Null)

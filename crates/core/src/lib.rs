@@ -13,6 +13,7 @@ pub mod error;
 pub mod event;
 pub mod hash;
 pub mod json;
+pub mod liquidation;
 pub mod margin;
 pub mod num;
 pub mod oracle;

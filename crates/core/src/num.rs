@@ -79,19 +79,23 @@ pub fn parse_scaled(text: &str, decimals: u32) -> Result<i128, NumError> {
     if lower.contains("nan") || lower.contains("inf") {
         return Err(NumError::NotANumber);
     }
-    if text.len() > MAX_DECIMAL_LEN {
-        return Err(NumError::Overflow);
+    let numeric = |b: u8| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E');
+    if !text.bytes().all(numeric) {
+        return Err(NumError::Malformed(text.chars().take(MAX_DECIMAL_LEN).collect()));
     }
     let (negative, body) = match text.as_bytes()[0] {
         b'-' => (true, &text[1..]),
         b'+' => return Err(NumError::Sign),
         _ => (false, text),
     };
-    if body.contains(['-', '+']) && !body.contains(['e', 'E']) {
-        return Err(NumError::Sign);
-    }
     if body.contains(['e', 'E']) {
         return Err(NumError::Exponent);
+    }
+    if body.contains(['-', '+']) {
+        return Err(NumError::Sign);
+    }
+    if text.len() > MAX_DECIMAL_LEN {
+        return Err(NumError::Overflow);
     }
     let (int_part, frac_part) = match body.split_once('.') {
         Some((i, f)) => (i, Some(f)),
@@ -364,6 +368,8 @@ mod tests {
         assert!(matches!(Price::parse("5."), Err(NumError::Malformed(_))));
         assert!(matches!(Price::parse("1 "), Err(NumError::Malformed(_))));
         assert!(matches!(Price::parse("0x10"), Err(NumError::Malformed(_))));
+        assert!(matches!(Price::parse("ten"), Err(NumError::Malformed(_))));
+        assert!(matches!(Price::parse(&"x".repeat(100)), Err(NumError::Malformed(_))));
         assert!(matches!(Price::parse("1.2.3"), Err(NumError::Malformed(_))));
     }
 

@@ -256,13 +256,22 @@ impl Engine {
     }
 
     pub(crate) fn clock(&mut self, seq: u64, ts: u64, out: &mut Vec<Effect>) -> Result<(), Error> {
-        let previous = self.last_ts;
-        self.last_ts = ts;
+        self.last_ts = ts; // a clock event cannot fail: commit its time first
+        self.refresh_all_markets(seq, out);
+        Ok(())
+    }
+
+    pub(crate) fn refresh_all_markets(&mut self, seq: u64, out: &mut Vec<Effect>) {
         for i in 0..self.markets.len() {
             self.refresh_market(MarketId(i as u16), seq, out);
         }
-        self.last_ts = previous; // `apply` commits the clock
-        Ok(())
+    }
+
+    /// Whether a market can price new exposure at engine time `now_ms`: not frozen, and its
+    /// sources would still make quorum at that time (time may have moved since the last judging).
+    pub fn market_live_at(&self, market_id: MarketId, now_ms: u64) -> bool {
+        let market = &self.markets[market_id.0 as usize];
+        !market.frozen && (now_ms <= self.last_ts || judge(market, now_ms).index.is_some())
     }
 
     /// Re-judge a market's sources at the engine clock, update index and mark, freeze or thaw,
@@ -316,21 +325,22 @@ impl Engine {
             }
             return;
         };
-        if market.frozen {
-            market.frozen = false;
-            let kind = EffectKind::OracleThawed {
-                market: market.name.to_string(),
-                usable: judgement.usable,
-                quorum,
-                index_price: raw_index,
-            };
-            out.push(Effect { seq, ts: now, kind });
-        }
+        let thawed = market.frozen;
+        market.frozen = false;
         let (index, clamped, anchor) = clamp_jump(market.jump_anchor, raw_index, now, market.params.max_jump);
         market.jump_anchor = Some(anchor);
         market.clamped = clamped;
         market.index_price = Some(index);
         market.mark_price = Some(mark_from(index, market.basis_ema_raw, &market.params));
+        if thawed {
+            let kind = EffectKind::OracleThawed {
+                market: market.name.to_string(),
+                usable: judgement.usable,
+                quorum,
+                index_price: index,
+            };
+            out.push(Effect { seq, ts: now, kind });
+        }
         if clamped {
             let message = format!(
                 "index of {} wanted {raw_index}, held at {index} by max_jump {}/s",

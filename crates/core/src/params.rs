@@ -48,6 +48,10 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     next.max_future_ms = update.max_future_ms.unwrap_or(next.max_future_ms);
     next.max_conf = update.max_conf.unwrap_or(next.max_conf);
     next.mark_ema_ms = update.mark_ema_ms.unwrap_or(next.mark_ema_ms);
+    next.auction_start_premium = update.auction_start_premium.unwrap_or(next.auction_start_premium);
+    next.auction_floor_discount = update.auction_floor_discount.unwrap_or(next.auction_floor_discount);
+    next.auction_duration_ms = update.auction_duration_ms.unwrap_or(next.auction_duration_ms);
+    next.adl_enabled = update.adl_enabled.unwrap_or(next.adl_enabled);
     next.validate()?;
     Ok(next)
 }

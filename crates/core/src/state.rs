@@ -179,6 +179,18 @@ pub struct Market {
     pub open_interest: Size,
     /// The protocol's own signed position from liquidation takeovers.
     pub inventory: Position,
+    /// The live Dutch auction of the inventory, if any.
+    pub auction: Option<Auction>,
+}
+
+/// A Dutch auction of a market's liquidation inventory. What is for sale is always the whole
+/// current inventory; the price is relative to the live mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Auction {
+    pub id: u64,
+    pub start_ts: u64,
+    /// True when the protocol sells (inventory long); false when it buys back (inventory short).
+    pub selling: bool,
 }
 
 impl Market {

@@ -67,8 +67,10 @@ impl Engine {
         let buyer = &self.accounts[buyer_id.0 as usize];
         let seller = &self.accounts[seller_id.0 as usize];
         let delta_sell = trade.size.checked_neg()?;
-        let (new_buyer, oi_buyer) = self.filled(buyer, market_id, trade.size, trade.price, trade.buyer_fee)?;
-        let (new_seller, oi_seller) = self.filled(seller, market_id, delta_sell, trade.price, trade.seller_fee)?;
+        let (new_buyer, oi_buyer) =
+            self.filled(buyer, market_id, trade.size, trade.price, trade.buyer_fee, trade.ts)?;
+        let (new_seller, oi_seller) =
+            self.filled(seller, market_id, delta_sell, trade.price, trade.seller_fee, trade.ts)?;
         let open_interest = market.open_interest.checked_add(oi_buyer)?.checked_add(oi_seller)?;
         let fees = self.fees_collected.checked_add(trade.buyer_fee)?.checked_add(trade.seller_fee)?;
         debug_assert!(!open_interest.is_negative(), "open interest is a sum of long sizes");
@@ -94,13 +96,14 @@ impl Engine {
 
     /// The account after a fill and its fee, checked against initial margin when the fill adds
     /// exposure; and the change in long open interest.
-    fn filled(
+    pub(crate) fn filled(
         &self,
         account: &Account,
         market: MarketId,
         delta: Size,
         price: Price,
         fee: Quote,
+        now_ms: u64,
     ) -> Result<(Account, Size), Error> {
         let before =
             account.position(market).copied().unwrap_or(Position { market, size: Size::ZERO, cost: Quote::ZERO });
@@ -109,7 +112,7 @@ impl Engine {
         after.settlement = after.settlement.checked_add(outcome.realized_pnl)?.checked_sub(fee)?;
         after.set_position(outcome.position);
         if outcome.adds_exposure {
-            if let Some(frozen) = self.frozen_dependency(&after) {
+            if let Some(frozen) = self.frozen_dependency_at(&after, now_ms) {
                 let market = self.markets[frozen.0 as usize].name.to_string();
                 return Err(Error::MarketFrozen { market, what: "new exposure" });
             }

@@ -69,7 +69,7 @@ impl Engine {
                 FlowUpdate::Asset(asset_id, flows)
             }
         };
-        if let Some(frozen) = self.frozen_dependency(&account) {
+        if let Some(frozen) = self.frozen_dependency_at(&account, transfer.ts) {
             let market = self.markets[frozen.0 as usize].name.to_string();
             return Err(Error::MarketFrozen { market, what: "a withdrawal" });
         }
@@ -95,7 +95,12 @@ impl Engine {
     /// in, or, when it has positions or a negative settlement balance, one that indexes its
     /// collateral. An account with neither depends on no price.
     pub(crate) fn frozen_dependency(&self, account: &Account) -> Option<crate::state::MarketId> {
-        if let Some(p) = account.positions.iter().find(|p| self.markets[p.market.0 as usize].frozen) {
+        self.frozen_dependency_at(account, self.last_ts)
+    }
+
+    /// As [`Engine::frozen_dependency`], judged at engine time `now_ms` (an event's own ts).
+    pub(crate) fn frozen_dependency_at(&self, account: &Account, now_ms: u64) -> Option<crate::state::MarketId> {
+        if let Some(p) = account.positions.iter().find(|p| !self.market_live_at(p.market, now_ms)) {
             return Some(p.market);
         }
         if account.positions.is_empty() && !account.settlement.is_negative() {
@@ -105,7 +110,7 @@ impl Engine {
             .collateral
             .iter()
             .map(|(asset, _)| self.assets[asset.0 as usize].index_market)
-            .find(|m| self.markets[m.0 as usize].frozen)
+            .find(|m| !self.market_live_at(*m, now_ms))
     }
 
     /// Write back an account, creating its id if it is new.

@@ -1,0 +1,348 @@
+//! Bankruptcy: the insurance fund, auto-deleveraging (ADL) and socialized loss.
+//!
+//! A bankrupt account (negative equity, nothing left to liquidate gently) has its deficit covered
+//! by the insurance fund first. What the fund cannot cover is split over the account's positions
+//! by notional; in a market with ADL on, that position is closed against opposite-side accounts
+//! ranked by profit x effective leverage (BitMEX), highest first (ties by name), at the bankrupt
+//! position's bankruptcy price (the price at which closing it all absorbs its share). Size no
+//! counterparty can take goes to the inventory at mark. Whatever loss is still left is shared
+//! pro rata by accounts with positions and positive equity, never by an account without one.
+
+use crate::effect::{Effect, EffectKind};
+use crate::engine::Engine;
+use crate::num::{Overflow, Price, Quote, Round, Size};
+use crate::state::{AccountId, MarketId};
+use crate::trade::fill;
+use ethnum::I256;
+
+/// Pure: the fund and bad debt after the protocol books `pnl` (a penalty, an inventory gain or
+/// loss, a payout). Inflows repay bad debt first; a loss beyond the fund becomes bad debt.
+pub fn fund_after(fund: Quote, bad_debt: Quote, pnl: Quote) -> Result<(Quote, Quote), Overflow> {
+    let net = fund.checked_sub(bad_debt)?.checked_add(pnl)?;
+    Ok(if net.is_negative() { (Quote::ZERO, net.checked_neg()?) } else { (net, Quote::ZERO) })
+}
+
+/// An ADL ranking score as an exact fraction (numerator, positive denominator).
+#[derive(Clone, Copy, Debug)]
+pub struct Score {
+    num: I256,
+    den: I256,
+}
+
+impl Score {
+    /// BitMEX: PnL% x effective leverage when in profit, PnL% / effective leverage otherwise,
+    /// with PnL% = upnl / |cost| and effective leverage = |size| x mark / equity.
+    pub fn bitmex(upnl: Quote, cost: Quote, notional: Quote, equity: Quote) -> Score {
+        let upnl = I256::from(upnl.raw());
+        let cost = I256::from(cost.raw()).abs().max(I256::ONE);
+        let notional = I256::from(notional.raw()).max(I256::ONE);
+        let equity = I256::from(equity.raw()).max(I256::ONE);
+        if upnl > I256::ZERO {
+            Score { num: upnl * notional, den: cost * equity }
+        } else {
+            Score { num: upnl * equity, den: cost * notional }
+        }
+    }
+
+    pub fn cmp(&self, other: &Score) -> std::cmp::Ordering {
+        (self.num * other.den).cmp(&(other.num * self.den))
+    }
+
+    /// A decimal rendering with 8 places, for effects (saturating).
+    pub fn to_decimal(self) -> String {
+        let scaled = self.num * I256::from(Price::ONE_RAW) / self.den;
+        let raw = i64::try_from(scaled).unwrap_or(if scaled > I256::ZERO { i64::MAX } else { i64::MIN });
+        Price::from_raw(raw).to_string()
+    }
+}
+
+impl Engine {
+    /// Cover a bankrupt account: fund, then ADL per market, then socialized loss.
+    pub(crate) fn resolve_bankruptcy(
+        &mut self,
+        id: AccountId,
+        seq: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), Overflow> {
+        let health = self.health_of(&self.accounts[id.0 as usize])?;
+        let deficit = health.equity.checked_neg()?;
+        if !deficit.is_positive() {
+            return Ok(());
+        }
+        let name = self.accounts[id.0 as usize].name.to_string();
+        let cover = deficit.min(self.insurance_fund);
+        let account = &mut self.accounts[id.0 as usize];
+        account.settlement = account.settlement.checked_add(cover)?;
+        self.insurance_fund = self.insurance_fund.checked_sub(cover)?;
+        out.push(Effect {
+            seq,
+            ts: self.last_ts,
+            kind: EffectKind::Bankruptcy { account: name.clone(), deficit, covered_by_fund: cover },
+        });
+        if cover.is_positive() {
+            self.push_insurance(seq, out, "bankruptcy_cover", cover.checked_neg()?, Some(name.clone()));
+        }
+        let remaining = deficit.checked_sub(cover)?;
+        self.close_bankrupt_positions(id, remaining, seq, out)?;
+        let equity = self.health_of(&self.accounts[id.0 as usize])?.equity;
+        if equity.is_negative() {
+            let absorbed = self.socialize(equity.checked_neg()?, Some(id), &name, seq, out)?;
+            let account = &mut self.accounts[id.0 as usize];
+            account.settlement = account.settlement.checked_add(absorbed)?;
+        }
+        Ok(())
+    }
+
+    /// Close every position of a bankrupt account: by ADL where on and a loss remains, else to the
+    /// inventory at mark. `loss` is split over positions by notional (the last takes the rest).
+    fn close_bankrupt_positions(
+        &mut self,
+        id: AccountId,
+        loss: Quote,
+        seq: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), Overflow> {
+        let positions = self.accounts[id.0 as usize].positions.clone();
+        let mut notionals = Vec::with_capacity(positions.len());
+        for p in &positions {
+            let mark = self.markets[p.market.0 as usize].mark_price.ok_or(Overflow)?;
+            notionals.push(p.size.checked_abs()?.mul_price(mark));
+        }
+        let total = notionals.iter().try_fold(Quote::ZERO, |acc, n| acc.checked_add(*n))?;
+        let mut left = loss;
+        for (i, p) in positions.iter().enumerate() {
+            let share = if i + 1 == positions.len() || total.is_zero() {
+                left
+            } else {
+                loss.mul_ratio_quote(notionals[i], total, Round::Down)?
+            };
+            left = left.checked_sub(share)?;
+            let market = &self.markets[p.market.0 as usize];
+            let mark = market.mark_price.ok_or(Overflow)?;
+            let unplaced = if share.is_positive() && market.params.adl_enabled {
+                self.deleverage(id, p.market, share, seq, out)?
+            } else {
+                p.size
+            };
+            if !unplaced.is_zero() {
+                self.move_to_inventory(id, p.market, unplaced, mark, Quote::ZERO)?;
+                self.emit_full_close(id, p.market, unplaced, mark, seq, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn emit_full_close(
+        &self,
+        id: AccountId,
+        market_id: MarketId,
+        closed: Size,
+        mark: Price,
+        seq: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), Overflow> {
+        let health = self.health_of(&self.accounts[id.0 as usize])?;
+        out.push(Effect {
+            seq,
+            ts: self.last_ts,
+            kind: EffectKind::Liquidation {
+                account: self.accounts[id.0 as usize].name.to_string(),
+                market: self.markets[market_id.0 as usize].name.to_string(),
+                closed_size: closed,
+                price: mark,
+                penalty: Quote::ZERO,
+                full: true,
+                equity_before: health.equity,
+                maintenance_margin_before: health.maintenance_margin,
+                equity_after: health.equity,
+                maintenance_margin_after: health.maintenance_margin,
+            },
+        });
+        Ok(())
+    }
+
+    /// ADL the bankrupt position in `market_id` so that it absorbs `loss`; returns the signed
+    /// size no counterparty could take.
+    fn deleverage(
+        &mut self,
+        id: AccountId,
+        market_id: MarketId,
+        loss: Quote,
+        seq: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<Size, Overflow> {
+        let position = *self.accounts[id.0 as usize].position(market_id).ok_or(Overflow)?;
+        let mark = self.markets[market_id.0 as usize].mark_price.ok_or(Overflow)?;
+        let size_abs = position.size.checked_abs()?;
+        // Bankruptcy price: a long sells higher, a short buys lower, by loss / |size|.
+        let shift = loss.div_size(size_abs, if position.size.is_positive() { Round::Up } else { Round::Down })?;
+        let price_raw = if position.size.is_positive() {
+            mark.raw().checked_add(shift.raw())
+        } else {
+            mark.raw().checked_sub(shift.raw())
+        };
+        let bankruptcy_price = Price::from_raw(price_raw.ok_or(Overflow)?.max(1));
+        let mut remaining = position.size;
+        let bankrupt = self.accounts[id.0 as usize].name.to_string();
+        for (counterparty, score) in self.adl_ranking(market_id, position.size.signum(), Some(id))? {
+            if remaining.is_zero() {
+                break;
+            }
+            let theirs = self.accounts[counterparty.0 as usize].size(market_id);
+            let take_abs = theirs.checked_abs()?.min(remaining.checked_abs()?);
+            let take = if position.size.is_positive() { take_abs } else { take_abs.checked_neg()? };
+            self.cross(id, counterparty, market_id, take, bankruptcy_price)?;
+            remaining = remaining.checked_sub(take)?;
+            out.push(Effect {
+                seq,
+                ts: self.last_ts,
+                kind: EffectKind::Adl {
+                    account: self.accounts[counterparty.0 as usize].name.to_string(),
+                    counterparty: bankrupt.clone(),
+                    market: self.markets[market_id.0 as usize].name.to_string(),
+                    size: take.checked_neg()?,
+                    price: bankruptcy_price,
+                    rank_score: score.to_decimal(),
+                },
+            });
+        }
+        Ok(remaining)
+    }
+
+    /// `seller_side` (the bankrupt) closes `size` (signed, its own side) against `other` at `price`.
+    fn cross(
+        &mut self,
+        bankrupt: AccountId,
+        other: AccountId,
+        market_id: MarketId,
+        size: Size,
+        price: Price,
+    ) -> Result<(), Overflow> {
+        let a = &self.accounts[bankrupt.0 as usize];
+        let b = &self.accounts[other.0 as usize];
+        let pa = *a.position(market_id).ok_or(Overflow)?;
+        let pb = *b.position(market_id).ok_or(Overflow)?;
+        let fa = fill(pa, size.checked_neg()?, price)?;
+        let fb = fill(pb, size, price)?;
+        let open_interest =
+            self.open_interest_after(market_id, &[(pa.size, fa.position.size), (pb.size, fb.position.size)])?;
+        let settle_a = a.settlement.checked_add(fa.realized_pnl)?;
+        let settle_b = b.settlement.checked_add(fb.realized_pnl)?;
+        self.accounts[bankrupt.0 as usize].settlement = settle_a;
+        self.accounts[bankrupt.0 as usize].set_position(fa.position);
+        self.accounts[other.0 as usize].settlement = settle_b;
+        self.accounts[other.0 as usize].set_position(fb.position);
+        self.markets[market_id.0 as usize].open_interest = open_interest;
+        Ok(())
+    }
+
+    /// Accounts holding the side opposite to `side` (a signum) in a market, ranked for ADL:
+    /// highest score first, ties by name. `exclude` is the bankrupt account.
+    pub fn adl_ranking(
+        &self,
+        market_id: MarketId,
+        side: i32,
+        exclude: Option<AccountId>,
+    ) -> Result<Vec<(AccountId, Score)>, Overflow> {
+        let mark = self.markets[market_id.0 as usize].mark_price.ok_or(Overflow)?;
+        let mut ranked = Vec::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let id = AccountId(i as u32);
+            let Some(p) = account.position(market_id) else { continue };
+            if Some(id) == exclude || p.size.signum() != -side {
+                continue;
+            }
+            let health = self.health_of(account)?;
+            let score =
+                Score::bitmex(p.unrealized_pnl(mark)?, p.cost, p.size.checked_abs()?.mul_price(mark), health.equity);
+            ranked.push((id, score));
+        }
+        ranked.sort_by(|a, b| {
+            b.1.cmp(&a.1).then_with(|| self.accounts[a.0 .0 as usize].name.cmp(&self.accounts[b.0 .0 as usize].name))
+        });
+        Ok(ranked)
+    }
+
+    /// Share `amount` pro rata to equity over accounts with a position and positive equity
+    /// (never one without a position), debiting their settlement balance. Returns what was
+    /// absorbed (at most their total equity); the caller credits it.
+    pub(crate) fn socialize(
+        &mut self,
+        amount: Quote,
+        exclude: Option<AccountId>,
+        bankrupt: &str,
+        seq: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<Quote, Overflow> {
+        let mut eligible: Vec<(AccountId, Quote)> = Vec::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let id = AccountId(i as u32);
+            if Some(id) == exclude || account.positions.is_empty() {
+                continue;
+            }
+            let equity = self.health_of(account)?.equity;
+            if equity.is_positive() {
+                eligible.push((id, equity));
+            }
+        }
+        eligible.sort_unstable_by(|a, b| self.accounts[a.0 .0 as usize].name.cmp(&self.accounts[b.0 .0 as usize].name));
+        let total = eligible.iter().try_fold(Quote::ZERO, |acc, (_, e)| acc.checked_add(*e))?;
+        let absorbed = amount.min(total);
+        if absorbed.is_positive() {
+            let shares = pro_rata(absorbed, &eligible, total)?;
+            for ((id, _), share) in eligible.iter().zip(shares) {
+                let account = &mut self.accounts[id.0 as usize];
+                account.settlement = account.settlement.checked_sub(share)?;
+            }
+            let kind = EffectKind::SocializedLoss {
+                amount: absorbed,
+                accounts: eligible.len() as u64,
+                bankrupt: bankrupt.into(),
+            };
+            out.push(Effect { seq, ts: self.last_ts, kind });
+        }
+        if absorbed < amount {
+            let message = format!(
+                "{} of loss from {bankrupt} could not be absorbed by any account",
+                amount.checked_sub(absorbed)?
+            );
+            self.alert(seq, out, "loss_unabsorbed", "", message);
+        }
+        Ok(absorbed)
+    }
+
+    /// Protocol bad debt is repaid by socialized loss when accounts can absorb it.
+    pub(crate) fn repay_bad_debt(&mut self, seq: u64, out: &mut Vec<Effect>) {
+        if !self.bad_debt.is_positive() {
+            return;
+        }
+        if let Ok(absorbed) = self.socialize(self.bad_debt, None, "protocol", seq, out) {
+            self.bad_debt = self.bad_debt.checked_sub(absorbed).unwrap_or(self.bad_debt);
+        }
+    }
+}
+
+/// Pure: split `amount` over `weights` (sum `total`) rounding each share down, then hand the
+/// remaining raw units one each to the first accounts, so the shares sum to `amount` exactly
+/// and none exceeds its weight (amount <= total).
+fn pro_rata(amount: Quote, weights: &[(AccountId, Quote)], total: Quote) -> Result<Vec<Quote>, Overflow> {
+    let mut shares = Vec::with_capacity(weights.len());
+    let mut assigned = Quote::ZERO;
+    for (_, weight) in weights {
+        let share = amount.mul_ratio_quote(*weight, total, Round::Down)?;
+        assigned = assigned.checked_add(share)?;
+        shares.push(share);
+    }
+    let mut left = amount.checked_sub(assigned)?.raw();
+    for (share, (_, weight)) in shares.iter_mut().zip(weights) {
+        if left == 0 {
+            break;
+        }
+        if *share < *weight {
+            *share = share.checked_add(Quote::from_raw(1))?;
+            left -= 1;
+        }
+    }
+    debug_assert_eq!(left, 0, "shares sum to the amount");
+    Ok(shares)
+}

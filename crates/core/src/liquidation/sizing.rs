@@ -1,0 +1,231 @@
+//! Pure leaves of partial liquidation: the penalty for a closed slice and the smallest slice
+//! that restores equity >= MM x (1 + buffer).
+//!
+//! Closing happens off the **top** of a position (highest bracket first): closing q of a position
+//! of size x releases the MM of the exposure range [x - q, x] and costs the penalty rates of the
+//! same range. Closing at mark leaves equity unchanged (realized = unrealized), so only the
+//! penalty moves it.
+
+use crate::config::{MarketParams, TierBasis, TierMode};
+use crate::margin;
+use crate::num::{Overflow, Price, Quote, Rate, Round, Size};
+use ethnum::I256;
+
+/// Units of 10^-32 settlement: exposure raw x rate raw x rate raw (x mark raw in size basis).
+type Ultra = I256;
+
+/// Sum over brackets of (overlap of [lo, hi] with the bracket) x rate(bracket), in exposure raw x
+/// rate raw. `lo`/`hi` are exposure raw (Size raw or notional Quote raw, per the basis).
+fn bracket_integral(params: &MarketParams, lo: i128, hi: i128, rate: impl Fn(usize) -> i64) -> I256 {
+    let mut total = I256::ZERO;
+    for (i, tier) in params.tiers.iter().enumerate() {
+        let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
+        let overlap = hi.min(upper) - lo.max(tier.from_raw);
+        if overlap > 0 {
+            total += I256::from(overlap) * I256::from(rate(i));
+        }
+    }
+    total
+}
+
+fn exposure(params: &MarketParams, size_abs: Size, mark: Price) -> i128 {
+    let s = i128::from(size_abs.raw());
+    match params.tier_basis {
+        TierBasis::Size => s,
+        TierBasis::Notional => s * i128::from(mark.raw()),
+    }
+}
+
+/// Penalty for closing `closed` off the top of a position of `size_abs` at `mark`: the marginal
+/// bracket penalty rates over the closed range x mark, rounded up (against the account).
+pub fn penalty(params: &MarketParams, size_abs: Size, closed: Size, mark: Price) -> Result<Quote, Overflow> {
+    let hi = exposure(params, size_abs, mark);
+    let lo = exposure(params, size_abs.checked_sub(closed)?, mark);
+    let weighted = bracket_integral(params, lo, hi, |i| params.tiers[i].penalty_rate.raw());
+    let fine = match params.tier_basis {
+        TierBasis::Size => weighted * I256::from(mark.raw()),
+        TierBasis::Notional => weighted,
+    };
+    let divisor = I256::from(Rate::ONE_RAW as i128);
+    let mut q = fine / divisor;
+    if fine % divisor > I256::ZERO {
+        q += I256::ONE;
+    }
+    i128::try_from(q).map(Quote::from_raw).map_err(|_| Overflow)
+}
+
+/// Whether closing `closed` restores the account: equity - penalty >= ceil(MM after x (1 + buffer)).
+/// `other_mm` is the MM of the account's other positions.
+pub fn restores(
+    params: &MarketParams,
+    size_abs: Size,
+    closed: Size,
+    mark: Price,
+    equity: Quote,
+    other_mm: Quote,
+) -> Result<bool, Overflow> {
+    let remaining = size_abs.checked_sub(closed)?;
+    let mm_after = other_mm.checked_add(margin::position_mm(params, remaining, mark)?)?;
+    let factor = Rate::ONE.checked_add(params.liquidation_buffer)?;
+    let target = mm_after.mul_rate(factor, Round::Up)?;
+    let left = equity.checked_sub(penalty(params, size_abs, closed, mark)?)?;
+    Ok(left >= target)
+}
+
+/// Smallest size to close off the top of the position so that the account is restored, or
+/// `None` when closing all of it is needed (or is not enough).
+pub fn partial_close_size(
+    params: &MarketParams,
+    size_abs: Size,
+    mark: Price,
+    equity: Quote,
+    other_mm: Quote,
+) -> Result<Option<Size>, Overflow> {
+    let pred = |q: Size| restores(params, size_abs, q, mark, equity, other_mm);
+    let guess = match params.tier_mode {
+        TierMode::Marginal => marginal_estimate(params, size_abs, mark, equity, other_mm)?,
+        TierMode::Whole => None,
+    };
+    if let Some(q) = guess {
+        // The estimate is exact up to rounding of per-position MM: a few raw units settle it.
+        let mut candidate = q;
+        for _ in 0..16 {
+            if candidate >= size_abs {
+                return Ok(None);
+            }
+            if pred(candidate)? {
+                return Ok(Some(candidate));
+            }
+            candidate = candidate.checked_add(Size::from_raw(1))?;
+        }
+    }
+    smallest_by_bisection(size_abs, pred)
+}
+
+/// Bisection over raw sizes in [1, size_abs - 1] for the smallest restoring size; 64 steps bound it.
+fn smallest_by_bisection(
+    size_abs: Size,
+    pred: impl Fn(Size) -> Result<bool, Overflow>,
+) -> Result<Option<Size>, Overflow> {
+    let max_partial = size_abs.raw() - 1;
+    if max_partial < 1 || !pred(Size::from_raw(max_partial))? {
+        return Ok(None);
+    }
+    let (mut lo, mut hi) = (1i64, max_partial); // pred(hi) holds
+    for _ in 0..64 {
+        if lo >= hi {
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        if pred(Size::from_raw(mid))? {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(Some(Size::from_raw(hi)))
+}
+
+/// Exact solve for marginal brackets, walking down from the top bracket: the exposure to close
+/// so that released MM x (1 + b) - penalty covers the deficit MM x (1 + b) - equity.
+fn marginal_estimate(
+    params: &MarketParams,
+    size_abs: Size,
+    mark: Price,
+    equity: Quote,
+    other_mm: Quote,
+) -> Result<Option<Size>, Overflow> {
+    let one = I256::from(Rate::ONE_RAW as i128);
+    let factor = one + I256::from(params.liquidation_buffer.raw());
+    let mm_total = other_mm.checked_add(margin::position_mm(params, size_abs, mark)?)?;
+    // Deficit in Ultra: (MM x (1 + b) - equity) x 10^16 (Quote raw x rate raw x rate raw).
+    let mut need: Ultra = (I256::from(mm_total.raw()) * factor - I256::from(equity.raw()) * one) * one;
+    if need <= I256::ZERO {
+        return Ok(Some(Size::ZERO));
+    }
+    let mark_factor = match params.tier_basis {
+        TierBasis::Size => I256::from(mark.raw()),
+        TierBasis::Notional => I256::ONE,
+    };
+    let x = exposure(params, size_abs, mark);
+    let mut top = x;
+    for tier in params.tiers.iter().rev() {
+        if top <= tier.from_raw {
+            continue;
+        }
+        let portion = top - tier.from_raw;
+        let slope = (I256::from(tier.mm_rate.raw()) * factor - I256::from(tier.penalty_rate.raw()) * one) * mark_factor;
+        if slope > I256::ZERO {
+            let capacity = I256::from(portion) * slope;
+            if capacity >= need {
+                let closed = x - top + ceil_div(need, slope);
+                return Ok(Some(exposure_to_size(params, closed, mark)?));
+            }
+            need -= capacity;
+        }
+        top = tier.from_raw;
+    }
+    Ok(None)
+}
+
+fn ceil_div(n: I256, d: I256) -> i128 {
+    let q = n / d;
+    let q = if n % d > I256::ZERO { q + I256::ONE } else { q };
+    i128::try_from(q).unwrap_or(i128::MAX)
+}
+
+fn exposure_to_size(params: &MarketParams, closed: i128, mark: Price) -> Result<Size, Overflow> {
+    let raw = match params.tier_basis {
+        TierBasis::Size => closed,
+        TierBasis::Notional => crate::num::div_round(closed, i128::from(mark.raw()), Round::Up)?,
+    };
+    i64::try_from(raw).map(Size::from_raw).map_err(|_| Overflow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Tier};
+
+    fn one_tier(mm: &str, pen: &str) -> MarketParams {
+        let mut params = Config::embedded_default().markets[0].params.clone();
+        params.tiers =
+            vec![Tier { from_raw: 0, mm_rate: Rate::parse(mm).unwrap(), penalty_rate: Rate::parse(pen).unwrap() }];
+        params
+    }
+
+    #[test]
+    fn worked_example_ten_short_at_100_closes_1_111() {
+        // One tier at 10% MM, 1% penalty, buffer 0; a 100-unit long at 100: MM = 1,000.
+        // Equity 990 is 10 short of MM: close 10 / (100 x (10% - 1%)) = 1.11111111.. (rounded up).
+        let params = one_tier("0.10", "0.01");
+        let size = Size::from_int(100).unwrap();
+        let mark = Price::from_int(100).unwrap();
+        let equity = Quote::from_int(990).unwrap();
+        let q = partial_close_size(&params, size, mark, equity, Quote::ZERO).unwrap().unwrap();
+        assert_eq!(q, Size::parse("1.11111112").unwrap());
+        assert!(restores(&params, size, q, mark, equity, Quote::ZERO).unwrap());
+        assert!(!restores(&params, size, Size::parse("1.11111111").unwrap(), mark, equity, Quote::ZERO).unwrap());
+        assert_eq!(penalty(&params, size, q, mark).unwrap(), Quote::parse("1.111111120000").unwrap());
+    }
+
+    #[test]
+    fn whole_mode_uses_bisection_and_agrees_with_the_predicate() {
+        let mut params = Config::embedded_default().markets[0].params.clone();
+        params.tier_mode = TierMode::Whole;
+        let size = Size::from_int(300).unwrap();
+        let mark = Price::from_int(9_000).unwrap();
+        let equity = Quote::from_int(250_000).unwrap();
+        let q = partial_close_size(&params, size, mark, equity, Quote::ZERO).unwrap().unwrap();
+        assert!(restores(&params, size, q, mark, equity, Quote::ZERO).unwrap());
+        assert!(!restores(&params, size, q.checked_sub(Size::from_raw(1)).unwrap(), mark, equity, Quote::ZERO).unwrap());
+    }
+
+    #[test]
+    fn hopeless_accounts_need_a_full_close() {
+        let params = one_tier("0.10", "0.01");
+        let size = Size::from_int(100).unwrap();
+        let mark = Price::from_int(100).unwrap();
+        assert_eq!(partial_close_size(&params, size, mark, Quote::from_int(-5).unwrap(), Quote::ZERO).unwrap(), None);
+    }
+}

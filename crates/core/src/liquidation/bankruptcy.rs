@@ -22,12 +22,9 @@ pub fn fund_after(fund: Quote, bad_debt: Quote, pnl: Quote) -> Result<(Quote, Qu
     Ok(if net.is_negative() { (Quote::ZERO, net.checked_neg()?) } else { (net, Quote::ZERO) })
 }
 
-/// An ADL ranking score as an exact fraction (numerator, positive denominator).
-#[derive(Clone, Copy, Debug)]
-pub struct Score {
-    num: I256,
-    den: I256,
-}
+/// An ADL ranking score, fixed point with 18 decimals (saturating: ranks stay ordered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Score(I256);
 
 impl Score {
     /// BitMEX: PnL% x effective leverage when in profit, PnL% / effective leverage otherwise,
@@ -37,20 +34,17 @@ impl Score {
         let cost = I256::from(cost.raw()).abs().max(I256::ONE);
         let notional = I256::from(notional.raw()).max(I256::ONE);
         let equity = I256::from(equity.raw()).max(I256::ONE);
-        if upnl > I256::ZERO {
-            Score { num: upnl * notional, den: cost * equity }
-        } else {
-            Score { num: upnl * equity, den: cost * notional }
-        }
-    }
-
-    pub fn cmp(&self, other: &Score) -> std::cmp::Ordering {
-        (self.num * other.den).cmp(&(other.num * self.den))
+        let (num, den) =
+            if upnl > I256::ZERO { (upnl * notional, cost * equity) } else { (upnl * equity, cost * notional) };
+        // |num| <= 2^254 / 10^18 is far beyond any real book; saturate rather than overflow.
+        let scale = I256::from(10i128.pow(18));
+        let value = num.checked_mul(scale).map_or(if num > I256::ZERO { I256::MAX } else { I256::MIN }, |n| n / den);
+        Score(value)
     }
 
     /// A decimal rendering with 8 places, for effects (saturating).
     pub fn to_decimal(self) -> String {
-        let scaled = self.num * I256::from(Price::ONE_RAW) / self.den;
+        let scaled = self.0 / I256::from(10i128.pow(10));
         let raw = i64::try_from(scaled).unwrap_or(if scaled > I256::ZERO { i64::MAX } else { i64::MIN });
         Price::from_raw(raw).to_string()
     }
@@ -125,7 +119,7 @@ impl Engine {
                 p.size
             };
             if !unplaced.is_zero() {
-                self.move_to_inventory(id, p.market, unplaced, mark, Quote::ZERO)?;
+                self.move_to_inventory(id, p.market, unplaced, mark, Quote::ZERO, seq, out)?;
                 self.emit_full_close(id, p.market, unplaced, mark, seq, out)?;
             }
         }

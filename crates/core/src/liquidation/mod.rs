@@ -150,7 +150,7 @@ impl Engine {
         let full_penalty = sizing::penalty(&market.params, size_abs, closed_abs, mark)?;
         let penalty = full_penalty.min(before.equity.max(Quote::ZERO));
         let closed = if position.size.is_negative() { closed_abs.checked_neg()? } else { closed_abs };
-        self.move_to_inventory(id, market_id, closed, mark, penalty)?;
+        self.move_to_inventory(id, market_id, closed, mark, penalty, seq, out)?;
         let after = self.health_of(&self.accounts[id.0 as usize])?;
         let name = self.accounts[id.0 as usize].name.to_string();
         out.push(Effect {
@@ -184,6 +184,8 @@ impl Engine {
         closed: Size,
         price: Price,
         penalty: Quote,
+        seq: u64,
+        out: &mut Vec<Effect>,
     ) -> Result<(), Overflow> {
         let account = &self.accounts[id.0 as usize];
         let position = *account.position(market_id).ok_or(Overflow)?;
@@ -205,6 +207,10 @@ impl Engine {
         market.open_interest = open_interest;
         self.insurance_fund = fund;
         self.bad_debt = bad_debt;
+        if !inventory_fill.realized_pnl.is_zero() {
+            // Opposite liquidations net inside the inventory; its realized result is the fund's.
+            self.push_insurance(seq, out, "inventory_pnl", inventory_fill.realized_pnl, None);
+        }
         Ok(())
     }
 

@@ -1,0 +1,284 @@
+//! The liquidation waterfall on the real `apply` path, with hand-computed numbers.
+
+use solvent_core::effect::EffectKind;
+use solvent_core::{Config, Effect, Engine, Price, Quote, Size};
+
+/// A one-market config: one tier at `mm` / `pen`, im_factor `im`, ADL on or off.
+fn one_tier_config(mm: &str, pen: &str, im: &str, adl: bool) -> Config {
+    let toml = format!(
+        r#"
+settlement_asset = "USDC"
+max_accounts = 1000
+[[markets]]
+name = "X-PERP"
+tier_basis = "size"
+tier_mode = "marginal"
+im_factor = "{im}"
+liquidation_buffer = "0"
+sources = ["s1", "s2", "s3"]
+quorum = 2
+max_age_ms = 3600000
+max_deviation = "0.5"
+max_jump = "10"
+adl_enabled = {adl}
+tiers = [ {{ from = "0", mm_rate = "{mm}", penalty_rate = "{pen}" }} ]
+"#
+    );
+    Config::from_toml(&toml).unwrap()
+}
+
+struct Run {
+    engine: Engine,
+    seq: u64,
+    ts: u64,
+    effects: Vec<Effect>,
+}
+
+impl Run {
+    fn new(config: &Config) -> Run {
+        Run { engine: Engine::new(config), seq: 0, ts: 1_000, effects: Vec::new() }
+    }
+
+    fn line(&mut self, text: String) -> Vec<Effect> {
+        self.seq += 1;
+        let mut out = Vec::new();
+        self.engine.apply_line(self.seq, text.as_bytes(), &mut out);
+        assert!(out.iter().all(|e| e.rejection_kind().is_none()), "{text}: {out:?}");
+        self.effects.extend(out.iter().cloned());
+        out
+    }
+
+    /// Move time on by a second and set every source of `market` to `price`.
+    fn price(&mut self, market: &str, price: &str) -> Vec<Effect> {
+        self.ts += 1_000;
+        let mut out = self.line(format!(r#"{{"type":"clock","ts":{}}}"#, self.ts));
+        for source in ["s1", "s2", "s3"] {
+            out.extend(self.line(format!(
+                r#"{{"type":"price","ts":{},"market":"{market}","source":"{source}","price":"{price}"}}"#,
+                self.ts
+            )));
+        }
+        out
+    }
+
+    fn deposit(&mut self, account: &str, amount: &str) {
+        self.line(format!(
+            r#"{{"type":"deposit","ts":{},"account":"{account}","asset":"USDC","amount":"{amount}"}}"#,
+            self.ts
+        ));
+    }
+
+    fn trade(&mut self, market: &str, buyer: &str, seller: &str, size: &str, price: &str) {
+        self.line(format!(
+            r#"{{"type":"trade","ts":{},"market":"{market}","buyer":"{buyer}","seller":"{seller}","size":"{size}","price":"{price}"}}"#,
+            self.ts
+        ));
+    }
+}
+
+fn q(text: &str) -> Quote {
+    Quote::parse(text).unwrap()
+}
+
+fn liquidations(effects: &[Effect]) -> Vec<(String, Size, Quote, bool)> {
+    effects
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::Liquidation { account, closed_size, penalty, full, .. } => {
+                Some((account.clone(), *closed_size, *penalty, *full))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// One tier at 10% MM and 1% penalty, buffer 0: an account 10 short of MM at a price of 100
+/// closes exactly 10 / (100 x (10% - 1%)) = 1.1111.. of size (rounded up to 1e-8).
+#[test]
+fn ten_short_of_mm_at_100_closes_1_11111112() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.01", "1.5", true));
+    run.price("X-PERP", "110");
+    run.deposit("alice", "1990");
+    run.deposit("bob", "100000");
+    run.trade("X-PERP", "alice", "bob", "100", "110");
+    let out = run.price("X-PERP", "100");
+    let health = run.engine.health("alice").unwrap();
+    let liq = liquidations(&out);
+    assert_eq!(liq, vec![("alice".to_string(), Size::parse("1.11111112").unwrap(), q("1.11111112"), false)]);
+    // Before: equity 990, MM 1,000. After: equity 990 - 1.11111112, MM (100 - 1.11111112) x 10.
+    assert_eq!(health.equity, q("988.88888888"));
+    assert_eq!(health.maintenance_margin, q("988.8888888"));
+    assert!(health.equity >= health.maintenance_margin);
+    assert_eq!(run.engine.insurance_fund(), q("1.11111112"));
+    let inventory = &run.engine.markets()[0].inventory;
+    assert_eq!(inventory.size, Size::parse("1.11111112").unwrap());
+    assert_eq!(inventory.cost, Size::parse("1.11111112").unwrap().mul_price(Price::from_int(100).unwrap()));
+    let started = out.iter().any(|e| matches!(&e.kind, EffectKind::AuctionStarted { side, .. } if side == "sell"));
+    assert!(started, "the inventory goes to auction: {out:?}");
+}
+
+/// DESIGN: 300 BTC long from 10,000 with 400,000 USDC; liquidation price about 9,163. At 9,150
+/// the deficit is MM - equity = 148,687.5 - 145,000 = 3,687.5; the top bracket (250-300 BTC,
+/// 10% MM, 2.5% penalty) releases (10% - 2.5%) x 9,150 = 686.25 per BTC, so 5.37340620 BTC
+/// (3,687.5 / 686.25 rounded up) close, all from the top bracket.
+#[test]
+fn design_example_partially_liquidated_highest_bracket_first() {
+    let mut run = Run::new(&Config::embedded_default());
+    let five = |run: &mut Run, price: &str| {
+        run.ts += 1_000;
+        run.line(format!(r#"{{"type":"clock","ts":{}}}"#, run.ts));
+        let mut out = Vec::new();
+        for source in ["s1", "s2", "s3", "s4", "s5"] {
+            out.extend(run.line(format!(
+                r#"{{"type":"price","ts":{},"market":"BTC-PERP","source":"{source}","price":"{price}"}}"#,
+                run.ts
+            )));
+        }
+        out
+    };
+    five(&mut run, "10000");
+    run.deposit("alice", "400000");
+    run.deposit("bob", "1000000");
+    run.trade("BTC-PERP", "alice", "bob", "300", "10000");
+    let dump = run.engine.account_dump("alice").unwrap();
+    let liquidation_price = dump.positions["BTC-PERP"].liquidation_price.unwrap();
+    assert!(liquidation_price > Price::from_int(9_162).unwrap() && liquidation_price < Price::from_int(9_164).unwrap());
+    assert!(liquidations(&five(&mut run, "9170")).is_empty(), "above the liquidation price nothing happens");
+    let out = five(&mut run, "9150");
+    let liq = liquidations(&out);
+    assert_eq!(liq.len(), 1, "{out:?}");
+    let (account, closed, penalty, full) = &liq[0];
+    assert_eq!((account.as_str(), *full), ("alice", false));
+    assert_eq!(*closed, Size::parse("5.3734062").unwrap());
+    assert_eq!(
+        *penalty,
+        Size::parse("5.3734062")
+            .unwrap()
+            .mul_price(Price::from_int(9_150).unwrap())
+            .mul_rate(solvent_core::Rate::parse("0.025").unwrap(), solvent_core::Round::Up)
+            .unwrap()
+    );
+    let health = run.engine.health("alice").unwrap();
+    assert!(health.equity >= health.maintenance_margin, "{health:?}");
+    assert_eq!(run.engine.account("alice").unwrap().positions[0].size, Size::parse("294.6265938").unwrap());
+}
+
+/// A gap through the bankruptcy price: the account's negative equity is paid by the fund.
+#[test]
+fn gap_through_bankruptcy_is_covered_by_the_fund() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.01", "2", true));
+    run.price("X-PERP", "100");
+    for (name, amount) in [("carol", "20"), ("dave", "20000"), ("bob", "1000000")] {
+        run.deposit(name, amount);
+    }
+    run.trade("X-PERP", "bob", "dave", "1000", "100");
+    run.trade("X-PERP", "carol", "bob", "1", "100");
+    // A squeeze to 112 partially liquidates short dave: his penalty seeds the fund.
+    assert_eq!(liquidations(&run.price("X-PERP", "112")).len(), 1);
+    run.price("X-PERP", "100");
+    let fund_before_gap = run.engine.insurance_fund();
+    assert!(fund_before_gap > q("300"), "{fund_before_gap}");
+    // A gap from 100 to 60: carol (1 long from 100, 20 of collateral) ends at equity -20.
+    let out = run.price("X-PERP", "60");
+    let bankruptcies: Vec<_> = out
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::Bankruptcy { account, deficit, covered_by_fund } => {
+                Some((account.clone(), *deficit, *covered_by_fund))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(bankruptcies, vec![("carol".to_string(), q("20"), q("20"))], "{out:?}");
+    assert!(run.engine.account("carol").unwrap().positions.is_empty());
+    assert_eq!(run.engine.health("carol").unwrap().equity, Quote::ZERO);
+    // The fund's balance is told by the insurance effects: -20 for carol, plus the inventory's
+    // netting result (dave's short taken at 112 nets against carol's long at 60).
+    let moves = out.iter().filter_map(|e| match &e.kind {
+        EffectKind::Insurance { amount, .. } => Some(*amount),
+        _ => None,
+    });
+    let expected = moves.fold(fund_before_gap, |fund, amount| fund.checked_add(amount).unwrap());
+    assert_eq!(run.engine.insurance_fund(), expected);
+    assert!(!out.iter().any(|e| matches!(e.kind, EffectKind::Adl { .. } | EffectKind::SocializedLoss { .. })));
+}
+
+/// With the fund empty, ADL closes the top-ranked opposite positions at the bankruptcy price.
+#[test]
+fn empty_fund_deleverages_the_top_ranked_shorts_at_the_bankruptcy_price() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.0", "2", true));
+    run.price("X-PERP", "100");
+    for (name, amount) in [("alice", "2000"), ("bob", "100000"), ("cat", "3000"), ("dan", "100000")] {
+        run.deposit(name, amount);
+    }
+    // Penalty rate 0: the fund stays empty. Alice long 100 against bob (50, low leverage) and
+    // cat (50, high leverage): cat ranks first.
+    run.trade("X-PERP", "alice", "bob", "50", "100");
+    run.trade("X-PERP", "alice", "cat", "50", "100");
+    assert_eq!(run.engine.insurance_fund(), Quote::ZERO);
+    // Gap to 70: alice's equity = 2,000 - 3,000 = -1,000; bankruptcy price = 70 + 1,000 / 100 = 80.
+    let out = run.price("X-PERP", "70");
+    let adl: Vec<_> = out
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::Adl { account, counterparty, size, price, .. } => {
+                Some((account.clone(), counterparty.clone(), *size, *price))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        adl,
+        vec![
+            // `size` is what left each short's position, in its sign.
+            ("cat".to_string(), "alice".to_string(), Size::from_int(-50).unwrap(), Price::from_int(80).unwrap()),
+            ("bob".to_string(), "alice".to_string(), Size::from_int(-50).unwrap(), Price::from_int(80).unwrap()),
+        ]
+    );
+    assert!(run.engine.account("alice").unwrap().positions.is_empty());
+    assert_eq!(run.engine.health("alice").unwrap().equity, Quote::ZERO);
+    // Each short bought back at 80 instead of the mark 70: 50 x 10 = 500 each less profit.
+    assert_eq!(run.engine.account("cat").unwrap().settlement, q("4000"));
+    assert_eq!(run.engine.account("bob").unwrap().settlement, q("101000"));
+    assert!(!out.iter().any(|e| matches!(e.kind, EffectKind::SocializedLoss { .. })));
+}
+
+/// With ADL off, the loss is shared pro rata to equity by accounts with positions; an account
+/// with no position pays nothing.
+#[test]
+fn adl_off_socializes_the_loss_pro_rata_and_spares_depositors() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.0", "2", false));
+    run.price("X-PERP", "100");
+    for (name, amount) in [("alice", "2000"), ("bob", "30000"), ("cat", "10000"), ("saver", "50000")] {
+        run.deposit(name, amount);
+    }
+    run.trade("X-PERP", "alice", "bob", "50", "100");
+    run.trade("X-PERP", "alice", "cat", "50", "100");
+    let out = run.price("X-PERP", "70");
+    let social: Vec<_> = out
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EffectKind::SocializedLoss { amount, accounts, bankrupt } => Some((*amount, *accounts, bankrupt.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(social, vec![(q("1000"), 2, "alice".to_string())]);
+    assert!(!out.iter().any(|e| matches!(e.kind, EffectKind::Adl { .. })));
+    // Equity before the share: bob 30,000 + 1,500 = 31,500; cat 10,000 + 1,500 = 11,500.
+    // Shares of 1,000 by equity: bob 1,000 x 31,500 / 43,000, cat the rest.
+    let bob_share = q("1000").mul_ratio_quote(q("31500"), q("43000"), solvent_core::Round::Down).unwrap();
+    let bob = run.engine.account("bob").unwrap().settlement;
+    let cat = run.engine.account("cat").unwrap().settlement;
+    assert!(
+        bob == q("30000").checked_sub(bob_share).unwrap()
+            || bob == q("30000").checked_sub(bob_share).unwrap().checked_sub(Quote::from_raw(1)).unwrap()
+    );
+    assert_eq!(
+        q("30000").checked_sub(bob).unwrap().checked_add(q("10000").checked_sub(cat).unwrap()).unwrap(),
+        q("1000")
+    );
+    assert_eq!(run.engine.account("saver").unwrap().settlement, q("50000"), "no position, no share");
+    assert_eq!(run.engine.health("alice").unwrap().equity, Quote::ZERO);
+    // The positions went to the inventory at mark and are being auctioned.
+    assert_eq!(run.engine.markets()[0].inventory.size, Size::from_int(100).unwrap());
+}

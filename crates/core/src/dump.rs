@@ -4,7 +4,7 @@
 use crate::engine::Engine;
 use crate::margin;
 use crate::num::{Price, Quote, Size};
-use crate::state::{Account, Market, SourceCounters};
+use crate::state::{Account, AccountId, Market, MarketId, SourceCounters};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -30,7 +30,16 @@ pub struct MarketDump {
     pub open_interest: Size,
     pub liquidation_inventory: Size,
     pub unknown_source_ticks: u64,
+    /// The live Dutch auction of the inventory: (id, start ts, "sell" or "buy").
+    pub auction: Option<AuctionDump>,
     pub sources: BTreeMap<String, SourceDump>,
+}
+
+#[derive(Serialize)]
+pub struct AuctionDump {
+    pub id: String,
+    pub start_ts: u64,
+    pub side: &'static str,
 }
 
 #[derive(Serialize)]
@@ -65,11 +74,15 @@ pub struct PositionDump {
     pub maintenance_margin: Option<Quote>,
     pub initial_margin: Option<Quote>,
     pub liquidation_price: Option<Price>,
+    /// ADL queue position among same-side holders, 1 (last) to 5 (top 20%: first to be
+    /// auto-deleveraged), as venues show it with five lights.
+    pub adl_quantile: Option<u8>,
 }
 
 impl Engine {
     /// The whole state as a dump.
     pub fn dump(&self) -> StateDump {
+        let quantiles = self.all_adl_quantiles();
         StateDump {
             seq: self.last_seq,
             ts: self.last_ts,
@@ -78,13 +91,26 @@ impl Engine {
             bad_debt: self.bad_debt,
             fees_collected: self.fees_collected,
             markets: self.markets.iter().map(|m| (m.name.to_string(), market_dump(m))).collect(),
-            accounts: self.accounts.iter().map(|a| (a.name.to_string(), self.account_dump_of(a))).collect(),
+            accounts: self
+                .accounts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    (a.name.to_string(), self.account_dump_of(a, |m| quantiles.get(&(m, AccountId(i as u32))).copied()))
+                })
+                .collect(),
         }
     }
 
     /// One account as in the dump; `None` for an unknown name.
     pub fn account_dump(&self, name: &str) -> Option<AccountDump> {
-        self.account(name).map(|a| self.account_dump_of(a))
+        let id = self.account_id(name).ok()?;
+        let account = &self.accounts[id.0 as usize];
+        let quantile = |market: MarketId| {
+            let side = account.size(market).signum();
+            self.adl_quantiles(market, side).into_iter().find(|(a, _)| *a == id).map(|(_, q)| q)
+        };
+        Some(self.account_dump_of(account, quantile))
     }
 
     /// One market as in the dump; `None` for an unknown name.
@@ -92,7 +118,27 @@ impl Engine {
         self.markets.iter().find(|m| &*m.name == name).map(market_dump)
     }
 
-    fn account_dump_of(&self, account: &Account) -> AccountDump {
+    /// ADL quantiles (1..=5) of the holders of `side` (a signum) in a market.
+    pub fn adl_quantiles(&self, market: MarketId, side: i32) -> Vec<(AccountId, u8)> {
+        let Ok(ranked) = self.adl_ranking(market, -side, None) else { return Vec::new() };
+        let n = ranked.len();
+        ranked.into_iter().enumerate().map(|(rank, (id, _))| (id, 5 - (5 * rank / n) as u8)).collect()
+    }
+
+    fn all_adl_quantiles(&self) -> BTreeMap<(MarketId, AccountId), u8> {
+        let mut all = BTreeMap::new();
+        for i in 0..self.markets.len() {
+            let market = MarketId(i as u16);
+            for side in [1, -1] {
+                for (id, quantile) in self.adl_quantiles(market, side) {
+                    all.insert((market, id), quantile);
+                }
+            }
+        }
+        all
+    }
+
+    fn account_dump_of(&self, account: &Account, adl_quantile: impl Fn(MarketId) -> Option<u8>) -> AccountDump {
         let health = self.health_of(account).unwrap_or_default();
         let mut collateral = BTreeMap::new();
         collateral.insert(self.settlement_name.to_string(), account.settlement.to_string());
@@ -113,6 +159,7 @@ impl Engine {
                     maintenance_margin: mark.and_then(|m| margin::position_mm(&market.params, p.size, m).ok()),
                     initial_margin: mark.and_then(|m| margin::position_im(&market.params, p.size, m).ok()),
                     liquidation_price: margin::liquidation_price(account, p.market, &self.assets, &self.markets),
+                    adl_quantile: adl_quantile(p.market),
                 };
                 (market.name.to_string(), dump)
             })
@@ -140,6 +187,11 @@ fn market_dump(market: &Market) -> MarketDump {
         open_interest: market.open_interest,
         liquidation_inventory: market.inventory.size,
         unknown_source_ticks: market.unknown_source_ticks,
+        auction: market.auction.map(|a| AuctionDump {
+            id: a.id.to_string(),
+            start_ts: a.start_ts,
+            side: if a.selling { "sell" } else { "buy" },
+        }),
         sources: market
             .sources
             .iter()

@@ -282,3 +282,123 @@ fn adl_off_socializes_the_loss_pro_rata_and_spares_depositors() {
     // The positions went to the inventory at mark and are being auctioned.
     assert_eq!(run.engine.markets()[0].inventory.size, Size::from_int(100).unwrap());
 }
+
+impl Run {
+    fn refused(&mut self, text: String) -> String {
+        self.seq += 1;
+        let hash = self.engine.state_hash();
+        let mut out = Vec::new();
+        self.engine.apply_line(self.seq, text.as_bytes(), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(self.engine.state_hash(), hash, "a refused event changes nothing");
+        out[0].rejection_kind().expect("refused").to_string()
+    }
+}
+
+/// The inventory's Dutch auction: price relative to the live mark, decaying from 1% better to
+/// 3% worse over a minute; partial takes; gains and losses to the fund; re-auction on expiry.
+#[test]
+fn dutch_auction_decays_fills_partially_and_re_auctions() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.01", "1.5", true));
+    run.price("X-PERP", "110");
+    run.deposit("alice", "1990");
+    run.deposit("bob", "100000");
+    run.deposit("mm1", "1000");
+    run.deposit("poor", "0.01");
+    run.trade("X-PERP", "alice", "bob", "100", "110");
+    let out = run.price("X-PERP", "100");
+    let start = out
+        .iter()
+        .find_map(|e| match &e.kind {
+            EffectKind::AuctionStarted { auction, side, size, start_price, floor_price, duration_ms, .. } => {
+                Some((auction.clone(), side.clone(), *size, *start_price, *floor_price, *duration_ms, e.ts))
+            }
+            _ => None,
+        })
+        .expect("auction started");
+    let (id, side, size, start_price, floor_price, duration_ms, start_ts) = start;
+    assert_eq!((id.as_str(), side.as_str(), size), ("1", "sell", Size::parse("1.11111112").unwrap()));
+    assert_eq!(
+        (start_price, floor_price, duration_ms),
+        (Price::from_int(101).unwrap(), Price::from_int(97).unwrap(), 60_000)
+    );
+    let take = |ts: u64, bidder: &str, size: &str| {
+        format!(r#"{{"type":"auction_take","ts":{ts},"auction":"1","bidder":"{bidder}","size":"{size}"}}"#)
+    };
+    // Half way through: 1% - 4% x 0.5 = -1%, i.e. 99 at a mark of 100.
+    let text = take(start_ts + 30_000, "mm1", "0.5");
+    let out = run.line(text);
+    let fill = out
+        .iter()
+        .find_map(|e| match &e.kind {
+            EffectKind::AuctionFill { price, remaining, inventory_pnl, .. } => {
+                Some((*price, *remaining, *inventory_pnl))
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(fill, (Price::from_int(99).unwrap(), Size::parse("0.61111112").unwrap(), q("-0.5")));
+    assert_eq!(run.engine.insurance_fund(), q("0.61111112"), "1.11111112 of penalty less 0.5 of auction loss");
+    assert_eq!(run.engine.account("mm1").unwrap().positions[0].size, Size::parse("0.5").unwrap());
+    // Refusals: too large, unknown auction, a taker below initial margin.
+    let ts = start_ts + 31_000;
+    assert_eq!(run.refused(take(ts, "mm1", "5")), "auction_size_exceeded");
+    assert_eq!(
+        run.refused(format!(r#"{{"type":"auction_take","ts":{ts},"auction":"42","bidder":"mm1","size":"0.1"}}"#)),
+        "unknown_auction"
+    );
+    assert_eq!(run.refused(take(ts, "poor", "0.6")), "insufficient_margin");
+    // The price follows the live mark: at 110, 40 s in, 110 x (1.01 - 0.04 x 40/60), with the
+    // decay rounded down to 8 decimals (the factor is 0.98333334: the taker pays the rounding).
+    run.ts = start_ts + 39_000;
+    run.price("X-PERP", "110");
+    let out = run.line(take(start_ts + 40_000, "mm1", "0.1"));
+    let price = out.iter().find_map(|e| match &e.kind {
+        EffectKind::AuctionFill { price, .. } => Some(*price),
+        _ => None,
+    });
+    assert_eq!(price, Some(Price::parse("108.1666674").unwrap()));
+    // After the minute the remainder is re-auctioned under a new id.
+    let out = run.line(format!(r#"{{"type":"clock","ts":{}}}"#, start_ts + 60_000));
+    let kinds: Vec<&str> = out.iter().map(|e| e.type_name()).collect();
+    assert_eq!(kinds, vec!["auction_ended", "auction_started"], "{out:?}");
+    assert!(
+        matches!(&out[1].kind, EffectKind::AuctionStarted { auction, size, .. } if auction == "2" && *size == Size::parse("0.51111112").unwrap())
+    );
+    let dump = run.engine.dump();
+    assert_eq!(dump.markets["X-PERP"].auction.as_ref().map(|a| a.id.as_str()), Some("2"));
+}
+
+/// The ADL queue shown in the dump: five lights, highest score first.
+#[test]
+fn adl_quantiles_rank_profit_times_leverage() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.0", "2", true));
+    run.price("X-PERP", "100");
+    for (name, amount) in
+        [("alice", "100000"), ("bob", "100000"), ("cat", "3000"), ("dan", "50000"), ("eve", "10000"), ("fay", "5000")]
+    {
+        run.deposit(name, amount);
+    }
+    for short in ["bob", "cat", "dan", "eve", "fay"] {
+        run.trade("X-PERP", "alice", short, "10", "100");
+    }
+    run.price("X-PERP", "90");
+    let dump = run.engine.dump();
+    let lights: Vec<(String, Option<u8>)> = ["cat", "fay", "eve", "dan", "bob"]
+        .iter()
+        .map(|n| (n.to_string(), dump.accounts[*n].positions["X-PERP"].adl_quantile))
+        .collect();
+    // Same profit everywhere (10 x 10); leverage = notional / equity ranks cat (least equity) first.
+    assert_eq!(
+        lights,
+        vec![
+            ("cat".to_string(), Some(5)),
+            ("fay".to_string(), Some(4)),
+            ("eve".to_string(), Some(3)),
+            ("dan".to_string(), Some(2)),
+            ("bob".to_string(), Some(1)),
+        ]
+    );
+    assert_eq!(dump.accounts["alice"].positions["X-PERP"].adl_quantile, Some(5), "alone on her side");
+    assert_eq!(run.engine.account_dump("cat").unwrap().positions["X-PERP"].adl_quantile, Some(5));
+}

@@ -21,13 +21,18 @@ use crate::trade::fill;
 /// Pure: the auction price at `now_ms` for a live `mark`. Selling rounds up, buying down (the
 /// taker pays the rounding).
 pub fn auction_price(market: &Market, auction: &Auction, mark: Price, now_ms: u64) -> Result<Price, Overflow> {
+    price_after(market, auction.selling, mark, now_ms.saturating_sub(auction.start_ts))
+}
+
+/// Pure: the auction price `elapsed_ms` into an auction (capped at the duration: the floor).
+pub fn price_after(market: &Market, selling: bool, mark: Price, elapsed_ms: u64) -> Result<Price, Overflow> {
     let params = &market.params;
     let one = i128::from(Rate::ONE_RAW);
-    let elapsed = i128::from(now_ms.saturating_sub(auction.start_ts).min(params.auction_duration_ms));
+    let elapsed = i128::from(elapsed_ms.min(params.auction_duration_ms));
     let span = i128::from(params.auction_start_premium.raw()) + i128::from(params.auction_floor_discount.raw());
     let decayed = mul_div(span, elapsed, i128::from(params.auction_duration_ms), Round::Down)?;
     let premium = i128::from(params.auction_start_premium.raw()) - decayed; // better than mark when > 0
-    let (factor, round) = if auction.selling { (one + premium, Round::Up) } else { (one - premium, Round::Down) };
+    let (factor, round) = if selling { (one + premium, Round::Up) } else { (one - premium, Round::Down) };
     let raw = mul_div(i128::from(mark.raw()), factor, one, round)?;
     i64::try_from(raw.max(1)).map(Price::from_raw).map_err(|_| Overflow)
 }
@@ -76,9 +81,9 @@ impl Engine {
             }
             let auction =
                 Auction { id: self.next_auction_id, start_ts: now, selling: market.inventory.size.is_positive() };
-            let end = Auction { start_ts: now.saturating_sub(market.params.auction_duration_ms), ..auction };
+            let duration = market.params.auction_duration_ms;
             let (Ok(start_price), Ok(floor_price)) =
-                (auction_price(market, &auction, mark, now), auction_price(market, &end, mark, now))
+                (price_after(market, auction.selling, mark, 0), price_after(market, auction.selling, mark, duration))
             else {
                 continue;
             };

@@ -135,6 +135,7 @@ impl Engine {
             Event::AuctionTake(a) => self.auction_take(seq, a, out),
             Event::Clock { ts } => self.clock(seq, *ts, out),
             Event::Params(p) => self.params(p),
+            Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
         };
         match result {
             Ok(()) => {
@@ -150,7 +151,7 @@ impl Engine {
                         self.refresh_market(id, seq, out);
                     }
                 }
-                if !matches!(event, Event::Deposit(_) | Event::Withdraw(_)) {
+                if !matches!(event, Event::Deposit(_) | Event::Withdraw(_) | Event::FundDeposit { .. }) {
                     // Deposits only raise equity; a withdrawal keeps equity above initial margin.
                     self.settle_risk(seq, out);
                 }

@@ -20,8 +20,15 @@ pub enum Event {
     Price(PriceTick),
     Trade(Trade),
     AuctionTake(AuctionTake),
-    Clock { ts: u64 },
+    Clock {
+        ts: u64,
+    },
     Params(ParamsUpdate),
+    /// Capital paid into the insurance fund (settlement asset) by the venue's treasury.
+    FundDeposit {
+        ts: u64,
+        amount: Quote,
+    },
 }
 
 /// A deposit or withdrawal. `amount` is parsed at `Quote` precision (16 decimals) and narrowed
@@ -98,6 +105,7 @@ impl Event {
             Event::AuctionTake(a) => a.ts,
             Event::Clock { ts } => *ts,
             Event::Params(p) => p.ts,
+            Event::FundDeposit { ts, .. } => *ts,
         }
     }
 
@@ -129,6 +137,10 @@ impl Event {
             "auction_take" => Event::AuctionTake(parse_auction_take(&mut fields)?),
             "clock" => Event::Clock { ts: required_ts(&mut fields)? },
             "params" => Event::Params(parse_params(&mut fields)?),
+            "fund_deposit" => Event::FundDeposit {
+                ts: required_ts(&mut fields)?,
+                amount: required_positive(&mut fields, "amount", Quote::parse)?,
+            },
             other => return Err(Error::UnknownType(truncate(other))),
         };
         fields.finish(&kind)?;

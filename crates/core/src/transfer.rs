@@ -91,6 +91,16 @@ impl Engine {
         Ok(())
     }
 
+    /// Treasury capital into the insurance fund; it repays protocol bad debt first.
+    pub(crate) fn fund_deposit(&mut self, amount: Quote) -> Result<(), Error> {
+        let deposited = self.settlement_flows.deposited.checked_add(amount)?;
+        let (fund, bad_debt) = crate::liquidation::bankruptcy::fund_after(self.insurance_fund, self.bad_debt, amount)?;
+        self.settlement_flows.deposited = deposited;
+        self.insurance_fund = fund;
+        self.bad_debt = bad_debt;
+        Ok(())
+    }
+
     /// A frozen market whose held price this account's margin depends on: one it holds a position
     /// in, or, when it has positions or a negative settlement balance, one that indexes its
     /// collateral. An account with neither depends on no price.

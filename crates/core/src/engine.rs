@@ -127,6 +127,7 @@ impl Engine {
             return Err(Error::TimeBackwards { ts, last_ts: self.last_ts });
         }
         let effects_before = out.len();
+        let previous_ts = self.last_ts; // handlers for clock and auction_take commit time early
         let result = match event {
             Event::Deposit(t) => self.deposit(t),
             Event::Withdraw(t) => self.withdraw(t),
@@ -139,7 +140,7 @@ impl Engine {
         };
         match result {
             Ok(()) => {
-                let clock_moved = advances_clock && ts > self.last_ts;
+                let clock_moved = advances_clock && ts > previous_ts;
                 if advances_clock {
                     self.last_ts = ts;
                 }
@@ -151,10 +152,9 @@ impl Engine {
                         self.refresh_market(id, seq, out);
                     }
                 }
-                if !matches!(event, Event::Deposit(_) | Event::Withdraw(_) | Event::FundDeposit { .. }) {
-                    // Deposits only raise equity; a withdrawal keeps equity above initial margin.
-                    self.settle_risk(seq, out);
-                }
+                // Every accepted event may have moved a mark (re-judging) or a balance: run the
+                // waterfall so that no live account is left below maintenance.
+                self.settle_risk(seq, out);
                 Ok(())
             }
             Err(error) => {

@@ -402,3 +402,89 @@ fn adl_quantiles_rank_profit_times_leverage() {
     assert_eq!(dump.accounts["alice"].positions["X-PERP"].adl_quantile, Some(5), "alone on her side");
     assert_eq!(run.engine.account_dump("cat").unwrap().positions["X-PERP"].adl_quantile, Some(5));
 }
+
+/// Regression: an event that only moves time (here a deposit) re-judges markets and then runs
+/// the waterfall, so no live account is left below maintenance after it.
+#[test]
+fn a_deposit_that_moves_time_also_runs_the_waterfall() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.01", "2", true));
+    run.price("X-PERP", "100");
+    run.deposit("alice", "2000");
+    run.deposit("bob", "100000");
+    run.trade("X-PERP", "alice", "bob", "100", "100");
+    run.line(format!(r#"{{"type":"params","ts":{},"market":"X-PERP","max_jump":"0.1"}}"#, run.ts));
+    // All sources fall 30% at once (ticks 1 ms later): the clamp holds the index at 90 (alice
+    // is still healthy).
+    for source in ["s1", "s2", "s3"] {
+        run.line(format!(
+            r#"{{"type":"price","ts":{},"market":"X-PERP","source":"{source}","price":"70"}}"#,
+            run.ts + 1
+        ));
+    }
+    assert_eq!(run.engine.markets()[0].index_price, Some(Price::from_int(90).unwrap()));
+    assert!(liquidations(&run.effects).is_empty());
+    // Three seconds later a deposit is the next event: the clamp window has grown, the index
+    // reaches 70, and alice (equity -1,000) must be handled inside this very event.
+    run.ts += 3_000;
+    run.seq += 1;
+    let mut out = Vec::new();
+    let text = format!(r#"{{"type":"deposit","ts":{},"account":"carol","asset":"USDC","amount":"1"}}"#, run.ts);
+    run.engine.apply_line(run.seq, text.as_bytes(), &mut out);
+    assert_eq!(run.engine.markets()[0].index_price, Some(Price::from_int(70).unwrap()));
+    assert!(
+        out.iter().any(|e| matches!(&e.kind, EffectKind::Bankruptcy { account, .. } if account == "alice")),
+        "{out:?}"
+    );
+    for account in run.engine.accounts() {
+        let health = run.engine.health(&account.name).unwrap();
+        assert!(!health.below_maintenance(), "{} left below MM: {health:?}", account.name);
+    }
+}
+
+/// Regression: a loss that nobody can absorb becomes protocol bad debt once, with one alert,
+/// instead of being raised again at every later event.
+#[test]
+fn an_unabsorbable_loss_becomes_bad_debt_once() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.0", "2", true));
+    run.price("X-PERP", "100");
+    run.deposit("alice", "2000");
+    run.deposit("bob", "100000");
+    run.trade("X-PERP", "alice", "bob", "100", "100");
+    // A reducing trade far from mark realizes a loss beyond alice's collateral; nobody else
+    // holds a position, so nobody can absorb it.
+    let out = run.line(format!(
+        r#"{{"type":"trade","ts":{},"market":"X-PERP","buyer":"bob","seller":"alice","size":"100","price":"50"}}"#,
+        run.ts
+    ));
+    let kinds: Vec<&str> = out.iter().map(|e| e.type_name()).collect();
+    assert_eq!(kinds, vec!["bankruptcy", "alert"], "{out:?}");
+    assert_eq!(run.engine.bad_debt(), q("3000"));
+    assert_eq!(run.engine.health("alice").unwrap().equity, Quote::ZERO);
+    let later = run.line(format!(r#"{{"type":"clock","ts":{}}}"#, run.ts + 1_000));
+    assert!(later.is_empty(), "nothing is raised again: {later:?}");
+}
+
+/// Regression: an auction whose inventory flipped side by netting ends at once; a take on it is
+/// refused, and so is an id spelt with a leading zero.
+#[test]
+fn a_take_on_a_flipped_auction_is_refused() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.01", "1.5", true));
+    run.price("X-PERP", "110");
+    for (name, amount) in [("alice", "1990"), ("bob", "100000"), ("shorty", "1650"), ("mm1", "100000")] {
+        run.deposit(name, amount);
+    }
+    run.trade("X-PERP", "alice", "bob", "100", "110");
+    run.trade("X-PERP", "bob", "shorty", "100", "110");
+    run.price("X-PERP", "100"); // alice partially liquidated: inventory long, auction 1 sells
+    assert!(run.engine.markets()[0].inventory.size.is_positive());
+    let out = run.price("X-PERP", "122"); // shorty liquidated: inventory nets to short
+    assert!(run.engine.markets()[0].inventory.size.is_negative(), "{out:?}");
+    let ended = out.iter().any(|e| matches!(&e.kind, EffectKind::AuctionEnded { auction, reason, .. } if auction == "1" && reason == "flipped"));
+    assert!(ended, "{out:?}");
+    let ts = run.ts;
+    let take = |id: &str| format!(r#"{{"type":"auction_take","ts":{ts},"auction":"{id}","bidder":"mm1","size":"1"}}"#);
+    assert_eq!(run.refused(take("1")), "unknown_auction");
+    assert_eq!(run.refused(take("02")), "unknown_auction");
+    let live = run.engine.markets()[0].auction.unwrap();
+    assert!(!live.selling && live.id == 2);
+}

@@ -107,6 +107,9 @@ impl Engine {
         let now = take.ts.max(self.last_ts);
         let unknown = || Error::UnknownAuction(take.auction.clone());
         let id: u64 = take.auction.parse().map_err(|_| unknown())?;
+        if id.to_string() != take.auction {
+            return Err(unknown()); // "01" is not auction 1
+        }
         let market_index =
             self.markets.iter().position(|m| m.auction.is_some_and(|a| a.id == id)).ok_or_else(unknown)?;
         let market_id = MarketId(market_index as u16);
@@ -114,6 +117,10 @@ impl Engine {
         let auction = market.auction.ok_or_else(unknown)?;
         if !self.market_live_at(market_id, now) {
             return Err(Error::MarketFrozen { market: market.name.to_string(), what: "an auction take" });
+        }
+        if market.inventory.size.is_zero() || market.inventory.size.is_positive() != auction.selling {
+            // Sold out or flipped by netting within this same event: the auction is over.
+            return Err(unknown());
         }
         let remaining = market.inventory.size.checked_abs()?;
         if take.size > remaining || now >= auction.start_ts.saturating_add(market.params.auction_duration_ms) {

@@ -80,9 +80,20 @@ impl Engine {
         self.close_bankrupt_positions(id, remaining, seq, out)?;
         let equity = self.health_of(&self.accounts[id.0 as usize])?.equity;
         if equity.is_negative() {
-            let absorbed = self.socialize(equity.checked_neg()?, Some(id), &name, seq, out)?;
+            let loss = equity.checked_neg()?;
+            let absorbed = self.socialize(loss, Some(id), &name, seq, out)?;
+            // What nobody could absorb becomes protocol bad debt (the account is made whole to
+            // zero equity), so the same loss is not raised again at every later event.
+            let residual = loss.checked_sub(absorbed)?;
+            let bad_debt = self.bad_debt.checked_add(residual)?;
             let account = &mut self.accounts[id.0 as usize];
-            account.settlement = account.settlement.checked_add(absorbed)?;
+            account.settlement = account.settlement.checked_add(absorbed)?.checked_add(residual)?;
+            self.bad_debt = bad_debt;
+            if residual.is_positive() {
+                let message =
+                    format!("{residual} of loss from {name} could not be absorbed: carried as protocol bad debt");
+                self.alert(seq, out, "loss_unabsorbed", "", message);
+            }
         }
         Ok(())
     }
@@ -119,23 +130,26 @@ impl Engine {
                 p.size
             };
             if !unplaced.is_zero() {
+                let before = self.health_of(&self.accounts[id.0 as usize])?;
                 self.move_to_inventory(id, p.market, unplaced, mark, Quote::ZERO, seq, out)?;
-                self.emit_full_close(id, p.market, unplaced, mark, seq, out)?;
+                self.emit_full_close(id, p.market, unplaced, mark, before, seq, out)?;
             }
         }
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn emit_full_close(
         &self,
         id: AccountId,
         market_id: MarketId,
         closed: Size,
         mark: Price,
+        before: crate::margin::Health,
         seq: u64,
         out: &mut Vec<Effect>,
     ) -> Result<(), Overflow> {
-        let health = self.health_of(&self.accounts[id.0 as usize])?;
+        let after = self.health_of(&self.accounts[id.0 as usize])?;
         out.push(Effect {
             seq,
             ts: self.last_ts,
@@ -146,10 +160,10 @@ impl Engine {
                 price: mark,
                 penalty: Quote::ZERO,
                 full: true,
-                equity_before: health.equity,
-                maintenance_margin_before: health.maintenance_margin,
-                equity_after: health.equity,
-                maintenance_margin_after: health.maintenance_margin,
+                equity_before: before.equity,
+                maintenance_margin_before: before.maintenance_margin,
+                equity_after: after.equity,
+                maintenance_margin_after: after.maintenance_margin,
             },
         });
         Ok(())
@@ -294,13 +308,6 @@ impl Engine {
                 bankrupt: bankrupt.into(),
             };
             out.push(Effect { seq, ts: self.last_ts, kind });
-        }
-        if absorbed < amount {
-            let message = format!(
-                "{} of loss from {bankrupt} could not be absorbed by any account",
-                amount.checked_sub(absorbed)?
-            );
-            self.alert(seq, out, "loss_unabsorbed", "", message);
         }
         Ok(absorbed)
     }

@@ -63,6 +63,8 @@ impl Engine {
                 }
             }
         }
+        // Liquidations may have sold out or flipped an inventory: end those auctions now.
+        self.expire_auctions(seq, out);
         self.start_auctions(seq, out);
     }
 
@@ -197,8 +199,10 @@ impl Engine {
             &[(position.size, account_fill.position.size), (market.inventory.size, inventory_fill.position.size)],
         )?;
         let settlement = account.settlement.checked_add(account_fill.realized_pnl)?.checked_sub(penalty)?;
-        let protocol_pnl = penalty.checked_add(inventory_fill.realized_pnl)?;
-        let (fund, bad_debt) = bankruptcy::fund_after(self.insurance_fund, self.bad_debt, protocol_pnl)?;
+        // The inventory's netting result first (its effect shows that balance), then the penalty.
+        let inventory_pnl = inventory_fill.realized_pnl;
+        let (fund_netted, debt_netted) = bankruptcy::fund_after(self.insurance_fund, self.bad_debt, inventory_pnl)?;
+        let (fund, bad_debt) = bankruptcy::fund_after(fund_netted, debt_netted, penalty)?;
         let account = &mut self.accounts[id.0 as usize];
         account.settlement = settlement;
         account.set_position(account_fill.position);
@@ -207,9 +211,15 @@ impl Engine {
         market.open_interest = open_interest;
         self.insurance_fund = fund;
         self.bad_debt = bad_debt;
-        if !inventory_fill.realized_pnl.is_zero() {
+        if !inventory_pnl.is_zero() {
             // Opposite liquidations net inside the inventory; its realized result is the fund's.
-            self.push_insurance(seq, out, "inventory_pnl", inventory_fill.realized_pnl, None);
+            let kind = EffectKind::Insurance {
+                reason: "inventory_pnl".into(),
+                amount: inventory_pnl,
+                balance: fund_netted,
+                account: None,
+            };
+            out.push(Effect { seq, ts: self.last_ts, kind });
         }
         Ok(())
     }

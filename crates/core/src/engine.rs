@@ -121,6 +121,7 @@ impl Engine {
     /// error the state is unchanged and nothing is appended.
     pub fn apply(&mut self, seq: u64, event: &Event, out: &mut Vec<Effect>) -> Result<(), Error> {
         self.last_seq = seq;
+        event.validate()?;
         let ts = event.ts();
         let advances_clock = event.advances_clock();
         if advances_clock && ts < self.last_ts {

@@ -116,6 +116,47 @@ impl Event {
         !matches!(self, Event::Price(_))
     }
 
+    /// The value checks the parser makes, for events built in code (the server, tests): ids well
+    /// formed, amounts, prices and sizes positive, fees and confidence not negative.
+    /// `Engine::apply` runs it, so a typed event cannot slip past what a JSON line cannot.
+    pub fn validate(&self) -> Result<(), Error> {
+        let id = |field: &str, value: &str| {
+            validate_id(value).map_err(|reason| Error::InvalidId { field: field.to_string(), reason })
+        };
+        let positive = |field: &str, ok: bool| if ok { Ok(()) } else { Err(Error::NonPositive { field: field.to_string() }) };
+        let non_negative = |field: &str, ok: bool| if ok { Ok(()) } else { Err(Error::Negative { field: field.to_string() }) };
+        match self {
+            Event::Deposit(t) | Event::Withdraw(t) => {
+                id("account", &t.account)?;
+                id("asset", &t.asset)?;
+                positive("amount", t.amount.is_positive())
+            }
+            Event::Price(p) => {
+                id("market", &p.market)?;
+                id("source", &p.source)?;
+                positive("price", p.price.is_positive())?;
+                non_negative("conf", p.conf.is_none_or(|c| !c.is_negative()))
+            }
+            Event::Trade(t) => {
+                id("market", &t.market)?;
+                id("buyer", &t.buyer)?;
+                id("seller", &t.seller)?;
+                positive("size", t.size.is_positive())?;
+                positive("price", t.price.is_positive())?;
+                non_negative("buyer_fee", !t.buyer_fee.is_negative())?;
+                non_negative("seller_fee", !t.seller_fee.is_negative())
+            }
+            Event::AuctionTake(a) => {
+                id("auction", &a.auction)?;
+                id("bidder", &a.bidder)?;
+                positive("size", a.size.is_positive())
+            }
+            Event::Clock { .. } => Ok(()),
+            Event::Params(p) => id("market", &p.market),
+            Event::FundDeposit { amount, .. } => positive("amount", amount.is_positive()),
+        }
+    }
+
     /// Parse one line (without its newline) of the JSON Lines input.
     pub fn parse_line(bytes: &[u8]) -> Result<Event, Error> {
         if bytes.len() > MAX_LINE_BYTES {

@@ -73,7 +73,14 @@ impl Engine {
     /// Start an auction in every live market with inventory and none running.
     pub(crate) fn start_auctions(&mut self, seq: u64, out: &mut Vec<Effect>) {
         let now = self.last_ts;
-        for i in 0..self.markets.len() {
+        let wanted = |m: &Market| !m.inventory.size.is_zero() && m.auction.is_none() && !m.frozen;
+        if !self.markets.iter().any(wanted) {
+            return;
+        }
+        // Auction ids are hashed state: hand them out in market-name order, not config order.
+        let mut order: Vec<usize> = (0..self.markets.len()).collect();
+        order.sort_unstable_by(|a, b| self.markets[*a].name.cmp(&self.markets[*b].name));
+        for i in order {
             let market = &self.markets[i];
             let Some(mark) = market.mark_price else { continue };
             if market.inventory.size.is_zero() || market.auction.is_some() || market.frozen {

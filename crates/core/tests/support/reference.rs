@@ -1,11 +1,13 @@
 //! Reference evaluator: a deliberately simple, slow recomputation of every account's equity,
 //! maintenance margin and initial margin from the engine's ledger, in arbitrary precision.
 //!
-//! Written from DESIGN section 4, not from `margin.rs`: every quantity is a `BigRational` in
-//! natural units (1 USDC, 1 BTC, ...), brackets are walked one by one, and rounding happens only
-//! at the very end, once per reported number, in the direction the engine documents:
-//! equity and equity-without-profit round down to 1e-16, each position's MM and IM round up to
-//! 1e-16, and an account's MM / IM are the sums of the rounded per-position values.
+//! Written from DESIGN section 4, not from `margin.rs`. Every value is exact: a product of raw
+//! fixed-point integers in arbitrary precision (`BigInt`, its scale tracked: `Size`, `Price` and
+//! `Rate` raw carry 8 decimals, `Quote` 16) or a `BigRational` in natural units (1 USDC, 1 BTC).
+//! Brackets are walked one by one, and rounding happens once per reported number, at the end, in
+//! the direction the engine documents: equity and equity-without-profit round down to 1e-16, each
+//! position's MM and IM round up to 1e-16, and an account's MM / IM are the sums of the rounded
+//! per-position values.
 
 use num_bigint::BigInt;
 use num_rational::BigRational;
@@ -14,15 +16,26 @@ use solvent_core::config::{MarketParams, TierBasis, TierMode};
 use solvent_core::margin::Health;
 use solvent_core::state::{Account, Asset, Market, Position};
 use solvent_core::{Engine, Price, Quote, Rate, Size};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// 10^0 ..= 10^40 as integers, computed once.
+static POWERS_OF_TEN: LazyLock<Vec<BigInt>> =
+    LazyLock::new(|| (0..=40).map(|n| num_traits::pow(BigInt::from(10), n)).collect());
+
+/// 10^n as an integer.
+pub fn ten_to(n: u32) -> BigInt {
+    POWERS_OF_TEN[n as usize].clone()
+}
 
 /// 10^n as a rational.
 pub fn pow10(n: u32) -> BigRational {
-    BigRational::from_integer(BigInt::from(10).pow(n))
+    BigRational::from_integer(ten_to(n))
 }
 
 /// A raw fixed-point integer with `decimals` decimals as an exact rational.
 pub fn scaled(raw: i128, decimals: u32) -> BigRational {
-    BigRational::new(BigInt::from(raw), BigInt::from(10).pow(decimals))
+    BigRational::new(BigInt::from(raw), ten_to(decimals))
 }
 
 pub fn price(p: Price) -> BigRational {
@@ -41,7 +54,8 @@ pub fn rate(r: Rate) -> BigRational {
 /// Round an exact amount of the settlement asset to a multiple of 1e-16, down (floor) or up
 /// (ceiling), and return it as a `Quote` raw integer (arbitrary precision, so nothing can wrap).
 pub fn to_quote_raw(value: &BigRational, up: bool) -> BigInt {
-    let scaled = value * pow10(Quote::DECIMALS);
+    // floor / ceil of (numerator x 10^16) / denominator; no reduction is needed for that.
+    let scaled = BigRational::new_raw(value.numer() * ten_to(Quote::DECIMALS), value.denom().clone());
     if up {
         scaled.ceil().to_integer()
     } else {
@@ -49,33 +63,30 @@ pub fn to_quote_raw(value: &BigRational, up: bool) -> BigInt {
     }
 }
 
-/// A tier bound as an exact amount in the basis unit: base units for `size`, quote for `notional`.
-fn tier_bound(params: &MarketParams, from_raw: i128) -> BigRational {
-    match params.tier_basis {
-        TierBasis::Size => scaled(from_raw, Size::DECIMALS),
-        TierBasis::Notional => scaled(from_raw, Quote::DECIMALS),
-    }
-}
-
-/// Exact maintenance margin of a position of `size` at `mark` under `params` (DESIGN section 4).
-pub fn exact_position_mm(params: &MarketParams, size_value: &BigRational, mark: &BigRational) -> BigRational {
-    let magnitude = size_value.abs();
-    // The exposure the brackets measure, in the unit of their bounds.
-    let exposure = match params.tier_basis {
-        TierBasis::Size => magnitude.clone(),
-        TierBasis::Notional => &magnitude * mark,
+/// Exact maintenance margin of a position of `size` at `mark` under `params` (DESIGN section 4),
+/// as an exact decimal: `(numerator, decimals)` meaning numerator x 10^-decimals of the settlement
+/// asset. Everything below is a product of raw fixed-point integers, so it is exact; the scale is
+/// tracked alongside (a raw `Size` has 8 decimals, `Price` 8, `Rate` 8, `Quote` 16).
+pub fn exact_position_mm_scaled(params: &MarketParams, size: Size, mark: Price) -> (BigInt, u32) {
+    let magnitude = BigInt::from(size.raw()).abs();
+    // The exposure the brackets measure, in the raw unit of their bounds: base units (Size raw,
+    // 8 decimals) for `size`, quote notional (Quote raw, 16 decimals) for `notional`.
+    let (exposure, exposure_decimals) = match params.tier_basis {
+        TierBasis::Size => (magnitude, Size::DECIMALS),
+        TierBasis::Notional => (magnitude * BigInt::from(mark.raw()), Size::DECIMALS + Price::DECIMALS),
     };
-    let bounds: Vec<BigRational> = params.tiers.iter().map(|t| tier_bound(params, t.from_raw)).collect();
-    let rates: Vec<BigRational> = params.tiers.iter().map(|t| rate(t.mm_rate)).collect();
-    // sum over brackets of rate x (exposure inside the bracket), in exposure units.
-    let weighted = match params.tier_mode {
+    let bounds: Vec<BigInt> = params.tiers.iter().map(|t| BigInt::from(t.from_raw)).collect();
+    let rates: Vec<BigInt> = params.tiers.iter().map(|t| BigInt::from(t.mm_rate.raw())).collect();
+    // Sum over brackets of rate x (exposure inside the bracket); scale: exposure + rate decimals.
+    let weighted: BigInt = match params.tier_mode {
         TierMode::Marginal => {
-            let mut total = BigRational::zero();
+            let mut total = BigInt::zero();
             for b in 0..bounds.len() {
                 let lower = &bounds[b];
-                let inside = if exposure <= *lower {
-                    BigRational::zero()
-                } else if b + 1 < bounds.len() && exposure > bounds[b + 1] {
+                if exposure <= *lower {
+                    break; // this bracket and every one above it hold nothing
+                }
+                let inside = if b + 1 < bounds.len() && exposure > bounds[b + 1] {
                     &bounds[b + 1] - lower
                 } else {
                     &exposure - lower
@@ -98,11 +109,29 @@ pub fn exact_position_mm(params: &MarketParams, size_value: &BigRational, mark: 
             &rates[b] * &exposure
         }
     };
+    let decimals = exposure_decimals + Rate::DECIMALS;
     match params.tier_basis {
         // rate x base units is still base units: value them at mark.
-        TierBasis::Size => weighted * mark,
+        TierBasis::Size => (weighted * BigInt::from(mark.raw()), decimals + Price::DECIMALS),
         // rate x quote notional is quote.
-        TierBasis::Notional => weighted,
+        TierBasis::Notional => (weighted, decimals),
+    }
+}
+
+/// Exact maintenance margin as a rational (see [`exact_position_mm_scaled`]).
+pub fn exact_position_mm(params: &MarketParams, size: Size, mark: Price) -> BigRational {
+    let (numerator, decimals) = exact_position_mm_scaled(params, size, mark);
+    BigRational::new(numerator, ten_to(decimals))
+}
+
+/// numerator x 10^-decimals rounded to a whole number of `Quote` raw units (1e-16), down or up.
+pub fn round_to_quote_raw(numerator: &BigInt, decimals: u32, up: bool) -> BigInt {
+    assert!(decimals >= Quote::DECIMALS);
+    let value = BigRational::new_raw(numerator.clone(), ten_to(decimals - Quote::DECIMALS));
+    if up {
+        value.ceil().to_integer()
+    } else {
+        value.floor().to_integer()
     }
 }
 
@@ -111,8 +140,9 @@ pub fn exact_position_mm(params: &MarketParams, size_value: &BigRational, mark: 
 pub struct RefPosition {
     pub market: String,
     pub upnl: BigRational,
-    pub mm_exact: BigRational,
-    pub im_exact: BigRational,
+    /// Exact MM and IM as (numerator, decimals).
+    pub mm_exact: (BigInt, u32),
+    pub im_exact: (BigInt, u32),
     /// Rounded up to 1e-16, as `Quote` raw.
     pub mm_raw: BigInt,
     pub im_raw: BigInt,
@@ -172,13 +202,13 @@ impl RefHealth {
 
 /// A `Quote` raw integer shown as a decimal (for messages).
 pub fn show_raw(raw: &BigInt) -> String {
-    let value = BigRational::new(raw.clone(), BigInt::from(10).pow(Quote::DECIMALS));
+    let value = BigRational::new(raw.clone(), ten_to(Quote::DECIMALS));
     show(&value)
 }
 
 /// An exact rational shown as a decimal when it terminates within 24 places, else as a fraction.
 pub fn show(value: &BigRational) -> String {
-    let scaled = value * pow10(24);
+    let scaled = value * ten_to(24);
     if !scaled.is_integer() {
         return format!("{}/{}", value.numer(), value.denom());
     }
@@ -199,20 +229,22 @@ pub fn show(value: &BigRational) -> String {
 /// Value of the non-settlement collateral and the settlement balance, exact: settlement balance +
 /// sum of amount x index price of the asset's index market x weight (zero without an index).
 pub fn collateral_value(account: &Account, assets: &[Asset], markets: &[Market]) -> BigRational {
-    let mut total = quote(account.settlement);
+    // Exact integer products at their combined scale (8 + 8 + 8 = 24 decimals), then one division.
+    let mut weighted = BigInt::zero();
     for (asset_id, amount) in &account.collateral {
         let asset = &assets[asset_id.0 as usize];
         let index_market = &markets[asset.index_market.0 as usize];
         if let Some(index) = index_market.index_price {
-            total += size(*amount) * price(index) * rate(asset.weight);
+            weighted += BigInt::from(amount.raw()) * BigInt::from(index.raw()) * BigInt::from(asset.weight.raw());
         }
     }
-    total
+    quote(account.settlement) + BigRational::new(weighted, ten_to(Size::DECIMALS + Price::DECIMALS + Rate::DECIMALS))
 }
 
-/// Exact unrealized PnL of a position at `mark`: size x mark - cost.
+/// Exact unrealized PnL of a position at `mark`: size x mark - cost (8 + 8 = 16 decimals).
 pub fn upnl(position: &Position, mark: Price) -> BigRational {
-    size(position.size) * price(mark) - quote(position.cost)
+    let value = BigInt::from(position.size.raw()) * BigInt::from(mark.raw()) - BigInt::from(position.cost.raw());
+    BigRational::new(value, ten_to(Quote::DECIMALS))
 }
 
 /// Recompute one account's health against the given tables.
@@ -228,10 +260,11 @@ pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -
             .mark_price
             .ok_or_else(|| format!("account {}: position in {} without a mark price", account.name, market.name))?;
         let pnl = upnl(position, mark);
-        let mm_exact = exact_position_mm(&market.params, &size(position.size), &price(mark));
-        let im_exact = &mm_exact * rate(market.params.im_factor);
-        let mm_pos = to_quote_raw(&mm_exact, true);
-        let im_pos = to_quote_raw(&im_exact, true);
+        let mm_exact = exact_position_mm_scaled(&market.params, position.size, mark);
+        // IM = exact MM x im_factor (8 more decimals), rounded once.
+        let im_exact = (&mm_exact.0 * BigInt::from(market.params.im_factor.raw()), mm_exact.1 + Rate::DECIMALS);
+        let mm_pos = round_to_quote_raw(&mm_exact.0, mm_exact.1, true);
+        let im_pos = round_to_quote_raw(&im_exact.0, im_exact.1, true);
         mm_raw += &mm_pos;
         im_raw += &im_pos;
         upnl_exact += &pnl;
@@ -246,7 +279,7 @@ pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -
     }
     let equity_exact = &collateral_exact + &upnl_exact;
     let losses_only = if upnl_exact.is_negative() { upnl_exact.clone() } else { BigRational::zero() };
-    let upnl_scaled = &upnl_exact * pow10(Quote::DECIMALS);
+    let upnl_scaled = &upnl_exact * ten_to(Quote::DECIMALS);
     if !upnl_scaled.is_integer() {
         return Err(format!("account {}: unrealized PnL {} is not a whole Quote", account.name, show(&upnl_exact)));
     }
@@ -263,14 +296,70 @@ pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -
     })
 }
 
-/// Recompute every account of the engine and compare with `Engine::health`, exactly.
-pub fn check_engine(engine: &Engine) -> Result<(), String> {
-    for account in engine.accounts() {
-        let reference = account_health(account, engine.assets(), engine.markets())?;
-        let health = engine.health(&account.name).map_err(|e| format!("account {}: health failed: {e}", account.name))?;
-        reference.matches(&health).map_err(|e| format!("account {}: {e}", account.name))?;
+/// Everything the reference reads for one account: the account itself, and for each market it
+/// holds a position in, the mark and the risk parameters; for each collateral asset, its weight
+/// and the index of its index market. Equal inputs give equal outputs (the reference is pure), so
+/// a result can be reused while its inputs are unchanged.
+#[derive(Clone, Debug, PartialEq)]
+struct Inputs {
+    account: Account,
+    markets: Vec<(Option<Price>, solvent_core::config::MarketParams)>,
+    assets: Vec<(Rate, Option<Price>)>,
+}
+
+fn inputs_of(account: &Account, assets: &[Asset], markets: &[Market]) -> Inputs {
+    Inputs {
+        account: account.clone(),
+        markets: account
+            .positions
+            .iter()
+            .map(|p| {
+                let market = &markets[p.market.0 as usize];
+                (market.mark_price, market.params.clone())
+            })
+            .collect(),
+        assets: account
+            .collateral
+            .iter()
+            .map(|(id, _)| {
+                let asset = &assets[id.0 as usize];
+                (asset.weight, markets[asset.index_market.0 as usize].index_price)
+            })
+            .collect(),
     }
-    Ok(())
+}
+
+/// Memo of reference results per account name (pure function, keyed by its full inputs).
+#[derive(Default)]
+pub struct Memo {
+    entries: HashMap<Box<str>, (Inputs, RefHealth)>,
+}
+
+impl Memo {
+    /// The reference health of `account`, recomputed unless its inputs are exactly as last time.
+    pub fn health(&mut self, account: &Account, assets: &[Asset], markets: &[Market]) -> Result<&RefHealth, String> {
+        let inputs = inputs_of(account, assets, markets);
+        let fresh = self.entries.get(&account.name).is_none_or(|(seen, _)| *seen != inputs);
+        if fresh {
+            let health = account_health(account, assets, markets)?;
+            self.entries.insert(account.name.clone(), (inputs, health));
+        }
+        Ok(&self.entries[&account.name].1)
+    }
+}
+
+/// Recompute every account of the engine and compare with `Engine::health`, exactly. Returns the
+/// exact sum of all accounts' unrealized PnL in `Quote` raw (for the conservation check).
+pub fn check_engine(engine: &Engine, memo: &mut Memo) -> Result<BigInt, String> {
+    let mut total_upnl = BigInt::zero();
+    for account in engine.accounts() {
+        let reference = memo.health(account, engine.assets(), engine.markets())?;
+        let health =
+            engine.health(&account.name).map_err(|e| format!("account {}: health failed: {e}", account.name))?;
+        reference.matches(&health).map_err(|e| format!("account {}: {e}", account.name))?;
+        total_upnl += &reference.upnl_raw;
+    }
+    Ok(total_upnl)
 }
 
 /// The account after a fill of signed `delta` at `trade_price` that adds exposure (the position
@@ -318,7 +407,7 @@ pub fn exposure_adding_fill(
 
 /// An exact amount that is a whole number of `Quote` raw units and fits one.
 pub fn exact_quote(value: &BigRational) -> Option<Quote> {
-    let scaled = value * pow10(Quote::DECIMALS);
+    let scaled = value * ten_to(Quote::DECIMALS);
     assert!(scaled.is_integer(), "{} is not a whole number of 1e-16", show(value));
     i128::try_from(scaled.to_integer()).ok().map(Quote::from_raw)
 }

@@ -39,6 +39,24 @@ enum Command {
         #[arg(long)]
         report: bool,
     },
+    /// Run solvent as a service: durable journal, snapshots, HTTP + WebSocket API (docs/serve.md).
+    Serve {
+        /// Engine configuration (TOML); the embedded default when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Server configuration: tokens, limits, snapshot cadence (docs/serve.md).
+        #[arg(long)]
+        server_config: Option<PathBuf>,
+        /// Where the journal and snapshots live.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on (loopback by default).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Start with the embedded defaults and a built-in simulated feed (prices, trades, a crash).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Print the embedded default configuration (TOML), or check a configuration file.
     Config {
         /// Validate this file instead of printing the default.
@@ -59,6 +77,12 @@ fn main() -> ExitCode {
                 }
                 Ok(_) => ExitCode::SUCCESS,
                 Err(message) => fail(&message),
+            }
+        }
+        Command::Serve { config, server_config, data_dir, listen, demo } => {
+            match solvent_node::run(solvent_node::ServeOptions { config, server_config, data_dir, listen, demo }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(&error.to_string()),
             }
         }
         Command::Config { check: None } => {

@@ -179,6 +179,7 @@ impl Engine {
 
     /// Move `closed` (signed, same side as the account's position) from the account to the
     /// market's inventory at `price`, charging `penalty` to the account for the fund. Atomic.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn move_to_inventory(
         &mut self,
         id: AccountId,

@@ -1,0 +1,105 @@
+//! Read routes: accounts, markets, insurance fund, state hash, health, metrics.
+
+use super::{json_ok, ApiError, App};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+fn seq_header(mut response: Response, seq: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&seq.to_string()) {
+        response.headers_mut().insert("x-solvent-seq", value);
+    }
+    response
+}
+
+/// `GET /v1/accounts/{id}`: the account as in the state dump; its seq in `x-solvent-seq`.
+pub async fn account(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+    app.authenticate(&headers)?;
+    let engine = app.shared.engine.read().unwrap_or_else(|p| p.into_inner());
+    let seq = engine.last_seq();
+    match engine.account_dump(&id) {
+        Some(dump) => Ok(seq_header(json_ok(&dump), seq)),
+        None => {
+            let error = solvent_core::Error::UnknownAccount(id);
+            Err(ApiError::new(StatusCode::NOT_FOUND, error.kind(), error.to_string()))
+        }
+    }
+}
+
+/// `GET /v1/markets`: `{"seq":..,"markets":{name: market dump}}`.
+pub async fn markets(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.authenticate(&headers)?;
+    let engine = app.shared.engine.read().unwrap_or_else(|p| p.into_inner());
+    let markets: BTreeMap<&str, _> =
+        engine.markets().iter().filter_map(|m| Some((&*m.name, engine.market_dump(&m.name)?))).collect();
+    Ok(json_ok(&json!({ "seq": engine.last_seq(), "markets": markets })))
+}
+
+/// `GET /v1/insurance`: the insurance fund and fees collected (decimal strings).
+pub async fn insurance(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.authenticate(&headers)?;
+    let engine = app.shared.engine.read().unwrap_or_else(|p| p.into_inner());
+    let body = json!({
+        "seq": engine.last_seq(),
+        "insurance_fund": engine.insurance_fund(),
+        "fees_collected": engine.fees_collected(),
+    });
+    Ok(json_ok(&body))
+}
+
+/// `GET /v1/state`: seq, engine clock and state hash (hashing is O(state): done off the async
+/// workers and cached per seq).
+pub async fn state(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.authenticate(&headers)?;
+    let shared = app.shared.clone();
+    let computed = tokio::task::spawn_blocking(move || {
+        let engine = shared.engine.read().unwrap_or_else(|p| p.into_inner());
+        let seq = engine.last_seq();
+        let mut cache = shared.state_hash_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let hash = match cache.as_ref() {
+            Some((cached_seq, hash)) if *cached_seq == seq => hash.clone(),
+            _ => {
+                let hash = engine.state_hash();
+                *cache = Some((seq, hash.clone()));
+                hash
+            }
+        };
+        json!({ "seq": seq, "ts": engine.last_ts(), "state_hash": hash, "accounts": engine.accounts().len() })
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok(json_ok(&computed))
+}
+
+/// `GET /v1/health`: 200 when ready (journal writable), 503 when not; no token needed.
+pub async fn health(State(app): State<App>) -> Response {
+    let failure = app.shared.journal_failure();
+    let body = json!({
+        "live": true,
+        "ready": failure.is_none(),
+        "seq": app.shared.head_seq.load(Ordering::SeqCst),
+        "snapshot_seq": app.shared.snapshot_seq.load(Ordering::SeqCst),
+        "journal": failure.map_or_else(|| "ok".to_string(), |f| format!("failed: {f}")),
+    });
+    let status = if body["ready"] == json!(true) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format; no token needed (the server listens on loopback).
+pub async fn metrics() -> Response {
+    match crate::telemetry::metrics_handle() {
+        Some(handle) => {
+            handle.run_upkeep();
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
+        }
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics_unavailable",
+            "another metrics recorder is installed",
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,9 @@
+//! The durable journal: append-only segment files of checksummed, sequence-numbered records.
+//! `docs/serve.md` describes the format and the recovery rules.
+
+pub mod format;
+pub mod scan;
+pub mod writer;
+
+pub use scan::{list_segments, read_range, scan_journal, JournalEnd, Segment, TailSegment, TornTail};
+pub use writer::{AppendStats, JournalFs, JournalWriter, OsFs, SegmentFile, SyncMode};

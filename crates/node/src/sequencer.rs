@@ -1,0 +1,325 @@
+//! The sequencer: one thread owns the journal and applies events to the engine.
+//!
+//! Group commit: it takes every pending submission (up to `max_batch_events`), appends their
+//! events to the journal with one write and one `fdatasync`, then applies them in order,
+//! publishes their effects, and answers each submission with its seqs and effects. Nothing is
+//! answered before its events are durable; a journal failure answers the whole batch with an
+//! error and stops further writes (see docs/serve.md, "Failures").
+
+use crate::journal::JournalWriter;
+use crate::settings::ServerSection;
+use crate::stream::{EffectHub, SeqEffects};
+use crate::telemetry as t;
+use crate::worker::{self, Job, Worker};
+use solvent_core::{Effect, EffectKind, Engine};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a submission was not acknowledged. None of its events is acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the sequencer queue is full; retry later")]
+    Overloaded,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("journal unavailable: {0}")]
+    Journal(String),
+}
+
+impl SubmitError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SubmitError::Overloaded => "overloaded",
+            SubmitError::ShuttingDown => "shutting_down",
+            SubmitError::Journal(_) => "journal_unavailable",
+        }
+    }
+}
+
+/// The answer to a submission: one entry per line, in order.
+pub type SubmitResult = Result<Vec<Arc<SeqEffects>>, SubmitError>;
+
+pub struct Submission {
+    pub lines: Vec<Vec<u8>>,
+    pub reply: oneshot::Sender<SubmitResult>,
+}
+
+pub enum Command {
+    Submit(Submission),
+    ClockTick,
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// State shared with the HTTP handlers (reads) and the worker.
+pub struct Shared {
+    pub engine: RwLock<Engine>,
+    pub hub: EffectHub,
+    pub head_seq: AtomicU64,
+    pub snapshot_seq: Arc<AtomicU64>,
+    pub journal_failure: Mutex<Option<String>>,
+    /// (seq, state hash) of the last `GET /v1/state`, so repeated reads at one seq are free.
+    pub state_hash_cache: Mutex<Option<(u64, String)>>,
+}
+
+impl Shared {
+    pub fn journal_failure(&self) -> Option<String> {
+        self.journal_failure.lock().map(|f| f.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+/// The handlers' side: submit lines, wait for the durable answer.
+#[derive(Clone)]
+pub struct SequencerHandle {
+    sender: mpsc::Sender<Command>,
+}
+
+impl SequencerHandle {
+    pub async fn submit(&self, lines: Vec<Vec<u8>>) -> SubmitResult {
+        let (reply, answer) = oneshot::channel();
+        self.sender.try_send(Command::Submit(Submission { lines, reply })).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SubmitError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => SubmitError::ShuttingDown,
+        })?;
+        answer.await.map_err(|_| SubmitError::ShuttingDown)?
+    }
+
+    /// Ask for a `clock` event in the next batch (dropped when the queue is full).
+    pub fn clock_tick(&self) {
+        let _ = self.sender.try_send(Command::ClockTick);
+    }
+
+    /// Stop after the pending submissions; resolves once the sequencer has stopped.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.sender.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+pub fn channel(queue_requests: usize) -> (SequencerHandle, mpsc::Receiver<Command>) {
+    let (sender, receiver) = mpsc::channel(queue_requests);
+    (SequencerHandle { sender }, receiver)
+}
+
+#[derive(Default)]
+struct Batch {
+    clock: bool,
+    submissions: Vec<Submission>,
+    events: usize,
+}
+
+pub struct Sequencer {
+    receiver: mpsc::Receiver<Command>,
+    shared: Arc<Shared>,
+    journal: JournalWriter,
+    settings: ServerSection,
+    snapshot_dir: std::path::PathBuf,
+    worker: Worker,
+    last_snapshot_seq: u64,
+    last_snapshot_at: Instant,
+    /// `None` until the first scan (due right away).
+    last_risk_scan_at: Option<Instant>,
+    rate_window_start: Instant,
+    rate_window_events: u64,
+    effects: Vec<Effect>,
+}
+
+fn wall_clock_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Sequencer {
+    pub fn new(
+        receiver: mpsc::Receiver<Command>,
+        shared: Arc<Shared>,
+        journal: JournalWriter,
+        settings: ServerSection,
+        snapshot_dir: std::path::PathBuf,
+        worker: Worker,
+    ) -> Sequencer {
+        let now = Instant::now();
+        let last_snapshot_seq = shared.snapshot_seq.load(Ordering::SeqCst);
+        Sequencer {
+            receiver,
+            shared,
+            journal,
+            settings,
+            snapshot_dir,
+            worker,
+            last_snapshot_seq,
+            last_snapshot_at: now,
+            last_risk_scan_at: None,
+            rate_window_start: now,
+            rate_window_events: 0,
+            effects: Vec::with_capacity(64),
+        }
+    }
+
+    /// The thread body: runs until shutdown or until every handle is dropped.
+    pub fn run(mut self) {
+        while let Some(command) = self.receiver.blocking_recv() {
+            let mut batch = Batch::default();
+            let mut shutdown = self.take(command, &mut batch);
+            while shutdown.is_none() && batch.events < self.settings.max_batch_events {
+                match self.receiver.try_recv() {
+                    Ok(command) => shutdown = self.take(command, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+            self.housekeeping();
+            if let Some(done) = shutdown {
+                self.stop();
+                let _ = done.send(());
+                return;
+            }
+        }
+        self.stop();
+    }
+
+    fn take(&mut self, command: Command, batch: &mut Batch) -> Option<oneshot::Sender<()>> {
+        match command {
+            Command::Submit(submission) => {
+                batch.events += submission.lines.len();
+                batch.submissions.push(submission);
+                None
+            }
+            Command::ClockTick => {
+                batch.clock = self.settings.clock_interval_ms > 0;
+                None
+            }
+            Command::Shutdown(done) => Some(done),
+        }
+    }
+
+    fn clock_line(&self) -> Vec<u8> {
+        let engine_ts = self.shared.engine.read().map(|e| e.last_ts()).unwrap_or_else(|p| p.into_inner().last_ts());
+        let ts = wall_clock_ms().saturating_sub(self.settings.clock_lag_ms).max(engine_ts);
+        format!(r#"{{"type":"clock","ts":{ts}}}"#).into_bytes()
+    }
+
+    /// Journal the batch (one fdatasync in group mode), apply it, publish and answer.
+    fn commit(&mut self, batch: Batch) {
+        if batch.submissions.is_empty() && !batch.clock {
+            return;
+        }
+        let clock = batch.clock.then(|| self.clock_line());
+        let mut payloads: Vec<&[u8]> = Vec::with_capacity(batch.events + 1);
+        payloads.extend(clock.as_deref());
+        for submission in &batch.submissions {
+            payloads.extend(submission.lines.iter().map(Vec::as_slice));
+        }
+        let first_seq = self.journal.next_seq();
+        if let Err(error) = self.journal.append(&payloads, self.settings.sync_mode) {
+            let reason = error.to_string();
+            self.fail(batch, reason);
+            return;
+        }
+        metrics::histogram!(t::COMMIT_BATCH_EVENTS).record(payloads.len() as f64);
+        let results = self.apply(first_seq, &payloads);
+        let last_seq = first_seq + payloads.len() as u64 - 1;
+        let published: Vec<Arc<SeqEffects>> = results.iter().filter(|r| !r.effects.is_empty()).cloned().collect();
+        self.shared.hub.publish(last_seq, &published);
+        self.shared.head_seq.store(last_seq, Ordering::SeqCst);
+        metrics::gauge!(t::JOURNAL_SEQ).set(last_seq as f64);
+        let mut offset = usize::from(clock.is_some());
+        for submission in batch.submissions {
+            let answer = results[offset..offset + submission.lines.len()].to_vec();
+            offset += submission.lines.len();
+            let _ = submission.reply.send(Ok(answer));
+        }
+    }
+
+    /// Answer every submission of a batch whose append failed: none of it is acknowledged.
+    fn fail(&mut self, batch: Batch, reason: String) {
+        tracing::error!(%reason, "journal append failed: nothing in this batch is acknowledged; refusing writes");
+        metrics::gauge!(t::JOURNAL_FAILED).set(1.0);
+        if let Ok(mut failure) = self.shared.journal_failure.lock() {
+            failure.get_or_insert_with(|| reason.clone());
+        }
+        for submission in batch.submissions {
+            let _ = submission.reply.send(Err(SubmitError::Journal(reason.clone())));
+        }
+    }
+
+    fn apply(&mut self, first_seq: u64, payloads: &[&[u8]]) -> Vec<Arc<SeqEffects>> {
+        let mut results = Vec::with_capacity(payloads.len());
+        let mut rejected = 0u64;
+        let mut engine = self.shared.engine.write().unwrap_or_else(|p| p.into_inner());
+        let apply_latency = metrics::histogram!(t::APPLY_LATENCY);
+        for (i, payload) in payloads.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            self.effects.clear();
+            let started = Instant::now();
+            engine.apply_line(seq, payload, &mut self.effects);
+            apply_latency.record(started.elapsed().as_secs_f64());
+            rejected += u64::from(self.effects.iter().any(|e| e.seq == seq && e.rejection_kind().is_some()));
+            results.push(Arc::new(SeqEffects { seq, effects: self.effects.clone() }));
+        }
+        metrics::gauge!(t::INSURANCE_FUND).set(worker::quote_as_f64(engine.insurance_fund()));
+        drop(engine);
+        count_effects(&results);
+        let total = payloads.len() as u64;
+        metrics::counter!(t::EVENTS_TOTAL, "outcome" => "accepted").increment(total - rejected);
+        metrics::counter!(t::EVENTS_TOTAL, "outcome" => "rejected").increment(rejected);
+        self.rate_window_events += total;
+        results
+    }
+
+    /// Snapshots every N events or T seconds, the risk scan, the events/s gauge.
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        let window = now.duration_since(self.rate_window_start);
+        if window >= Duration::from_secs(1) {
+            metrics::gauge!(t::EVENTS_PER_SECOND).set(self.rate_window_events as f64 / window.as_secs_f64());
+            self.rate_window_start = now;
+            self.rate_window_events = 0;
+        }
+        let head = self.journal.next_seq() - 1;
+        let due_by_count = head >= self.last_snapshot_seq + self.settings.snapshot_every_events;
+        let due_by_time = head > self.last_snapshot_seq
+            && now.duration_since(self.last_snapshot_at) >= Duration::from_secs(self.settings.snapshot_every_secs);
+        let scan_due = self
+            .last_risk_scan_at
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(self.settings.risk_scan_secs));
+        let snapshot = due_by_count || due_by_time;
+        if !(snapshot || scan_due) || self.journal.failure().is_some() {
+            return;
+        }
+        let engine = Box::new(self.shared.engine.read().unwrap_or_else(|p| p.into_inner()).clone());
+        if self.worker.offer(Job { seq: head, engine, snapshot }) {
+            self.last_risk_scan_at = Some(now);
+            if snapshot {
+                self.last_snapshot_seq = head;
+                self.last_snapshot_at = now;
+            }
+        }
+    }
+
+    /// Final snapshot (after the worker has finished its job) so the next start is quick.
+    fn stop(&mut self) {
+        self.worker.finish();
+        let head = self.journal.next_seq() - 1;
+        let written = self.shared.snapshot_seq.load(Ordering::SeqCst);
+        if head > written && self.journal.failure().is_none() {
+            let engine = self.shared.engine.read().unwrap_or_else(|p| p.into_inner());
+            worker::write_snapshot(&self.snapshot_dir, &self.shared.snapshot_seq, head, &engine);
+        }
+        tracing::info!(head_seq = head, "sequencer stopped");
+    }
+}
+
+fn count_effects(results: &[Arc<SeqEffects>]) {
+    for effect in results.iter().flat_map(|r| r.effects.iter()) {
+        metrics::counter!(t::EFFECTS_TOTAL, "type" => effect.type_name()).increment(1);
+        if effect.type_name() == "liquidation" {
+            metrics::counter!(t::LIQUIDATIONS_TOTAL).increment(1);
+        }
+        if let EffectKind::OracleRejected { reason, .. } = &effect.kind {
+            metrics::counter!(t::ORACLE_REJECTIONS_TOTAL, "reason" => reason.clone()).increment(1);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Putting the node together: data directory, recovery, sequencer and worker threads, the tokio
+//! runtime with the HTTP server, the clock ticker and (with `--demo`) the simulated feed.
+
+use crate::auth::Authenticator;
+use crate::datadir::DataDir;
+use crate::error::NodeError;
+use crate::http::{self, AppState};
+use crate::journal::{JournalFs, OsFs};
+use crate::recovery;
+use crate::sequencer::{self, Sequencer, SequencerHandle, Shared};
+use crate::settings::NodeSettings;
+use crate::stream::EffectHub;
+use crate::worker::Worker;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Everything needed to start a server.
+pub struct StartOptions {
+    pub data_dir: PathBuf,
+    /// Text of the engine config (`--config`); `None`: the data directory's, or the default.
+    pub engine_config_text: Option<String>,
+    pub settings: NodeSettings,
+    pub fs: Arc<dyn JournalFs>,
+    /// Stop on Ctrl-C / SIGTERM (the binary); tests stop with [`RunningServer::shutdown`].
+    pub handle_signals: bool,
+    /// Run the built-in simulated feed (`--demo`).
+    pub demo: Option<crate::demo::DemoOptions>,
+}
+
+impl StartOptions {
+    pub fn new(data_dir: PathBuf, settings: NodeSettings) -> StartOptions {
+        StartOptions {
+            data_dir,
+            engine_config_text: None,
+            settings,
+            fs: Arc::new(OsFs),
+            handle_signals: false,
+            demo: None,
+        }
+    }
+}
+
+/// A started server. Dropping it stops the server in the background, as
+/// [`RunningServer::shutdown`] does without waiting.
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<(), NodeError>>>,
+    shared: Arc<Shared>,
+}
+
+impl RunningServer {
+    /// Recover, start the threads, bind the listener and serve.
+    pub fn start(options: StartOptions) -> Result<RunningServer, NodeError> {
+        let _ = crate::telemetry::metrics_handle();
+        let data_dir = DataDir::open(&options.data_dir)?;
+        let (config, _) = data_dir.engine_config(options.engine_config_text.as_deref())?;
+        let section = options.settings.server.clone();
+        let recovered = recovery::recover(&data_dir.layout, &config, options.fs.clone(), section.segment_bytes)?;
+        let listener = std::net::TcpListener::bind(options.settings.listen)
+            .map_err(|source| NodeError::Listen { addr: options.settings.listen.to_string(), source })?;
+        listener.set_nonblocking(true).map_err(|e| NodeError::io("listener", e))?;
+        let addr = listener.local_addr().map_err(|e| NodeError::io("listener", e))?;
+        let shared = Arc::new(Shared {
+            engine: RwLock::new(recovered.engine),
+            hub: EffectHub::new(recovered.last_seq, section.stream_ring_effects),
+            head_seq: AtomicU64::new(recovered.last_seq),
+            snapshot_seq: Arc::new(AtomicU64::new(recovered.snapshot_seq)),
+            journal_failure: Mutex::new(None),
+            state_hash_cache: Mutex::new(None),
+        });
+        let (handle, sequencer_thread) = spawn_sequencer(recovered.journal, &shared, &data_dir, &section)?;
+        let (stopping_sender, stopping) = tokio::sync::watch::channel(false);
+        let auth =
+            Authenticator::new(options.settings.tokens.clone(), section.rate_limit_per_sec, section.rate_limit_burst);
+        let app = Arc::new(AppState {
+            sequencer: handle.clone(),
+            shared: shared.clone(),
+            auth,
+            settings: section,
+            config: Arc::new(config),
+            data_dir: options.data_dir.clone(),
+            stopping,
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("solvent-http")
+            .build()
+            .map_err(|e| NodeError::io("cannot start the async runtime", e))?;
+        let (stop, stopped) = oneshot::channel();
+        let handle_signals = options.handle_signals;
+        let context =
+            ServeContext { app, handle, listener, stopped, stopping_sender, handle_signals, demo: options.demo };
+        let thread = std::thread::Builder::new()
+            .name("solvent-runtime".into())
+            .spawn(move || {
+                let result = runtime.block_on(serve(context));
+                let _ = sequencer_thread.join();
+                drop(data_dir);
+                result
+            })
+            .map_err(|e| NodeError::io("cannot start the runtime thread", e))?;
+        tracing::info!(%addr, "listening");
+        Ok(RunningServer { addr, stop: Some(stop), thread: Some(thread), shared })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sequence number of the last durable, applied event.
+    pub fn head_seq(&self) -> u64 {
+        self.shared.head_seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The engine's current state hash.
+    pub fn state_hash(&self) -> String {
+        self.shared.engine.read().unwrap_or_else(|p| p.into_inner()).state_hash()
+    }
+
+    /// Stop gracefully: stop accepting, finish pending submissions, write a final snapshot.
+    pub fn shutdown(mut self) -> Result<(), NodeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.wait()
+    }
+
+    /// Wait until the server stops (by a signal when `handle_signals`).
+    pub fn wait(mut self) -> Result<(), NodeError> {
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(NodeError::Other("the server thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Start the worker and the sequencer threads.
+fn spawn_sequencer(
+    journal: crate::journal::JournalWriter,
+    shared: &Arc<Shared>,
+    data_dir: &DataDir,
+    section: &crate::settings::ServerSection,
+) -> Result<(SequencerHandle, JoinHandle<()>), NodeError> {
+    let snapshots = data_dir.layout.snapshots.clone();
+    let worker = Worker::start(snapshots.clone(), shared.snapshot_seq.clone())
+        .map_err(|e| NodeError::io("cannot start the worker thread", e))?;
+    let (handle, receiver) = sequencer::channel(section.queue_requests);
+    let sequencer = Sequencer::new(receiver, shared.clone(), journal, section.clone(), snapshots, worker);
+    let thread = std::thread::Builder::new()
+        .name("solvent-sequencer".into())
+        .spawn(move || sequencer.run())
+        .map_err(|e| NodeError::io("cannot start the sequencer thread", e))?;
+    Ok((handle, thread))
+}
+
+struct ServeContext {
+    app: http::App,
+    handle: SequencerHandle,
+    listener: std::net::TcpListener,
+    stopped: oneshot::Receiver<()>,
+    stopping_sender: tokio::sync::watch::Sender<bool>,
+    handle_signals: bool,
+    demo: Option<crate::demo::DemoOptions>,
+}
+
+async fn serve(context: ServeContext) -> Result<(), NodeError> {
+    let ServeContext { app, handle, listener, stopped, stopping_sender, handle_signals, demo } = context;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| NodeError::io("listener", e))?;
+    let clock_ms = app.settings.clock_interval_ms;
+    let mut background = tokio::task::JoinSet::new();
+    if clock_ms > 0 {
+        let ticker = handle.clone();
+        background.spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(clock_ms));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                ticker.clock_tick();
+            }
+        });
+    }
+    if let Some(options) = demo {
+        background.spawn(crate::demo::run(options, handle.clone(), app.shared.clone()));
+    }
+    let router = http::router(app);
+    let shutdown = async move {
+        stop_signal(stopped, handle_signals).await;
+        let _ = stopping_sender.send(true);
+    };
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    background.abort_all();
+    handle.shutdown().await;
+    result.map_err(|e| NodeError::io("http server", e))
+}
+
+/// Resolves on an explicit stop, or on Ctrl-C / SIGTERM when `handle_signals`.
+async fn stop_signal(stopped: oneshot::Receiver<()>, handle_signals: bool) {
+    if !handle_signals {
+        let _ = stopped.await;
+        return;
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let sigterm = async {
+        match terminate.as_mut() {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = stopped => {}
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+        _ = sigterm => tracing::info!("SIGTERM: shutting down"),
+    }
+}

@@ -1,0 +1,186 @@
+//! The HTTP API on a real (in-process) server over loopback: responses, auth, limits, reads.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+fn seed_market(addr: std::net::SocketAddr) {
+    for (token, source) in [(ORACLE_S1, "s1"), (ORACLE_S2_S3, "s2"), (ORACLE_S2_S3, "s3")] {
+        let (status, body) = post(addr, token, &price(1000, "BTC-PERP", source, "10000"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["accepted"], true, "{body}");
+    }
+}
+
+#[test]
+fn batch_post_answers_each_line_with_seq_outcome_and_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let addr = server.local_addr();
+    let body = [
+        deposit(0, "alice", "1000"),
+        String::new(),
+        r#"{"type":"deposit","ts":0,"account":"alice"}"#.to_string(),
+        r#"{"type":"withdraw","ts":0,"account":"alice","asset":"USDC","amount":"5000"}"#.to_string(),
+        "not json".to_string(),
+    ]
+    .join("\n");
+    let (status, response) = post(addr, TREASURY, &body);
+    assert_eq!(status, 200, "{response}");
+    let results = response["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "the blank line gets no result: {response}");
+    assert_eq!((results[0]["line"].as_u64(), results[0]["seq"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(results[0]["accepted"], true);
+    assert_eq!(results[0]["effects"], Value::Array(vec![]));
+    assert_eq!((results[1]["line"].as_u64(), results[1]["seq"].clone()), (Some(3), Value::Null));
+    assert_eq!(results[1]["error"], "missing_field", "unparseable lines are not journaled");
+    assert_eq!(results[2]["seq"].as_u64(), Some(2));
+    assert_eq!(results[2]["accepted"], false);
+    assert_eq!(results[2]["error"], "insufficient_balance");
+    assert_eq!(results[2]["effects"][0]["type"], "rejected");
+    assert_eq!(results[2]["effects"][0]["seq"].as_u64(), Some(2));
+    assert_eq!(results[3]["error"], "invalid_json");
+    assert_eq!((response["accepted"].as_u64(), response["rejected"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(response["head_seq"].as_u64(), Some(2));
+    assert_eq!(usdc_balance(addr, "alice").as_deref(), Some("1000"));
+    server.shutdown().unwrap();
+    let (replayed_hash, lines) = replay_journal(dir.path(), None);
+    assert_eq!(lines.len(), 2, "the journal holds exactly the parsed events");
+    let restarted = start(dir.path(), test_section());
+    assert_eq!(state(restarted.local_addr()), (2, replayed_hash));
+}
+
+#[test]
+fn a_single_pretty_printed_json_event_is_one_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let body = "{\n  \"type\": \"deposit\",\n  \"ts\": 0,\n  \"account\": \"bob\",\n  \"asset\": \"USDC\",\n  \"amount\": \"7\"\n}\n";
+    let (status, response) = post_with(server.local_addr(), Some(TREASURY), body, "application/json");
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["results"][0]["accepted"], true, "{response}");
+    assert_eq!(usdc_balance(server.local_addr(), "bob").as_deref(), Some("7"));
+}
+
+#[test]
+fn missing_wrong_and_wrong_role_tokens_get_401_403_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let addr = server.local_addr();
+    seed_market(addr);
+    assert_eq!(post(addr, TREASURY, &deposit(0, "alice", "100")).0, 200);
+    let before = state(addr);
+    let refused: [(Option<&str>, String, u16); 8] = [
+        (None, deposit(0, "alice", "1"), 401),
+        (Some("not-a-token"), deposit(0, "alice", "1"), 401),
+        (Some(VIEWER), deposit(0, "alice", "1"), 403),
+        (Some(ORACLE_S1), deposit(0, "alice", "1"), 403),
+        (Some(ORACLE_S1), price(1100, "BTC-PERP", "s2", "10001"), 403),
+        (Some(MATCHER), r#"{"type":"params","ts":0,"market":"BTC-PERP","im_factor":"3"}"#.to_string(), 403),
+        (Some(BACKSTOP), r#"{"type":"auction_take","ts":0,"auction":"1","bidder":"mm2","size":"1"}"#.to_string(), 403),
+        // One forbidden line refuses the whole batch: the allowed deposit is not journaled either.
+        (Some(TREASURY), format!("{}\n{}", deposit(0, "alice", "1"), price(1100, "BTC-PERP", "s1", "1")), 403),
+    ];
+    for (token, body, expected) in refused {
+        let (status, response) = post_with(addr, token, &body, "application/x-ndjson");
+        assert_eq!(status, expected, "{token:?} {body}: {response}");
+        let kind = if expected == 401 { "unauthorized" } else { "forbidden" };
+        assert_eq!(response["error"], kind, "{response}");
+        assert!(response["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(state(addr), before, "a refused request changes nothing");
+    }
+    for path in ["/v1/state", "/v1/markets", "/v1/accounts/alice", "/v1/insurance"] {
+        assert_eq!(get(addr, None, path).0, 401, "{path} needs a token");
+        assert_eq!(get(addr, Some("wrong"), path).0, 401, "{path} needs a valid token");
+    }
+    assert_eq!(post(addr, ORACLE_S1, &price(1100, "BTC-PERP", "s1", "10001")).0, 200, "bound source is allowed");
+}
+
+#[test]
+fn reads_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let addr = server.local_addr();
+    seed_market(addr);
+    post(addr, TREASURY, &deposit(0, "alice", "400000"));
+    post(addr, TREASURY, &deposit(0, "bob", "1000000"));
+    let trade =
+        r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"300","price":"10000"}"#;
+    let (status, body) = post(addr, MATCHER, trade);
+    assert_eq!((status, &body["results"][0]["accepted"]), (200, &Value::Bool(true)), "{body}");
+    let (status, account) = get(addr, Some(VIEWER), "/v1/accounts/alice");
+    assert_eq!(status, 200);
+    assert_eq!(account["maintenance_margin"], "162500", "DESIGN's example: {account}");
+    assert_eq!(account["positions"]["BTC-PERP"]["size"], "300");
+    let (status, missing) = get(addr, Some(VIEWER), "/v1/accounts/nobody");
+    assert_eq!((status, &missing["error"]), (404, &Value::from("unknown_account")));
+    let (_, markets) = get(addr, Some(MATCHER), "/v1/markets");
+    assert_eq!(markets["markets"]["BTC-PERP"]["mark_price"], "10000", "{markets}");
+    assert_eq!(markets["markets"]["BTC-PERP"]["open_interest"], "300");
+    let (_, insurance) = get(addr, Some(VIEWER), "/v1/insurance");
+    assert!(insurance["insurance_fund"].is_string(), "{insurance}");
+    let (status, health) = get(addr, None, "/v1/health");
+    assert_eq!((status, &health["ready"], health["seq"].as_u64()), (200, &Value::Bool(true), Some(6)));
+    let (status, metrics) = get(addr, None, "/metrics");
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    assert_eq!(status, 200);
+    for name in [
+        "solvent_events_total",
+        "solvent_fsync_latency_seconds_bucket",
+        "solvent_apply_latency_seconds",
+        "solvent_group_commit_batch_events",
+    ] {
+        assert!(text.contains(name), "metrics lack {name}:\n{text}");
+    }
+    assert_eq!(get(addr, None, "/v1/nope").1["error"], "not_found");
+    assert_eq!(get(addr, None, "/v1/events").1["error"], "method_not_allowed");
+    assert_eq!(get(addr, Some(VIEWER), "/v1/stream").1["error"], "websocket_required");
+}
+
+#[test]
+fn body_size_event_count_and_rate_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let section = ServerSectionBuilder::limits(4096, 3, 2.0);
+    let server = start(dir.path(), section);
+    let addr = server.local_addr();
+    let before = state(addr);
+    let big = "x".repeat(5000);
+    let (status, body) = post(addr, TREASURY, &big);
+    assert_eq!((status, &body["error"]), (413, &Value::from("payload_too_large")));
+    let four = (0..4).map(|i| deposit(0, "a", &format!("{}", i + 1))).collect::<Vec<_>>().join("\n");
+    let (status, body) = post(addr, TREASURY, &four);
+    assert_eq!((status, &body["error"]), (413, &Value::from("too_many_events")));
+    // The bucket holds 2 requests at 2/s: the state reads above used the viewer's bucket.
+    let (status, body) = post(addr, TREASURY, &deposit(0, "a", "1"));
+    assert_eq!((status, &body["error"]), (429, &Value::from("rate_limited")), "{body}");
+    assert_eq!(get(addr, Some(VIEWER), "/v1/state").1["seq"].as_u64(), Some(before.0));
+}
+
+#[test]
+fn a_batch_of_megabytes_is_accepted_up_to_the_configured_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let section = solvent_node::ServerSection { max_events_per_request: 40_000, ..test_section() };
+    let server = start(dir.path(), section);
+    let body = (0..30_000).map(|i| deposit(0, &format!("bulk-account-{:06}", i % 5000), "1")).collect::<Vec<_>>();
+    let body = body.join("\n");
+    assert!(body.len() > 2 << 20, "above axum's default 2 MiB extractor limit: {} bytes", body.len());
+    let (status, response) = post(server.local_addr(), TREASURY, &body);
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["accepted"].as_u64(), Some(30_000));
+    assert_eq!(state(server.local_addr()).0, 30_000);
+}
+
+/// Small constructors for special server sections.
+struct ServerSectionBuilder;
+
+impl ServerSectionBuilder {
+    fn limits(max_body_bytes: usize, max_events_per_request: usize, burst: f64) -> solvent_node::ServerSection {
+        solvent_node::ServerSection {
+            max_body_bytes,
+            max_events_per_request,
+            rate_limit_per_sec: 0.001,
+            rate_limit_burst: burst,
+            ..test_section()
+        }
+    }
+}

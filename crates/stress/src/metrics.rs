@@ -1,0 +1,274 @@
+//! Per-run figures: a tally of the engine's effects, per-step samples of the
+//! book's margin, and the run's summary. Amounts are USDC (the settlement
+//! asset), sizes base units, times seconds from the run's start.
+
+use crate::book::Book;
+use crate::driver::RUN_T0_MS;
+use crate::population::{price_f64, quote_f64, size_f64};
+use crate::scenario::Scenario;
+use serde::Serialize;
+use solvent_core::effect::EffectKind;
+use solvent_core::{Effect, Engine};
+
+/// The book sampled after a step's events.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepSample {
+    /// Sum of the population's maintenance margin under the tables in force.
+    pub mm_usdc: f64,
+    /// The same positions' maintenance margin under the static tables.
+    pub mm_static_usdc: f64,
+    /// Sum of |size| x mark over the population.
+    pub notional_usdc: f64,
+    pub fund_usdc: f64,
+    /// Mark of the primary (first) market.
+    pub price: f64,
+}
+
+/// Liquidations in the primary market at one engine time, for charts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LiquidationMark {
+    pub t_s: f64,
+    pub price: f64,
+    pub notional_usdc: f64,
+}
+
+/// Counters over a run's effects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub liquidations: u64,
+    pub liquidated_notional_usdc: f64,
+    /// Signed size liquidated per market since the last price move (+ = longs).
+    pub pending_liquidated_base: Vec<f64>,
+    pub bankruptcies: u64,
+    /// Distinct accounts that went bankrupt (an account whose debt is backed by
+    /// non-settlement collateral can go bankrupt again as that collateral falls).
+    pub bankrupt_accounts: std::collections::BTreeSet<String>,
+    pub bankruptcy_deficit_usdc: f64,
+    pub fund_bankruptcy_cover_usdc: f64,
+    pub fund_inventory_loss_usdc: f64,
+    pub fund_inflow_usdc: f64,
+    /// Deficits the fund did not cover (absorbed by ADL or socialized loss).
+    pub uncovered_deficit_usdc: f64,
+    pub adl_count: u64,
+    pub adl_notional_usdc: f64,
+    pub socialized_count: u64,
+    pub socialized_usdc: f64,
+    pub unabsorbed_alerts: u64,
+    pub auctions_started: u64,
+    pub auction_fills: u64,
+    pub auction_filled_notional_usdc: f64,
+    pub takes_refused: u64,
+    pub oracle_freezes: u64,
+    pub margin_changes: u64,
+    pub marks: Option<Vec<LiquidationMark>>,
+}
+
+impl Tally {
+    pub fn new(markets: usize, keep_marks: bool) -> Tally {
+        Tally { pending_liquidated_base: vec![0.0; markets], marks: keep_marks.then(Vec::new), ..Tally::default() }
+    }
+
+    /// Counts `effects` of an event at engine time `ts`.
+    pub fn absorb(&mut self, effects: &[Effect], book: &Book, ts: u64) {
+        for effect in effects {
+            self.absorb_one(&effect.kind, book, ts);
+        }
+    }
+
+    fn absorb_one(&mut self, kind: &EffectKind, book: &Book, ts: u64) {
+        match kind {
+            EffectKind::Liquidation { market, closed_size, price, .. } => {
+                let notional = size_f64(*closed_size).abs() * price_f64(*price);
+                self.liquidations += 1;
+                self.liquidated_notional_usdc += notional;
+                if let Some(i) = book.markets.iter().position(|m| m.name == *market) {
+                    self.pending_liquidated_base[i] += size_f64(*closed_size);
+                    if let (0, Some(marks)) = (i, &mut self.marks) {
+                        let t_s = ts.saturating_sub(RUN_T0_MS) as f64 / 1_000.0;
+                        match marks.last_mut() {
+                            // One mark per event time: the notional liquidated then, at the last price.
+                            Some(last) if last.t_s == t_s => {
+                                last.notional_usdc += notional;
+                                last.price = price_f64(*price);
+                            }
+                            _ => marks.push(LiquidationMark { t_s, price: price_f64(*price), notional_usdc: notional }),
+                        }
+                    }
+                }
+            }
+            EffectKind::Insurance { reason, amount, .. } => {
+                let a = quote_f64(*amount);
+                match (a < 0.0, reason.as_str()) {
+                    (true, "bankruptcy_cover") => self.fund_bankruptcy_cover_usdc -= a,
+                    (true, _) => self.fund_inventory_loss_usdc -= a,
+                    (false, _) => self.fund_inflow_usdc += a,
+                }
+            }
+            EffectKind::Bankruptcy { account, deficit, covered_by_fund } => {
+                self.bankruptcies += 1;
+                self.bankrupt_accounts.insert(account.clone());
+                self.bankruptcy_deficit_usdc += quote_f64(*deficit);
+                self.uncovered_deficit_usdc += quote_f64(*deficit) - quote_f64(*covered_by_fund);
+            }
+            EffectKind::Adl { size, price, .. } => {
+                self.adl_count += 1;
+                self.adl_notional_usdc += size_f64(*size).abs() * price_f64(*price);
+            }
+            EffectKind::SocializedLoss { amount, .. } => {
+                self.socialized_count += 1;
+                self.socialized_usdc += quote_f64(*amount);
+            }
+            EffectKind::Alert { alert, .. } if alert == "loss_unabsorbed" => self.unabsorbed_alerts += 1,
+            EffectKind::AuctionStarted { .. } => self.auctions_started += 1,
+            EffectKind::AuctionFill { size, price, .. } => {
+                self.auction_fills += 1;
+                self.auction_filled_notional_usdc += size_f64(*size) * price_f64(*price);
+            }
+            EffectKind::Rejected { .. } => self.takes_refused += 1,
+            EffectKind::OracleFrozen { .. } => self.oracle_freezes += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The summary of one run (one scenario under one policy).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunMetrics {
+    pub steps: u64,
+    pub liquidations: u64,
+    pub liquidated_notional_usdc: f64,
+    pub bankruptcies: u64,
+    pub bankrupt_accounts: u64,
+    pub bankruptcy_deficit_usdc: f64,
+    /// Gross outflow of the insurance fund: bankruptcy cover + inventory losses.
+    pub fund_draw_usdc: f64,
+    pub fund_bankruptcy_cover_usdc: f64,
+    pub fund_inventory_loss_usdc: f64,
+    pub fund_inflow_usdc: f64,
+    pub fund_start_usdc: f64,
+    pub fund_end_usdc: f64,
+    pub fund_min_usdc: f64,
+    pub bad_debt_end_usdc: f64,
+    pub uncovered_deficit_usdc: f64,
+    pub adl_count: u64,
+    pub adl_notional_usdc: f64,
+    pub socialized_count: u64,
+    pub socialized_usdc: f64,
+    pub unabsorbed_alerts: u64,
+    pub auctions_started: u64,
+    pub auction_fills: u64,
+    pub auction_filled_notional_usdc: f64,
+    pub takes_refused: u64,
+    pub unsold_inventory_usdc: f64,
+    pub oracle_freezes: u64,
+    pub margin_changes: u64,
+    pub avg_margin_usdc: f64,
+    pub peak_margin_usdc: f64,
+    /// Time-average of (sum of MM) / (sum of notional): the book's effective MM rate.
+    pub avg_mm_rate: f64,
+    pub calm_steps: u64,
+    pub calm_avg_margin_usdc: f64,
+    pub calm_avg_mm_rate: f64,
+    /// Sum over steps of the book's MM under the tables in force / under the static tables.
+    pub mm_sum_usdc: f64,
+    pub mm_static_sum_usdc: f64,
+    pub price_min: f64,
+    pub price_end: f64,
+    /// Jumps in the SVJD path (Monte Carlo runs).
+    pub jump_count: Option<u32>,
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+fn rate(s: &StepSample) -> f64 {
+    if s.notional_usdc > 0.0 {
+        s.mm_usdc / s.notional_usdc
+    } else {
+        0.0
+    }
+}
+
+impl RunMetrics {
+    /// Summarizes a finished run.
+    pub fn finish(t: &Tally, samples: &[StepSample], scenario: &Scenario, book: &Book, engine: &Engine) -> RunMetrics {
+        let calm: Vec<&StepSample> = samples.iter().zip(&scenario.calm).filter(|(_, c)| **c).map(|(s, _)| s).collect();
+        let unsold: f64 = book
+            .markets
+            .iter()
+            .map(|m| {
+                let market = &engine.markets()[m.index];
+                size_f64(market.inventory.size).abs() * market.mark_price.map_or(0.0, price_f64)
+            })
+            .sum();
+        let fund_start = quote_f64(book.engine.insurance_fund());
+        RunMetrics {
+            steps: samples.len() as u64,
+            liquidations: t.liquidations,
+            liquidated_notional_usdc: t.liquidated_notional_usdc,
+            bankruptcies: t.bankruptcies,
+            bankrupt_accounts: t.bankrupt_accounts.len() as u64,
+            bankruptcy_deficit_usdc: t.bankruptcy_deficit_usdc,
+            fund_draw_usdc: t.fund_bankruptcy_cover_usdc + t.fund_inventory_loss_usdc,
+            fund_bankruptcy_cover_usdc: t.fund_bankruptcy_cover_usdc,
+            fund_inventory_loss_usdc: t.fund_inventory_loss_usdc,
+            fund_inflow_usdc: t.fund_inflow_usdc,
+            fund_start_usdc: fund_start,
+            fund_end_usdc: quote_f64(engine.insurance_fund()),
+            fund_min_usdc: samples.iter().map(|s| s.fund_usdc).fold(fund_start, f64::min),
+            bad_debt_end_usdc: quote_f64(engine.bad_debt()),
+            uncovered_deficit_usdc: t.uncovered_deficit_usdc,
+            adl_count: t.adl_count,
+            adl_notional_usdc: t.adl_notional_usdc,
+            socialized_count: t.socialized_count,
+            socialized_usdc: t.socialized_usdc,
+            unabsorbed_alerts: t.unabsorbed_alerts,
+            auctions_started: t.auctions_started,
+            auction_fills: t.auction_fills,
+            auction_filled_notional_usdc: t.auction_filled_notional_usdc,
+            takes_refused: t.takes_refused,
+            unsold_inventory_usdc: unsold,
+            oracle_freezes: t.oracle_freezes,
+            margin_changes: t.margin_changes,
+            avg_margin_usdc: mean(samples.iter().map(|s| s.mm_usdc)),
+            peak_margin_usdc: samples.iter().map(|s| s.mm_usdc).fold(0.0, f64::max),
+            avg_mm_rate: mean(samples.iter().map(rate)),
+            calm_steps: calm.len() as u64,
+            calm_avg_margin_usdc: mean(calm.iter().map(|s| s.mm_usdc)),
+            calm_avg_mm_rate: mean(calm.iter().map(|s| rate(s))),
+            mm_sum_usdc: samples.iter().map(|s| s.mm_usdc).sum(),
+            mm_static_sum_usdc: samples.iter().map(|s| s.mm_static_usdc).sum(),
+            price_min: samples.iter().map(|s| s.price).filter(|p| *p > 0.0).reduce(f64::min).unwrap_or(0.0),
+            price_end: samples.last().map_or(0.0, |s| s.price),
+            jump_count: scenario.jump_count,
+        }
+    }
+}
+
+/// Per-step series of one run, for charts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Trace {
+    pub t_s: Vec<f64>,
+    pub price: Vec<f64>,
+    pub fund_usdc: Vec<f64>,
+    pub margin_usdc: Vec<f64>,
+    pub liquidations: Vec<LiquidationMark>,
+}
+
+impl Trace {
+    pub fn from_run(t: &Tally, samples: &[StepSample], scenario: &Scenario) -> Trace {
+        Trace {
+            t_s: scenario.steps.iter().map(|s| s.offset_ms as f64 / 1_000.0).collect(),
+            price: samples.iter().map(|s| s.price).collect(),
+            fund_usdc: samples.iter().map(|s| s.fund_usdc).collect(),
+            margin_usdc: samples.iter().map(|s| s.mm_usdc).collect(),
+            liquidations: t.marks.clone().unwrap_or_default(),
+        }
+    }
+}

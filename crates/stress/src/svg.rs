@@ -1,0 +1,312 @@
+//! Minimal inline SVG charts (no scripts, no external resources): line charts
+//! with optional markers, and grouped bar charts.
+
+use std::fmt::Write;
+
+const WIDTH: f64 = 860.0;
+const HEIGHT: f64 = 320.0;
+const LEFT: f64 = 84.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 52.0;
+const BOTTOM: f64 = 46.0;
+/// Points drawn per line at most.
+pub const MAX_POINTS: usize = 1_600;
+
+/// One line.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub color: &'a str,
+    /// SVG `stroke-dasharray` ("" for a solid line).
+    pub dash: &'a str,
+    pub x: &'a [f64],
+    pub y: &'a [f64],
+}
+
+/// Circles (x, y, radius) drawn over the lines.
+pub struct Markers<'a> {
+    pub color: &'a str,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// One group of bars (one bar per bin).
+pub struct BarGroup<'a> {
+    pub name: &'a str,
+    pub color: &'a str,
+    pub values: &'a [f64],
+}
+
+/// Text escaped for XML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A "nice" tick step (1, 2 or 5 x 10^k) for about `target` ticks over `span`.
+pub fn nice_step(span: f64, target: f64) -> f64 {
+    if !(span.is_finite() && span > 0.0) {
+        return 1.0;
+    }
+    let raw = span / target;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    step.max(f64::MIN_POSITIVE)
+}
+
+/// A compact label: 1.2M, 35k, 0.025.
+pub fn short_number(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}B", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if a >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 1.0 {
+        format!("{v:.1}")
+    } else if a >= 0.01 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.0e}")
+    }
+}
+
+struct Frame {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+}
+
+impl Frame {
+    fn px(&self, x: f64) -> f64 {
+        LEFT + (x - self.x0) / (self.x1 - self.x0).max(1e-12) * (WIDTH - LEFT - RIGHT)
+    }
+    fn py(&self, y: f64) -> f64 {
+        HEIGHT - BOTTOM - (y - self.y0) / (self.y1 - self.y0).max(1e-12) * (HEIGHT - TOP - BOTTOM)
+    }
+}
+
+fn open_svg(out: &mut String, class: &str, title: &str) {
+    let _ = write!(
+        out,
+        r#"<svg class="chart {class}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img"><title>{t}</title><rect width="{WIDTH}" height="{HEIGHT}" fill="white"/><text x="{LEFT}" y="20" font-size="14" font-family="sans-serif" font-weight="bold">{t}</text>"#,
+        t = escape(title)
+    );
+}
+
+fn axes(out: &mut String, f: &Frame, x_label: &str, y_label: &str, x_ticks: bool) {
+    let font = r##"font-family="sans-serif" font-size="11" fill="#444""##;
+    let y_step = nice_step(f.y1 - f.y0, 5.0);
+    let mut y = (f.y0 / y_step).ceil() * y_step;
+    while y <= f.y1 + 1e-9 * y_step {
+        let py = f.py(y);
+        let _ = write!(
+            out,
+            r##"<line x1="{LEFT}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#e4e4e4"/>"##,
+            WIDTH - RIGHT
+        );
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" {font}>{}</text>"#,
+            LEFT - 6.0,
+            py + 4.0,
+            tick_label(y, y_step)
+        );
+        y += y_step;
+    }
+    let x_step = nice_step(f.x1 - f.x0, 8.0);
+    let mut x = (f.x0 / x_step).ceil() * x_step;
+    while x_ticks && x <= f.x1 + 1e-9 * x_step {
+        let px = f.px(x);
+        let _ = write!(
+            out,
+            r#"<text x="{px:.1}" y="{:.1}" text-anchor="middle" {font}>{}</text>"#,
+            HEIGHT - BOTTOM + 16.0,
+            tick_label(x, x_step)
+        );
+        x += x_step;
+    }
+    let (bx, by) = (HEIGHT - BOTTOM, WIDTH - RIGHT);
+    let _ = write!(
+        out,
+        r##"<line x1="{LEFT}" y1="{bx}" x2="{by}" y2="{bx}" stroke="#888"/><line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{bx}" stroke="#888"/>"##
+    );
+    let _ = write!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" {font}>{}</text>"#,
+        (LEFT + WIDTH - RIGHT) / 2.0,
+        HEIGHT - 8.0,
+        escape(x_label)
+    );
+    let _ = write!(
+        out,
+        r#"<text x="14" y="{:.1}" transform="rotate(-90 14 {:.1})" text-anchor="middle" {font}>{}</text>"#,
+        (TOP + bx) / 2.0,
+        (TOP + bx) / 2.0,
+        escape(y_label)
+    );
+}
+
+/// A tick label with as many decimals as the tick step needs (k/M/B above 10,000).
+pub fn tick_label(v: f64, step: f64) -> String {
+    let v = if v.abs() < step * 1e-6 { 0.0 } else { v };
+    if v.abs() >= 1e4 {
+        return short_number(v);
+    }
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil().max(0.0) as usize };
+    format!("{v:.decimals$}")
+}
+
+/// One row under the title: a swatch and the name of each series.
+fn legend(out: &mut String, items: &[(&str, &str)]) {
+    let mut x = LEFT;
+    for (name, color) in items {
+        let _ = write!(out, r#"<rect x="{x:.1}" y="29" width="12" height="12" fill="{color}"/>"#);
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="39" font-family="sans-serif" font-size="12">{}</text>"#,
+            x + 16.0,
+            escape(name)
+        );
+        x += 24.0 + 8.0 * name.len() as f64;
+    }
+}
+
+fn bounds<'a>(values: impl Iterator<Item = &'a f64>) -> (f64, f64) {
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if hi - lo < 1e-12 {
+        return (lo - 1.0, hi + 1.0);
+    }
+    (lo, hi)
+}
+
+/// At most [`MAX_POINTS`] points: above that, the first, lowest, highest and last
+/// point of each bucket, in time order (extremes survive).
+fn thin(x: &[f64], y: &[f64]) -> Vec<(f64, f64)> {
+    let points: Vec<(f64, f64)> = x.iter().copied().zip(y.iter().copied()).filter(|(_, v)| v.is_finite()).collect();
+    if points.len() <= MAX_POINTS {
+        return points;
+    }
+    let bucket = points.len().div_ceil(MAX_POINTS / 4);
+    let mut out = Vec::with_capacity(MAX_POINTS);
+    for chunk in points.chunks(bucket) {
+        let lowest = chunk.iter().enumerate().min_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map_or(0, |(i, _)| i);
+        let highest = chunk.iter().enumerate().max_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map_or(0, |(i, _)| i);
+        let mut picks = vec![0, lowest, highest, chunk.len() - 1];
+        picks.sort_unstable();
+        picks.dedup();
+        out.extend(picks.into_iter().map(|i| chunk[i]));
+    }
+    out
+}
+
+/// A line chart; `class` names it (e.g. `price-liquidations`).
+pub fn line_chart(
+    class: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    markers: &[Markers],
+) -> String {
+    let (x0, x1) = bounds(series.iter().flat_map(|s| s.x.iter()));
+    let (mut y0, mut y1) = bounds(
+        series.iter().flat_map(|s| s.y.iter()).chain(markers.iter().flat_map(|m| m.points.iter().map(|p| &p.1))),
+    );
+    let pad = (y1 - y0) * 0.05;
+    (y0, y1) = (y0 - pad, y1 + pad);
+    let frame = Frame { x0, x1, y0, y1 };
+    let mut out = String::new();
+    open_svg(&mut out, class, title);
+    axes(&mut out, &frame, x_label, y_label, true);
+    for s in series {
+        let points: Vec<String> =
+            thin(s.x, s.y).iter().map(|(x, y)| format!("{:.1},{:.1}", frame.px(*x), frame.py(*y))).collect();
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{}" stroke-width="1.5" stroke-opacity="0.85" stroke-dasharray="{}" points="{}"/>"#,
+            s.color,
+            s.dash,
+            points.join(" ")
+        );
+    }
+    for m in markers {
+        for (x, y, r) in &m.points {
+            let _ = write!(
+                out,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="{r:.1}" fill="{}" fill-opacity="0.35" stroke="{}" stroke-width="0.6"/>"#,
+                frame.px(*x),
+                frame.py(*y),
+                m.color,
+                m.color
+            );
+        }
+    }
+    legend(&mut out, &series.iter().map(|s| (s.name, s.color)).collect::<Vec<_>>());
+    out.push_str("</svg>");
+    out
+}
+
+/// Grouped bars: one group per series, one slot per bin labelled `bins[i]`.
+pub fn bar_chart(
+    class: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    bins: &[String],
+    groups: &[BarGroup],
+) -> String {
+    let n = bins.len().max(1) as f64;
+    let y1 = groups.iter().flat_map(|g| g.values.iter()).copied().fold(0.0, f64::max).max(1.0) * 1.08;
+    let frame = Frame { x0: 0.0, x1: n, y0: 0.0, y1 };
+    let mut out = String::new();
+    open_svg(&mut out, class, title);
+    axes(&mut out, &frame, x_label, y_label, false);
+    let slot = (WIDTH - LEFT - RIGHT) / n;
+    let bar = slot * 0.8 / groups.len().max(1) as f64;
+    for (g, group) in groups.iter().enumerate() {
+        for (i, v) in group.values.iter().enumerate() {
+            let x = LEFT + i as f64 * slot + slot * 0.1 + g as f64 * bar;
+            let top = frame.py(*v);
+            let _ = write!(
+                out,
+                r#"<rect x="{x:.1}" y="{top:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}</title></rect>"#,
+                bar.max(0.5),
+                (HEIGHT - BOTTOM - top).max(0.0),
+                group.color,
+                escape(group.name),
+                v
+            );
+            if *v > 0.0 {
+                // The value over the bar (a tail of one or two paths stays readable),
+                // in a font that fits the bar.
+                let label = short_number(*v);
+                let font_size = (bar / (0.62 * label.len() as f64)).clamp(5.0, 9.0);
+                let _ = write!(
+                    out,
+                    r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-family="sans-serif" font-size="{font_size:.1}" fill="#222">{label}</text>"##,
+                    x + bar / 2.0,
+                    top - 3.0,
+                );
+            }
+        }
+    }
+    let every = (bins.len() / 10).max(1);
+    for (i, label) in bins.iter().enumerate().step_by(every) {
+        let x = LEFT + (i as f64 + 0.5) * slot;
+        let _ = write!(
+            out,
+            r##"<text x="{x:.1}" y="{:.1}" text-anchor="middle" font-family="sans-serif" font-size="10" fill="#444">{}</text>"##,
+            HEIGHT - BOTTOM + 14.0,
+            escape(label)
+        );
+    }
+    legend(&mut out, &groups.iter().map(|g| (g.name, g.color)).collect::<Vec<_>>());
+    out.push_str("</svg>");
+    out
+}

@@ -1,0 +1,108 @@
+//! The terminal table: key figures per scenario, policies side by side.
+
+use crate::policy::PolicyKind;
+use crate::report::{Figures, PolicyFigures, StressReport};
+use std::fmt::Write;
+
+/// Figures shown for a single run.
+const RUN_ROWS: [&str; 12] = [
+    "fund_draw",
+    "fund_bankruptcy_cover",
+    "socialized_loss",
+    "uncovered_deficit",
+    "adl_count",
+    "bankrupt_accounts",
+    "liquidated_notional",
+    "unsold_inventory_end",
+    "avg_margin",
+    "peak_margin",
+    "calm_avg_mm_rate",
+    "margin_changes",
+];
+
+/// Figures shown for the Monte Carlo set.
+const MC_ROWS: [&str; 14] = [
+    "socialized_loss_probability",
+    "socialized_loss_mean",
+    "fund_draw_mean",
+    "fund_draw_p99",
+    "fund_draw_max",
+    "uncovered_deficit_probability",
+    "adl_count_mean",
+    "bankruptcy_probability",
+    "liquidated_notional_mean",
+    "avg_margin_mean",
+    "peak_margin_max",
+    "avg_mm_rate_mean",
+    "calm_avg_mm_rate_mean",
+    "margin_changes_mean",
+];
+
+/// `1234567.8` as `1,234,568`; fractions as percentages; small numbers with decimals.
+pub fn format_value(value: f64, unit: &str) -> String {
+    if unit == "fraction" {
+        return format!("{:.3}%", value * 100.0);
+    }
+    if value.abs() < 100.0 && value.fract() != 0.0 {
+        return format!("{value:.2}");
+    }
+    let digits = format!("{:.0}", value.abs());
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    if value < 0.0 && digits != "0" {
+        grouped.insert(0, '-');
+    }
+    grouped
+}
+
+fn block(out: &mut String, title: &str, results: &[PolicyFigures], rows: &[&str]) {
+    let _ = writeln!(out, "\n{title}");
+    for name in rows {
+        let Some(unit) = results.first().and_then(|r| unit_of(&r.figures, name)) else { continue };
+        let _ = write!(out, "  {:<34}", format!("{name} ({unit})"));
+        for policy in PolicyKind::ALL {
+            let cell = results
+                .iter()
+                .find(|r| r.policy == policy)
+                .and_then(|r| r.figures.get(name))
+                .map_or("-".to_string(), |v| format_value(v, unit));
+            let _ = write!(out, " {cell:>16}");
+        }
+        out.push('\n');
+    }
+}
+
+fn unit_of(figures: &Figures, name: &str) -> Option<&'static str> {
+    figures.0.iter().find(|(n, _)| *n == name).map(|(_, f)| f.unit)
+}
+
+/// The whole table.
+pub fn render(report: &StressReport) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{:<36}", "solvent stress");
+    for policy in PolicyKind::ALL {
+        let _ = write!(out, " {:>16}", policy.name());
+    }
+    let _ = writeln!(out, "\nscale multiplier (dynamic average MM / static): {:.4}", report.scale_multiplier.value);
+    for s in &report.scenarios {
+        block(&mut out, &s.name, &s.results, &RUN_ROWS);
+    }
+    if let Some(mc) = &report.monte_carlo {
+        let title = format!("monte carlo: {} SVJD paths x {} steps of {} s", mc.paths, mc.steps_per_path, mc.step_s);
+        block(&mut out, &title, &mc.results, &MC_ROWS);
+    }
+    out.push_str("\ndynamic vs static (fund draw, socialized loss, calm MM rate -> claim)\n");
+    for c in &report.comparisons {
+        let _ = writeln!(
+            out,
+            "  {:<40} {:>6} {:>6} {:>6} -> {}",
+            c.scope, c.fund_draw, c.socialized, c.calm_margin, c.claim
+        );
+    }
+    out
+}

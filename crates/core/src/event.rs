@@ -123,8 +123,10 @@ impl Event {
         let id = |field: &str, value: &str| {
             validate_id(value).map_err(|reason| Error::InvalidId { field: field.to_string(), reason })
         };
-        let positive = |field: &str, ok: bool| if ok { Ok(()) } else { Err(Error::NonPositive { field: field.to_string() }) };
-        let non_negative = |field: &str, ok: bool| if ok { Ok(()) } else { Err(Error::Negative { field: field.to_string() }) };
+        let positive =
+            |field: &str, ok: bool| if ok { Ok(()) } else { Err(Error::NonPositive { field: field.to_string() }) };
+        let non_negative =
+            |field: &str, ok: bool| if ok { Ok(()) } else { Err(Error::Negative { field: field.to_string() }) };
         match self {
             Event::Deposit(t) | Event::Withdraw(t) => {
                 id("account", &t.account)?;

@@ -1,5 +1,6 @@
 //! `solvent`: a thin binary over the solvent crates.
 
+mod bench;
 mod lines;
 mod progress;
 mod replay;
@@ -8,6 +9,10 @@ mod report;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Counts allocations for `solvent bench`'s memory figures (thread-local counters: no atomics).
+#[global_allocator]
+static ALLOCATOR: bench::CountingAllocator = bench::CountingAllocator;
 
 #[derive(Parser)]
 #[command(name = "solvent", version, about = "Streaming solvency engine for crypto derivatives")]
@@ -114,6 +119,19 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// Measure the engine on a synthetic book: full scan vs risk index, ticks/s, tick-to-liquidation
+    /// latency, replay throughput, memory per account (docs/performance.md).
+    Bench {
+        /// Accounts in the synthetic book.
+        #[arg(long, default_value_t = 1_000_000)]
+        accounts: usize,
+        /// Seed of the book and of the event streams.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Also write the figures (name, value, unit, target) as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Print the embedded default configuration (TOML), or check a configuration file.
     Config {
         /// Validate this file instead of printing the default.
@@ -189,6 +207,10 @@ fn main() -> ExitCode {
             };
             stress(&options, threads, json, html)
         }
+        Command::Bench { accounts, seed, json } => match bench::run(&bench::BenchOptions { accounts, seed, json }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(&message),
+        },
         Command::Config { check: None } => {
             print!("{}", solvent_core::DEFAULT_CONFIG_TOML);
             ExitCode::SUCCESS

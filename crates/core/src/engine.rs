@@ -6,9 +6,10 @@ use crate::effect::Effect;
 use crate::error::Error;
 use crate::event::Event;
 use crate::margin::{self, Health};
+use crate::names::NameIndex;
 use crate::num::{Overflow, Quote, Size};
+use crate::risk_index::{RiskIndex, RiskIndexStats};
 use crate::state::{Account, AccountId, Asset, AssetId, Flows, Market, MarketId, Position, Source, SourceStatus};
-use std::collections::HashMap;
 
 /// The solvency state machine. `Serialize`/`Deserialize` give a snapshot of the whole state
 /// (the name index is rebuilt on load: see [`Engine::from_snapshot`]).
@@ -20,7 +21,7 @@ pub struct Engine {
     pub(crate) assets: Vec<Asset>,
     pub(crate) accounts: Vec<Account>,
     #[serde(skip)]
-    pub(crate) account_ids: HashMap<Box<str>, AccountId>,
+    pub(crate) account_ids: NameIndex,
     pub(crate) insurance_fund: Quote,
     /// Protocol losses (inventory realized below cost) that the fund could not pay and that no
     /// account could absorb yet; repaid first by fund inflows, then by socialized loss.
@@ -33,6 +34,10 @@ pub struct Engine {
     pub(crate) last_seq: u64,
     /// Id of the next Dutch auction.
     pub(crate) next_auction_id: u64,
+    /// Derived state: which accounts a price move can have pushed below maintenance (issue 5).
+    /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
+    #[serde(skip)]
+    pub(crate) risk: RiskIndex,
 }
 
 /// Which collateral asset a name refers to.
@@ -85,13 +90,14 @@ impl Engine {
             .map(|a| Asset { name: a.name.as_str().into(), weight: a.weight, index_market: market_id(&a.index_market) })
             .collect();
         Engine {
+            risk: RiskIndex::new(markets.len(), 0),
             settlement_name: config.settlement_asset.as_str().into(),
             max_accounts: config.max_accounts,
             asset_flows: vec![Flows::default(); assets.len()],
             markets,
             assets,
             accounts: Vec::new(),
-            account_ids: HashMap::new(),
+            account_ids: NameIndex::default(),
             insurance_fund: Quote::ZERO,
             bad_debt: Quote::ZERO,
             fees_collected: Quote::ZERO,
@@ -105,15 +111,16 @@ impl Engine {
     /// Restore an engine from a deserialized snapshot: rebuilds the name index and checks that
     /// account names are unique and ids dense.
     pub fn from_snapshot(mut engine: Engine) -> Result<Engine, String> {
-        engine.account_ids = HashMap::with_capacity(engine.accounts.len());
+        engine.account_ids = NameIndex::with_capacity(engine.accounts.len());
         for (i, account) in engine.accounts.iter().enumerate() {
-            if engine.account_ids.insert(account.name.clone(), AccountId(i as u32)).is_some() {
+            if !engine.account_ids.insert(&account.name, AccountId(i as u32), &engine.accounts) {
                 return Err(format!("snapshot lists account {:?} twice", account.name));
             }
         }
         if engine.asset_flows.len() != engine.assets.len() {
             return Err("snapshot: asset flow table does not match the assets".into());
         }
+        engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
         Ok(engine)
     }
 
@@ -209,11 +216,18 @@ impl Engine {
     }
 
     pub fn account_id(&self, name: &str) -> Result<AccountId, Error> {
-        self.account_ids.get(name).copied().ok_or_else(|| Error::UnknownAccount(name.to_string()))
+        self.account_ids.get(name, &self.accounts).ok_or_else(|| Error::UnknownAccount(name.to_string()))
     }
 
     pub(crate) fn health_of(&self, account: &Account) -> Result<Health, Overflow> {
         margin::health(account, &self.assets, &self.markets)
+    }
+
+    /// Write access to an account. Every change to an account goes through here, so that the risk
+    /// index rechecks it at the next pass.
+    pub(crate) fn account_mut(&mut self, id: AccountId) -> &mut Account {
+        self.risk.touch(id);
+        &mut self.accounts[id.0 as usize]
     }
 
     // ---- read access for the CLI, the server, tests and the reference evaluator ----
@@ -228,7 +242,7 @@ impl Engine {
         &self.accounts
     }
     pub fn account(&self, name: &str) -> Option<&Account> {
-        self.account_ids.get(name).map(|id| &self.accounts[id.0 as usize])
+        self.account_ids.get(name, &self.accounts).map(|id| &self.accounts[id.0 as usize])
     }
     pub fn settlement_asset(&self) -> &str {
         &self.settlement_name
@@ -254,6 +268,10 @@ impl Engine {
     }
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+    /// Counters and sizes of the risk index (benchmarks, telemetry).
+    pub fn risk_index_stats(&self) -> RiskIndexStats {
+        self.risk.stats()
     }
     /// Health of a named account at current marks.
     pub fn health(&self, name: &str) -> Result<Health, Error> {

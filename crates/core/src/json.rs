@@ -12,7 +12,7 @@ use std::fmt;
 /// Most fields an event object may have.
 pub const MAX_FIELDS: usize = 32;
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Scalar<'a> {
     Str(Cow<'a, str>),
     U64(u64),
@@ -20,13 +20,15 @@ pub enum Scalar<'a> {
     F64,
     Bool(bool),
     Null,
-    Json(serde_json::Value),
+    /// Boxed: nested values are rare (`tiers`), and a small `Scalar` is cheap to move.
+    Json(Box<serde_json::Value>),
 }
 
 /// The fields of one object, consumed by name; what is left at the end is an unknown field.
-#[derive(Debug, Default)]
+/// A consumed entry's value is taken (`None`), so that the order of the rest is kept.
+#[derive(Debug, Default, PartialEq)]
 pub struct Fields<'a> {
-    entries: Vec<(Cow<'a, str>, Scalar<'a>)>,
+    entries: Vec<(Cow<'a, str>, Option<Scalar<'a>>)>,
 }
 
 struct Object<'a> {
@@ -38,6 +40,14 @@ struct Object<'a> {
 
 /// Parse `text` as exactly one JSON object.
 pub fn parse_object(text: &str) -> Result<Fields<'_>, Error> {
+    if let Some(fields) = flat::parse(text) {
+        return Ok(fields);
+    }
+    parse_object_general(text)
+}
+
+/// [`parse_object`] through serde_json: every input, every error.
+fn parse_object_general(text: &str) -> Result<Fields<'_>, Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let object: Object = de::Deserialize::deserialize(&mut de).map_err(|e| Error::InvalidJson(e.to_string()))?;
     de.end().map_err(|e| Error::InvalidJson(e.to_string()))?;
@@ -55,8 +65,8 @@ pub fn parse_object(text: &str) -> Result<Fields<'_>, Error> {
 
 impl<'a> Fields<'a> {
     fn take(&mut self, name: &str) -> Option<Scalar<'a>> {
-        let position = self.entries.iter().position(|(key, _)| key == name)?;
-        match self.entries.remove(position).1 {
+        let entry = self.entries.iter_mut().find(|(key, value)| value.is_some() && key == name)?;
+        match entry.1.take()? {
             Scalar::Null => None,
             value => Some(value),
         }
@@ -93,7 +103,7 @@ impl<'a> Fields<'a> {
     pub fn take_json(&mut self, name: &str) -> Result<Option<serde_json::Value>, Error> {
         Ok(match self.take(name) {
             None => None,
-            Some(Scalar::Json(v)) => Some(v),
+            Some(Scalar::Json(v)) => Some(*v),
             Some(Scalar::Str(s)) => Some(serde_json::Value::String(s.into_owned())),
             Some(Scalar::U64(v)) => Some(v.into()),
             Some(Scalar::I64(v)) => Some(v.into()),
@@ -105,7 +115,7 @@ impl<'a> Fields<'a> {
 
     /// Fail with `unknown_field` if a field was not consumed.
     pub fn finish(self, event_type: &str) -> Result<(), Error> {
-        match self.entries.into_iter().next() {
+        match self.entries.into_iter().find(|(_, value)| value.is_some()) {
             None => Ok(()),
             Some((key, _)) => Err(Error::UnknownField {
                 field: key.chars().take(64).collect(),
@@ -172,11 +182,11 @@ impl<'de> Visitor<'de> for ScalarVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
         let value = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(Scalar::Json(value))
+        Ok(Scalar::Json(Box::new(value)))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
         let value = de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        Ok(Scalar::Json(value))
+        Ok(Scalar::Json(Box::new(value)))
     }
 }
 
@@ -211,7 +221,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             if object.duplicate.is_none() && object.fields.entries.iter().any(|(k, _)| *k == key) {
                 object.duplicate = Some(key.chars().take(64).collect());
             }
-            object.fields.entries.push((key, value));
+            object.fields.entries.push((key, Some(value)));
         }
         Ok(object)
     }
@@ -239,5 +249,150 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     }
     fn visit_unit<E: de::Error>(self) -> Result<Object<'de>, E> {
         Ok(Self::not_object())
+    }
+}
+
+/// The common case without serde: one flat object whose values are strings without escapes,
+/// unsigned integers, booleans or null, with at most [`MAX_FIELDS`] distinct keys. Anything else
+/// (escapes, control characters, nested values, negative or non-integer numbers, duplicates,
+/// malformed input) returns `None`, and the general parser above decides it, errors included,
+/// exactly as it always has. Where this path answers, it gives the same fields the general one
+/// would (borrowed keys and strings, `U64`, `Bool`, `Null`).
+mod flat {
+    use super::{Fields, Scalar, MAX_FIELDS};
+    use std::borrow::Cow;
+
+    fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+        while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    }
+
+    /// A string starting at `i` (its opening quote): contents and the index after it.
+    fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+        let bytes = text.as_bytes();
+        if bytes.get(i) != Some(&b'"') {
+            return None;
+        }
+        let len = bytes[i + 1..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let end = i + 1 + len;
+        (bytes[end] == b'"').then(|| (&text[i + 1..end], end + 1))
+    }
+
+    fn scalar(text: &str, i: usize) -> Option<(Scalar<'_>, usize)> {
+        let bytes = text.as_bytes();
+        let literal = |word: &str, value: Scalar<'static>| {
+            bytes[i..].starts_with(word.as_bytes()).then_some((value, i + word.len()))
+        };
+        match *bytes.get(i)? {
+            b'"' => string(text, i).map(|(s, next)| (Scalar::Str(Cow::Borrowed(s)), next)),
+            b'0'..=b'9' => {
+                let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let next = i + digits;
+                if (digits > 1 && bytes[i] == b'0') || matches!(bytes.get(next), Some(b'.' | b'e' | b'E')) {
+                    return None;
+                }
+                let mut value = 0u64;
+                for &b in &bytes[i..next] {
+                    value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+                }
+                Some((Scalar::U64(value), next))
+            }
+            b't' => literal("true", Scalar::Bool(true)),
+            b'f' => literal("false", Scalar::Bool(false)),
+            b'n' => literal("null", Scalar::Null),
+            _ => None,
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Fields<'_>> {
+        let bytes = text.as_bytes();
+        let mut i = skip_ws(bytes, 0);
+        if bytes.get(i) != Some(&b'{') {
+            return None;
+        }
+        i = skip_ws(bytes, i + 1);
+        let mut entries: Vec<(Cow<'_, str>, Option<Scalar<'_>>)> = Vec::with_capacity(8);
+        if bytes.get(i) == Some(&b'}') {
+            i += 1;
+        } else {
+            loop {
+                let (key, next) = string(text, i)?;
+                i = skip_ws(bytes, next);
+                if bytes.get(i) != Some(&b':') {
+                    return None;
+                }
+                let (value, next) = scalar(text, skip_ws(bytes, i + 1))?;
+                if entries.len() >= MAX_FIELDS || entries.iter().any(|(k, _)| k == key) {
+                    return None;
+                }
+                entries.push((Cow::Borrowed(key), Some(value)));
+                i = skip_ws(bytes, next);
+                match bytes.get(i) {
+                    Some(b',') => i = skip_ws(bytes, i + 1),
+                    Some(b'}') => {
+                        i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        (skip_ws(bytes, i) == bytes.len()).then_some(Fields { entries })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wherever the fast path answers, the general parser gives the same fields; mutations of
+    /// real lines (deleted, duplicated, replaced bytes) probe the edges where it must decline.
+    #[test]
+    fn flat_path_agrees_with_serde() {
+        let seeds = [
+            r#"{"type":"price","ts":1700000000000,"market":"BTC-PERP","source":"s1","price":"7900.5"}"#,
+            r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"1.5","price":"7900"}"#,
+            r#" { "type" : "clock" , "ts" : 0 } "#,
+            r#"{"type":"params","ts":0,"market":"BTC-PERP","adl_enabled":true,"conf":null,"x":false}"#,
+            r#"{}"#,
+        ];
+        let alphabet = b"{}[]\":,. 0123456789-+eE\\tnulrfas\n\x01";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut fast, mut total) = (0, 0);
+        for seed in seeds {
+            for _ in 0..3_000 {
+                let mut bytes = seed.as_bytes().to_vec();
+                for _ in 0..1 + next(3) {
+                    let at = next(bytes.len().max(1));
+                    match next(3) {
+                        0 if !bytes.is_empty() => {
+                            bytes.remove(at.min(bytes.len() - 1));
+                        }
+                        1 => bytes.insert(at, alphabet[next(alphabet.len())]),
+                        _ if !bytes.is_empty() => {
+                            let len = bytes.len();
+                            bytes[at.min(len - 1)] = alphabet[next(alphabet.len())];
+                        }
+                        _ => {}
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+                total += 1;
+                if let Some(fields) = flat::parse(text) {
+                    fast += 1;
+                    assert_eq!(Ok(fields), parse_object_general(text), "{text}");
+                }
+            }
+            assert_eq!(flat::parse(seed), parse_object_general(seed).ok(), "{seed}");
+        }
+        assert!(fast > total / 20, "the fast path answers often enough to be tested ({fast} of {total})");
     }
 }

@@ -8,12 +8,29 @@
 //! So an account passes a check only if it passes it exactly. DESIGN section 4 has the formulas.
 
 use crate::config::{MarketParams, TierBasis, TierMode};
-use crate::num::{Overflow, Price, Quote, Rate, Size};
+use crate::num::{ceil_div_1e16, div_1e8, Overflow, Price, Quote, Rate, Round, Size};
 use crate::state::{Account, Asset, Market, MarketId};
 use ethnum::I256;
 
 /// 10^8: the factor between `Quote` raw (10^-16) and `Fine` (10^-24).
-const FINE_PER_QUOTE: i128 = Rate::ONE_RAW as i128;
+pub(crate) const FINE_PER_QUOTE: i128 = Rate::ONE_RAW as i128;
+
+/// `a × b` in i128, `None` on overflow. The common shapes are decided by comparisons only: both
+/// factors fit i64 (one 64 × 64 multiply), or one is below 2^27 (a rate, 10^8, a weight) and the
+/// other below 2^99; anything else pays for `checked_mul` (a library call for i128).
+#[inline]
+pub(crate) fn mul_i128(a: i128, b: i128) -> Option<i128> {
+    if let (Ok(x), Ok(y)) = (i64::try_from(a), i64::try_from(b)) {
+        return Some(i128::from(x) * i128::from(y));
+    }
+    const SMALL: u128 = 1 << 27;
+    const LARGE: u128 = 1 << 99;
+    let (ua, ub) = (a.unsigned_abs(), b.unsigned_abs());
+    if (ua < LARGE && ub < SMALL) || (ub < LARGE && ua < SMALL) {
+        return Some(a * b);
+    }
+    a.checked_mul(b)
+}
 
 fn fine_to_quote(fine: I256, round_up: bool) -> Result<Quote, Overflow> {
     let divisor = I256::from(FINE_PER_QUOTE);
@@ -41,6 +58,45 @@ fn exposure_raw(params: &MarketParams, size: Size, mark: Price) -> i128 {
 
 /// Exact maintenance margin of one position, in `Fine` units.
 pub fn position_mm_fine(params: &MarketParams, size: Size, mark: Price) -> I256 {
+    match position_mm_fine_narrow(params, size, mark) {
+        Some(fine) => I256::from(fine),
+        None => position_mm_fine_wide(params, size, mark),
+    }
+}
+
+/// [`position_mm_fine`] in i128 arithmetic: the same exact value, or `None` where an
+/// intermediate product might not fit (then the 256-bit path decides).
+pub(crate) fn position_mm_fine_narrow(params: &MarketParams, size: Size, mark: Price) -> Option<i128> {
+    let x = exposure_raw(params, size, mark);
+    let in_first = params.tiers.get(1).is_none_or(|next| x < next.from_raw);
+    let weighted = match params.tier_mode {
+        // Most positions lie in the first bracket: one product, both modes.
+        _ if in_first => mul_i128(x, i128::from(params.tiers[0].mm_rate.raw()))?,
+        TierMode::Marginal => {
+            let mut weighted = 0i128;
+            for (i, tier) in params.tiers.iter().enumerate() {
+                if x <= tier.from_raw {
+                    break;
+                }
+                let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
+                let portion = x.min(upper) - tier.from_raw;
+                weighted = weighted.checked_add(mul_i128(portion, i128::from(tier.mm_rate.raw()))?)?;
+            }
+            weighted
+        }
+        TierMode::Whole => {
+            let tier = params.tiers.iter().rev().find(|t| x >= t.from_raw).unwrap_or(&params.tiers[0]);
+            mul_i128(x, i128::from(tier.mm_rate.raw()))?
+        }
+    };
+    match params.tier_basis {
+        TierBasis::Size => mul_i128(weighted, i128::from(mark.raw())),
+        TierBasis::Notional => Some(weighted),
+    }
+}
+
+/// [`position_mm_fine`] in 256-bit arithmetic (cannot overflow).
+fn position_mm_fine_wide(params: &MarketParams, size: Size, mark: Price) -> I256 {
     let x = exposure_raw(params, size, mark);
     let mut weighted = I256::ZERO; // sum of exposure x rate, in exposure raw x Rate raw
     match params.tier_mode {
@@ -69,12 +125,20 @@ pub fn position_mm_fine(params: &MarketParams, size: Size, mark: Price) -> I256 
 
 /// Maintenance margin of one position, rounded up.
 pub fn position_mm(params: &MarketParams, size: Size, mark: Price) -> Result<Quote, Overflow> {
-    fine_to_quote(position_mm_fine(params, size, mark), true)
+    if let Some(fine) = position_mm_fine_narrow(params, size, mark) {
+        return Ok(Quote::from_raw(div_1e8(fine, Round::Up)));
+    }
+    fine_to_quote(position_mm_fine_wide(params, size, mark), true)
 }
 
 /// Initial margin of one position: exact MM x im_factor, rounded up.
 pub fn position_im(params: &MarketParams, size: Size, mark: Price) -> Result<Quote, Overflow> {
-    let fine = position_mm_fine(params, size, mark) * I256::from(params.im_factor.raw()) / I256::ONE;
+    let narrow =
+        position_mm_fine_narrow(params, size, mark).and_then(|f| mul_i128(f, i128::from(params.im_factor.raw())));
+    if let Some(fine) = narrow {
+        return Ok(Quote::from_raw(ceil_div_1e16(fine)));
+    }
+    let fine = position_mm_fine_wide(params, size, mark) * I256::from(params.im_factor.raw()) / I256::ONE;
     let divisor = I256::from(FINE_PER_QUOTE) * I256::from(Rate::ONE_RAW as i128);
     let mut q = fine / divisor;
     if fine % divisor > I256::ZERO {
@@ -123,7 +187,89 @@ pub fn collateral_fine(account: &Account, assets: &[Asset], markets: &[Market]) 
 
 /// Health of `account` at current marks. Positions in a market without a mark are impossible
 /// (trades need a mark), so every position is valued.
+///
+/// Computed in i128 when every intermediate fits (the common case, several times faster), else in
+/// 256-bit integers; both paths are exact and round the same way, so they give the same result.
 pub fn health(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
+    match health_narrow(account, assets, markets) {
+        Some(health) => Ok(health),
+        None => health_wide(account, assets, markets),
+    }
+}
+
+/// Exact weighted collateral in Fine units, in i128; `None` where it might not fit.
+fn collateral_fine_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<i128> {
+    let mut total = mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?;
+    for (asset_id, amount) in &account.collateral {
+        let asset = &assets[asset_id.0 as usize];
+        if let Some(index) = markets[asset.index_market.0 as usize].index_price {
+            let value = amount.mul_price(index).raw();
+            total = total.checked_add(mul_i128(value, i128::from(asset.weight.raw()))?)?;
+        }
+    }
+    Some(total)
+}
+
+/// [`health`] in i128 arithmetic; `None` when some intermediate might not fit (or a position has
+/// no mark: the 256-bit path reports that).
+fn health_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<Health> {
+    let collateral = collateral_fine_narrow(account, assets, markets)?;
+    let (mut upnl, mut mm, mut im) = (0i128, 0i128, 0i128);
+    for position in &account.positions {
+        let market = &markets[position.market.0 as usize];
+        let mark = market.mark_price?;
+        upnl = upnl.checked_add(position.unrealized_pnl(mark).ok()?.raw())?;
+        let fine = position_mm_fine_narrow(&market.params, position.size, mark)?;
+        mm = mm.checked_add(div_1e8(fine, Round::Up))?;
+        let im_fine = mul_i128(fine, i128::from(market.params.im_factor.raw()))?;
+        im = im.checked_add(ceil_div_1e16(im_fine))?;
+    }
+    let upnl_fine = mul_i128(upnl, FINE_PER_QUOTE)?;
+    let equity = div_1e8(collateral.checked_add(upnl_fine)?, Round::Down);
+    let without_profit = div_1e8(collateral.checked_add(upnl_fine.min(0))?, Round::Down);
+    Some(Health {
+        equity: Quote::from_raw(equity),
+        unrealized_pnl: Quote::from_raw(upnl),
+        equity_without_profit: Quote::from_raw(without_profit),
+        maintenance_margin: Quote::from_raw(mm),
+        initial_margin: Quote::from_raw(im),
+    })
+}
+
+/// Whether `account` is below maintenance, decided without divisions where the exact margin
+/// (equity − Σ MM, at 10^-24) is clearly on one side of the rounding band; `None` otherwise (and
+/// where i128 might overflow): then [`health`] decides. Agrees with `health(..).below_maintenance()`
+/// whenever it answers: the engine rounds equity down and each position's MM up, by less than one
+/// Quote unit each, so a margin of at least (positions + 1) Quote units is never below, and a
+/// negative one always is.
+pub fn below_maintenance_quick(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<bool> {
+    let margin = margin_fine_narrow(account, assets, markets)?;
+    let slack = (account.positions.len() as i128 + 1) * FINE_PER_QUOTE;
+    if margin >= slack {
+        Some(false)
+    } else if margin < 0 {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// The exact margin, equity − Σ MM before any rounding (Fine units), in i128; `None` where an
+/// intermediate might not fit.
+pub(crate) fn margin_fine_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<i128> {
+    let mut margin = collateral_fine_narrow(account, assets, markets)?;
+    for position in &account.positions {
+        let market = &markets[position.market.0 as usize];
+        let mark = market.mark_price?;
+        let value = mul_i128(position.unrealized_pnl(mark).ok()?.raw(), FINE_PER_QUOTE)?;
+        let mm = position_mm_fine_narrow(&market.params, position.size, mark)?;
+        margin = margin.checked_add(value)?.checked_sub(mm)?;
+    }
+    Some(margin)
+}
+
+/// [`health`] in 256-bit arithmetic.
+fn health_wide(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
     let collateral = collateral_fine(account, assets, markets);
     let mut upnl = Quote::ZERO;
     let mut mm = Quote::ZERO;
@@ -298,5 +444,58 @@ mod tests {
         let size = Size::parse("300").unwrap(); // notional 3,000,000: third bracket
                                                 // amount = 500,000 x 2.5% + 2,500,000 x 5% = 137,500; MM = 3,000,000 x 10% - 137,500.
         assert_eq!(position_mm(&params, size, mark), Ok(q("162500")));
+    }
+
+    /// The i128 fast paths agree with the 256-bit ones wherever they answer, including sizes and
+    /// prices near the ends of their ranges (where the fast path must decline, not wrap).
+    #[test]
+    fn narrow_paths_agree_with_wide_paths() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let base = btc_params();
+        let mut notional = base.clone();
+        notional.tier_basis = TierBasis::Notional;
+        for (tier, from) in notional.tiers.iter_mut().zip(["0", "500000", "2500000", "10000000"]) {
+            tier.from_raw = q(from).raw();
+        }
+        let variants = [
+            base.clone(),
+            MarketParams { tier_mode: TierMode::Whole, ..base.clone() },
+            notional.clone(),
+            MarketParams { tier_mode: TierMode::Whole, ..notional },
+        ];
+        let mut markets = crate::Engine::new(&Config::embedded_default()).markets().to_vec();
+        let assets = crate::Engine::new(&Config::embedded_default()).assets().to_vec();
+        for round in 0..4_000 {
+            let magnitude = |n: u64, bits: u32| (n >> (64 - bits)) as i64;
+            let bits = [20, 40, 50, 62, 63][round % 5];
+            let size = Size::from_raw(magnitude(next(), bits).max(1) * if next() % 2 == 0 { 1 } else { -1 });
+            let mark = Price::from_raw(magnitude(next(), bits).max(1));
+            for params in &variants {
+                if let Some(narrow) = position_mm_fine_narrow(params, size, mark) {
+                    assert_eq!(I256::from(narrow), position_mm_fine_wide(params, size, mark));
+                }
+            }
+            markets[0].params = variants[round % 4].clone();
+            markets[0].mark_price = Some(mark);
+            markets[0].index_price = Some(mark);
+            let mut account = Account::new("a");
+            account.settlement = Quote::from_raw((next() as i128) << (round % 60) >> 3);
+            account.collateral.push((crate::state::AssetId(0), Size::from_raw(magnitude(next(), bits))));
+            let cost = size.mul_price(Price::from_raw(magnitude(next(), bits).max(1)));
+            account.positions.push(crate::state::Position { market: MarketId(0), size, cost });
+            let wide = health_wide(&account, &assets, &markets);
+            if let Some(narrow) = health_narrow(&account, &assets, &markets) {
+                assert_eq!(Ok(narrow), wide, "round {round}");
+            }
+            if let (Some(quick), Ok(wide)) = (below_maintenance_quick(&account, &assets, &markets), wide) {
+                assert_eq!(quick, wide.below_maintenance(), "round {round}");
+            }
+        }
     }
 }

@@ -72,11 +72,50 @@ const MAX_DECIMAL_LEN: usize = 64;
 
 /// Parse a plain decimal (`-?digits(.digits)?`) exactly into an i128 scaled by 10^decimals.
 pub fn parse_scaled(text: &str, decimals: u32) -> Result<i128, NumError> {
+    match parse_scaled_plain(text, decimals) {
+        Some(value) => Ok(value),
+        None => parse_scaled_general(text, decimals),
+    }
+}
+
+/// One pass over the common case: `-?digits(.digits)?`, at most `decimals` decimals, well inside
+/// the i128 range. `None` for anything else, which [`parse_scaled_general`] then decides (every
+/// error is its); where this answers, the general path gives the same value.
+fn parse_scaled_plain(text: &str, decimals: u32) -> Option<i128> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || bytes.len() > MAX_DECIMAL_LEN {
+        return None;
+    }
+    let mut value: i128 = 0;
+    let mut fraction: Option<u32> = None;
+    for (k, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' if value < 1 << 120 => {
+                value = value * 10 + i128::from(b - b'0');
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if fraction.is_none() && k > 0 && k + 1 < digits.len() => fraction = Some(0),
+            _ => return None,
+        }
+    }
+    let pad = decimals.checked_sub(fraction.unwrap_or(0))?;
+    let value = value.checked_mul(10i128.pow(pad))?;
+    Some(if negative { -value } else { value })
+}
+
+/// [`parse_scaled`] for every input, with its typed errors.
+fn parse_scaled_general(text: &str, decimals: u32) -> Result<i128, NumError> {
     if text.is_empty() {
         return Err(NumError::Empty);
     }
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("nan") || lower.contains("inf") {
+    let has = |word: &[u8]| text.as_bytes().windows(word.len()).any(|w| w.eq_ignore_ascii_case(word));
+    if has(b"nan") || has(b"inf") {
         return Err(NumError::NotANumber);
     }
     let numeric = |b: u8| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E');
@@ -137,6 +176,28 @@ pub fn mul_div(a: i128, b: i128, d: i128, round: Round) -> Result<i128, Overflow
     if d == 0 {
         return Err(Overflow);
     }
+    // The product fits i128 (magnitudes below 2^126): one i128 division, same rounding.
+    if a.unsigned_abs().leading_zeros() + b.unsigned_abs().leading_zeros() >= 130 && d != -1 {
+        let product = a * b;
+        if d == 100_000_000 {
+            return Ok(div_1e8(product, round)); // rates: the common divisor, without a division
+        }
+        let (quotient, remainder) = (product / d, product % d);
+        if remainder == 0 {
+            return Ok(quotient);
+        }
+        let positive = (remainder > 0) == (d > 0);
+        return Ok(match (round, positive) {
+            (Round::Up, true) => quotient + 1,
+            (Round::Down, false) => quotient - 1,
+            _ => quotient,
+        });
+    }
+    mul_div_wide(a, b, d, round)
+}
+
+/// [`mul_div`] with a 256-bit intermediate (any i128 inputs, `d` != 0).
+fn mul_div_wide(a: i128, b: i128, d: i128, round: Round) -> Result<i128, Overflow> {
     let product = I256::from(a) * I256::from(b);
     let divisor = I256::from(d);
     let quotient = product / divisor;
@@ -151,6 +212,49 @@ pub fn mul_div(a: i128, b: i128, d: i128, round: Round) -> Result<i128, Overflow
         }
     }
     i128::try_from(result).map_err(|_| Overflow)
+}
+
+/// `n / 10^8` and `n % 10^8` without a 128-bit division: long division in 32-bit limbs, each
+/// step a 64-bit division by a constant (which compiles to a multiplication).
+#[inline]
+pub fn divrem_1e8(n: u128) -> (u128, u64) {
+    const D: u64 = 100_000_000;
+    let limbs = [
+        (n >> 96) as u64,
+        ((n >> 64) as u64) & 0xffff_ffff,
+        ((n >> 32) as u64) & 0xffff_ffff,
+        (n as u64) & 0xffff_ffff,
+    ];
+    let (mut quotient, mut remainder) = (0u128, 0u64);
+    for limb in limbs {
+        let current = (remainder << 32) | limb; // remainder < D < 2^27: no overflow
+        quotient = (quotient << 32) | u128::from(current / D);
+        remainder = current % D;
+    }
+    (quotient, remainder)
+}
+
+/// `n / 10^8` rounded as asked, for any i128 (`Round::Down` is the floor).
+#[inline]
+pub fn div_1e8(n: i128, round: Round) -> i128 {
+    let (quotient, remainder) = divrem_1e8(n.unsigned_abs());
+    let quotient = quotient as i128; // |n| / 10^8 < 2^101
+    let inexact = i128::from(remainder != 0);
+    match (n >= 0, round) {
+        (true, Round::Down) => quotient,
+        (true, Round::Up) => quotient + inexact,
+        (false, Round::Down) => -quotient - inexact,
+        (false, Round::Up) => -quotient,
+    }
+}
+
+/// `n / 10^16` rounded up, for n >= 0 (two steps of 10^8: floor(floor(n / a) / b) = floor(n / ab)).
+#[inline]
+pub fn ceil_div_1e16(n: i128) -> i128 {
+    debug_assert!(n >= 0);
+    let (first, r1) = divrem_1e8(n.unsigned_abs());
+    let (second, r2) = divrem_1e8(first);
+    second as i128 + i128::from(r1 != 0 || r2 != 0)
 }
 
 /// n / d rounded as asked.
@@ -371,6 +475,97 @@ mod tests {
         assert!(matches!(Price::parse("ten"), Err(NumError::Malformed(_))));
         assert!(matches!(Price::parse(&"x".repeat(100)), Err(NumError::Malformed(_))));
         assert!(matches!(Price::parse("1.2.3"), Err(NumError::Malformed(_))));
+    }
+
+    /// The one-pass path and the general one agree on every input the fast one answers.
+    #[test]
+    fn plain_parse_agrees_with_general() {
+        let inputs = [
+            "0",
+            "-0",
+            "007",
+            "1.5",
+            "-1.5",
+            "0.00000001",
+            "0.000000001",
+            "1.",
+            ".5",
+            "1..2",
+            "1.2.3",
+            "-",
+            "--1",
+            "1e5",
+            "92233720368.54775807",
+            "92233720368.54775808",
+            "170141183460469231731687303715884105727",
+            "99999999999999999999999999999999999999",
+            "12345678901234567890.1234567890123456",
+            "+1",
+            "1-",
+            "",
+        ];
+        for text in inputs {
+            for decimals in [8, 16] {
+                if let Some(value) = parse_scaled_plain(text, decimals) {
+                    assert_eq!(Ok(value), parse_scaled_general(text, decimals), "{text}");
+                }
+                assert_eq!(parse_scaled(text, decimals), parse_scaled_general(text, decimals), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn division_by_powers_of_ten_without_dividing() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..50_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let wide = (u128::from(state) << 64 | u128::from(state.rotate_left(17))) >> (round % 128);
+            let n = (wide >> 1) as i128 * if round % 2 == 0 { 1 } else { -1 };
+            assert_eq!(
+                divrem_1e8(n.unsigned_abs()),
+                (n.unsigned_abs() / 100_000_000, (n.unsigned_abs() % 100_000_000) as u64)
+            );
+            assert_eq!(div_1e8(n, Round::Down), n.div_euclid(100_000_000));
+            assert_eq!(div_1e8(n, Round::Up), -((-n).div_euclid(100_000_000)));
+            let m = n.abs();
+            let expected = m / 10i128.pow(16) + i128::from(m % 10i128.pow(16) != 0);
+            assert_eq!(ceil_div_1e16(m), expected);
+        }
+    }
+
+    /// The i128 path of `mul_div` agrees with the 256-bit one in both directions of rounding,
+    /// for every sign combination and magnitudes on both sides of the fast path's limit.
+    #[test]
+    fn mul_div_fast_path_agrees_with_wide() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..20_000 {
+            let bits = [8u32, 30, 60, 63, 64, 100, 126][round % 7];
+            let mut value = |bits: u32| {
+                let v = ((u128::from(next()) << 64) | u128::from(next())) >> (128 - bits);
+                if next() % 2 == 0 {
+                    v as i128
+                } else {
+                    -(v as i128)
+                }
+            };
+            let (a, b) = (value(bits), value(64 - bits.min(63)));
+            let d_bits = 1 + (a.unsigned_abs() % 64) as u32;
+            let d = value(d_bits);
+            if d == 0 {
+                continue;
+            }
+            for r in [Round::Down, Round::Up] {
+                assert_eq!(mul_div(a, b, d, r), mul_div_wide(a, b, d, r), "{a} x {b} / {d}");
+            }
+        }
     }
 
     #[test]

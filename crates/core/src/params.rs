@@ -20,6 +20,7 @@ impl Engine {
             )));
         }
         self.markets[market_id.0 as usize].params = next;
+        self.risk.market_params_changed(market_id);
         Ok(())
     }
 }

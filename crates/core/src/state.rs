@@ -80,7 +80,10 @@ impl Account {
             }
             Ok(i) => self.collateral[i].1 = balance,
             Err(_) if balance.is_zero() => {}
-            Err(i) => self.collateral.insert(i, (asset, balance)),
+            Err(i) => {
+                self.collateral.reserve_exact(1); // exact growth: lists are short, accounts many
+                self.collateral.insert(i, (asset, balance));
+            }
         }
     }
 
@@ -93,7 +96,11 @@ impl Account {
             }
             Ok(i) => self.positions[i] = position,
             Err(_) if position.size.is_zero() => {}
-            Err(i) => self.positions.insert(i, position),
+            Err(i) => {
+                // Exact growth: a first push would reserve room for four positions (128 bytes).
+                self.positions.reserve_exact(1);
+                self.positions.insert(i, position);
+            }
         }
     }
 }

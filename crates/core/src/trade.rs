@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::Trade;
 use crate::num::{Overflow, Price, Quote, Round, Size};
-use crate::state::{Account, MarketId, Position};
+use crate::state::{Account, AccountId, MarketId, Position};
 
 /// The outcome of adding a signed `delta` to a position at `price`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,14 @@ pub fn fill(position: Position, delta: Size, price: Price) -> Result<Fill, Overf
     Ok(Fill { position: Position { size: new_size, cost, ..position }, realized_pnl, adds_exposure: flipped })
 }
 
+/// One party's side of a trade, before it is written.
+struct PartyFill {
+    id: AccountId,
+    position: Position,
+    settlement: Quote,
+    open_interest_delta: Size,
+}
+
 /// Long open interest added by moving a holder from `old` to `new` size.
 pub fn open_interest_delta(old: Size, new: Size) -> Result<Size, Overflow> {
     new.max(Size::ZERO).checked_sub(old.max(Size::ZERO))
@@ -64,21 +72,72 @@ impl Engine {
         if market.mark_price.is_none() {
             return Err(Error::NoMarkPrice(trade.market.clone()));
         }
-        let buyer = &self.accounts[buyer_id.0 as usize];
-        let seller = &self.accounts[seller_id.0 as usize];
         let delta_sell = trade.size.checked_neg()?;
-        let (new_buyer, oi_buyer) =
-            self.filled(buyer, market_id, trade.size, trade.price, trade.buyer_fee, trade.ts)?;
-        let (new_seller, oi_seller) =
-            self.filled(seller, market_id, delta_sell, trade.price, trade.seller_fee, trade.ts)?;
-        let open_interest = market.open_interest.checked_add(oi_buyer)?.checked_add(oi_seller)?;
+        let buyer = self.party_fill(buyer_id, market_id, trade.size, trade.price, trade.buyer_fee, trade.ts)?;
+        let seller = self.party_fill(seller_id, market_id, delta_sell, trade.price, trade.seller_fee, trade.ts)?;
+        let market = &self.markets[market_id.0 as usize];
+        let open_interest =
+            market.open_interest.checked_add(buyer.open_interest_delta)?.checked_add(seller.open_interest_delta)?;
         let fees = self.fees_collected.checked_add(trade.buyer_fee)?.checked_add(trade.seller_fee)?;
         debug_assert!(!open_interest.is_negative(), "open interest is a sum of long sizes");
         self.markets[market_id.0 as usize].open_interest = open_interest;
         self.fees_collected = fees;
-        self.accounts[buyer_id.0 as usize] = new_buyer;
-        self.accounts[seller_id.0 as usize] = new_seller;
+        for party in [buyer, seller] {
+            let account = self.account_mut(party.id);
+            account.settlement = party.settlement;
+            account.set_position(party.position);
+        }
         self.sample_basis(market_id, trade.price, trade.ts);
+        Ok(())
+    }
+
+    /// One party's side of a trade, computed and checked (frozen markets and initial margin when
+    /// it adds exposure) without writing anything.
+    fn party_fill(
+        &mut self,
+        id: AccountId,
+        market: MarketId,
+        delta: Size,
+        price: Price,
+        fee: Quote,
+        now_ms: u64,
+    ) -> Result<PartyFill, Error> {
+        let account = &self.accounts[id.0 as usize];
+        let before =
+            account.position(market).copied().unwrap_or(Position { market, size: Size::ZERO, cost: Quote::ZERO });
+        let outcome = fill(before, delta, price)?;
+        let settlement = account.settlement.checked_add(outcome.realized_pnl)?.checked_sub(fee)?;
+        let open_interest_delta = open_interest_delta(before.size, outcome.position.size)?;
+        let party = PartyFill { id, position: outcome.position, settlement, open_interest_delta };
+        if outcome.adds_exposure {
+            self.check_new_exposure(&party, before, now_ms)?;
+        }
+        Ok(party)
+    }
+
+    /// Judge the account as it would be after `party`: written in place, judged, and restored
+    /// before anything else runs (the risk index never sees it; no copy of the account is made).
+    fn check_new_exposure(&mut self, party: &PartyFill, before: Position, now_ms: u64) -> Result<(), Error> {
+        let index = party.id.0 as usize;
+        let settlement_before = std::mem::replace(&mut self.accounts[index].settlement, party.settlement);
+        self.accounts[index].set_position(party.position);
+        let frozen = self.frozen_dependency_at(&self.accounts[index], now_ms);
+        let health = self.health_of(&self.accounts[index]);
+        let account = &mut self.accounts[index];
+        account.settlement = settlement_before;
+        account.set_position(before);
+        if let Some(frozen) = frozen {
+            let market = self.markets[frozen.0 as usize].name.to_string();
+            return Err(Error::MarketFrozen { market, what: "new exposure" });
+        }
+        let health = health?;
+        if health.below_initial() {
+            return Err(Error::InsufficientMargin {
+                account: self.accounts[index].name.to_string(),
+                equity: health.equity,
+                required: health.initial_margin,
+            });
+        }
         Ok(())
     }
 

@@ -14,49 +14,53 @@ use crate::state::{Account, AccountId};
 impl Engine {
     pub(crate) fn deposit(&mut self, transfer: &Transfer) -> Result<(), Error> {
         let asset = self.asset_ref(&transfer.asset)?;
-        let existing = self.account_ids.get(transfer.account.as_str()).copied();
+        let existing = self.account_ids.get(&transfer.account, &self.accounts);
         if existing.is_none() && self.accounts.len() >= self.max_accounts {
             return Err(Error::TooManyAccounts { max: self.max_accounts });
         }
-        let mut account = match existing {
-            Some(id) => self.accounts[id.0 as usize].clone(),
-            None => Account::new(&transfer.account),
-        };
-        match asset {
+        let current = existing.map(|id| &self.accounts[id.0 as usize]);
+        // Everything is computed and checked first; then written in place (no copy of the account).
+        let balance = match asset {
             AssetRef::Settlement => {
-                account.settlement = account.settlement.checked_add(transfer.amount)?;
+                let balance = current.map_or(Quote::ZERO, |a| a.settlement).checked_add(transfer.amount)?;
                 let flows = self.settlement_flows.deposited.checked_add(transfer.amount)?;
                 self.settlement_flows.deposited = flows;
+                Balance::Settlement(balance)
             }
             AssetRef::Other(id) => {
                 let amount = narrow_to_size(transfer.amount)?;
-                let balance = account.collateral_balance(id).checked_add(amount)?;
+                let balance = current.map_or(Size::ZERO, |a| a.collateral_balance(id)).checked_add(amount)?;
                 let flows = self.asset_flows[id.0 as usize].deposited.checked_add(amount)?;
-                account.set_collateral(id, balance);
                 self.asset_flows[id.0 as usize].deposited = flows;
+                Balance::Asset(id, balance)
             }
-        }
-        self.store_account(existing, account);
+        };
+        let id = match existing {
+            Some(id) => id,
+            None => self.create_account(&transfer.account),
+        };
+        balance.write(self.account_mut(id));
         Ok(())
     }
 
     pub(crate) fn withdraw(&mut self, transfer: &Transfer) -> Result<(), Error> {
         let asset = self.asset_ref(&transfer.asset)?;
         let id = self.account_id(&transfer.account)?;
-        let mut account = self.accounts[id.0 as usize].clone();
+        let account = &self.accounts[id.0 as usize];
         let insufficient = |balance: String| Error::InsufficientBalance {
             account: transfer.account.clone(),
             asset: transfer.asset.clone(),
             balance,
             amount: transfer.amount.to_string(),
         };
-        let new_flows = match asset {
+        let (after, new_flows) = match asset {
             AssetRef::Settlement => {
                 if account.settlement < transfer.amount {
                     return Err(insufficient(account.settlement.to_string()));
                 }
-                account.settlement = account.settlement.checked_sub(transfer.amount)?;
-                FlowUpdate::Settlement(self.settlement_flows.withdrawn.checked_add(transfer.amount)?)
+                let balance = account.settlement.checked_sub(transfer.amount)?;
+                let flows = self.settlement_flows.withdrawn.checked_add(transfer.amount)?;
+                (Balance::Settlement(balance), FlowUpdate::Settlement(flows))
             }
             AssetRef::Other(asset_id) => {
                 let amount = narrow_to_size(transfer.amount)?;
@@ -64,16 +68,21 @@ impl Engine {
                 if balance < amount {
                     return Err(insufficient(balance.to_string()));
                 }
-                account.set_collateral(asset_id, balance.checked_sub(amount)?);
                 let flows = self.asset_flows[asset_id.0 as usize].withdrawn.checked_add(amount)?;
-                FlowUpdate::Asset(asset_id, flows)
+                (Balance::Asset(asset_id, balance.checked_sub(amount)?), FlowUpdate::Asset(asset_id, flows))
             }
         };
-        if let Some(frozen) = self.frozen_dependency_at(&account, transfer.ts) {
+        // Judge the account as it would be after the withdrawal: written in place, judged, and
+        // restored before anything else runs (the risk index never sees it).
+        let previous = self.swap_balance(id, after);
+        let frozen = self.frozen_dependency_at(&self.accounts[id.0 as usize], transfer.ts);
+        let health = self.health_of(&self.accounts[id.0 as usize]);
+        self.swap_balance(id, previous);
+        if let Some(frozen) = frozen {
             let market = self.markets[frozen.0 as usize].name.to_string();
             return Err(Error::MarketFrozen { market, what: "a withdrawal" });
         }
-        let health = self.health_of(&account)?;
+        let health = health?;
         if health.equity_without_profit < health.initial_margin {
             let before = self.health_of(&self.accounts[id.0 as usize])?;
             let free = before.equity_without_profit.checked_sub(before.initial_margin)?.max(Quote::ZERO);
@@ -87,8 +96,20 @@ impl Engine {
             FlowUpdate::Settlement(withdrawn) => self.settlement_flows.withdrawn = withdrawn,
             FlowUpdate::Asset(asset_id, withdrawn) => self.asset_flows[asset_id.0 as usize].withdrawn = withdrawn,
         }
-        self.accounts[id.0 as usize] = account;
+        after.write(self.account_mut(id));
         Ok(())
+    }
+
+    /// Set one balance of account `id` without telling the risk index, returning the previous
+    /// one: only for judging a change that is restored at once.
+    fn swap_balance(&mut self, id: AccountId, balance: Balance) -> Balance {
+        let account = &mut self.accounts[id.0 as usize];
+        let previous = match balance {
+            Balance::Settlement(_) => Balance::Settlement(account.settlement),
+            Balance::Asset(asset, _) => Balance::Asset(asset, account.collateral_balance(asset)),
+        };
+        balance.write(account);
+        previous
     }
 
     /// Treasury capital into the insurance fund; it repays protocol bad debt first.
@@ -123,15 +144,29 @@ impl Engine {
             .find(|m| !self.market_live_at(*m, now_ms))
     }
 
-    /// Write back an account, creating its id if it is new.
-    pub(crate) fn store_account(&mut self, existing: Option<AccountId>, account: Account) {
-        match existing {
-            Some(id) => self.accounts[id.0 as usize] = account,
-            None => {
-                let id = AccountId(self.accounts.len() as u32);
-                self.account_ids.insert(account.name.clone(), id);
-                self.accounts.push(account);
-            }
+    /// A new, empty account named `name` (the caller has checked the name is new).
+    pub(crate) fn create_account(&mut self, name: &str) -> AccountId {
+        let id = AccountId(self.accounts.len() as u32);
+        self.accounts.push(Account::new(name));
+        let added = self.account_ids.insert(name, id, &self.accounts);
+        debug_assert!(added, "a new account's name is not yet known");
+        self.risk.touch(id);
+        id
+    }
+}
+
+/// One balance of an account: the settlement asset, or another collateral asset.
+#[derive(Clone, Copy, Debug)]
+enum Balance {
+    Settlement(Quote),
+    Asset(crate::state::AssetId, Size),
+}
+
+impl Balance {
+    fn write(self, account: &mut Account) {
+        match self {
+            Balance::Settlement(value) => account.settlement = value,
+            Balance::Asset(asset, value) => account.set_collateral(asset, value),
         }
     }
 }

@@ -153,7 +153,7 @@ impl Engine {
         let (fund, bad_debt) = fund_after(self.insurance_fund, self.bad_debt, inventory_fill.realized_pnl)?;
         // Everything is checked: commit (the take's ts is trusted time, as `apply` will record).
         self.last_ts = now;
-        self.accounts[bidder_id.0 as usize] = bidder_after;
+        *self.account_mut(bidder_id) = bidder_after;
         let market = &mut self.markets[market_index];
         market.inventory = inventory_fill.position;
         market.open_interest = open_interest;

@@ -65,7 +65,7 @@ impl Engine {
         }
         let name = self.accounts[id.0 as usize].name.to_string();
         let cover = deficit.min(self.insurance_fund);
-        let account = &mut self.accounts[id.0 as usize];
+        let account = self.account_mut(id);
         account.settlement = account.settlement.checked_add(cover)?;
         self.insurance_fund = self.insurance_fund.checked_sub(cover)?;
         out.push(Effect {
@@ -86,7 +86,7 @@ impl Engine {
             // zero equity), so the same loss is not raised again at every later event.
             let residual = loss.checked_sub(absorbed)?;
             let bad_debt = self.bad_debt.checked_add(residual)?;
-            let account = &mut self.accounts[id.0 as usize];
+            let account = self.account_mut(id);
             account.settlement = account.settlement.checked_add(absorbed)?.checked_add(residual)?;
             self.bad_debt = bad_debt;
             if residual.is_positive() {
@@ -236,10 +236,12 @@ impl Engine {
             self.open_interest_after(market_id, &[(pa.size, fa.position.size), (pb.size, fb.position.size)])?;
         let settle_a = a.settlement.checked_add(fa.realized_pnl)?;
         let settle_b = b.settlement.checked_add(fb.realized_pnl)?;
-        self.accounts[bankrupt.0 as usize].settlement = settle_a;
-        self.accounts[bankrupt.0 as usize].set_position(fa.position);
-        self.accounts[other.0 as usize].settlement = settle_b;
-        self.accounts[other.0 as usize].set_position(fb.position);
+        let account = self.account_mut(bankrupt);
+        account.settlement = settle_a;
+        account.set_position(fa.position);
+        let account = self.account_mut(other);
+        account.settlement = settle_b;
+        account.set_position(fb.position);
         self.markets[market_id.0 as usize].open_interest = open_interest;
         Ok(())
     }
@@ -299,7 +301,7 @@ impl Engine {
         if absorbed.is_positive() {
             let shares = pro_rata(absorbed, &eligible, total)?;
             for ((id, _), share) in eligible.iter().zip(shares) {
-                let account = &mut self.accounts[id.0 as usize];
+                let account = self.account_mut(*id);
                 account.settlement = account.settlement.checked_sub(share)?;
             }
             let kind = EffectKind::SocializedLoss {

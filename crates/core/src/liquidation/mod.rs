@@ -23,12 +23,39 @@ pub mod sizing;
 
 use crate::effect::{Effect, EffectKind};
 use crate::engine::Engine;
+use crate::margin::Health;
 use crate::num::{Overflow, Price, Quote, Size};
-use crate::state::{Account, AccountId, MarketId, Position};
+use crate::state::{Account, AccountId, Asset, Market, MarketId, Position};
 use crate::trade::fill;
 
 /// Upper bound on liquidation passes in one event.
 pub const MAX_ROUNDS: usize = 64;
+
+/// Debug builds compare every index pass with the full scan on books up to this size.
+#[cfg(debug_assertions)]
+const DEBUG_CROSS_CHECK_ACCOUNTS: usize = 2_048;
+
+/// Whether the waterfall must handle `account` (which has a position or a negative settlement
+/// balance) given its health: below maintenance, and not waiting on a frozen market: with
+/// positions, one of them is in a live market; without, its equity is negative and no market
+/// indexing its collateral is frozen (`Engine::frozen_dependency` at the engine clock, where a
+/// market is live exactly when it is not frozen). Shared by the full scan and the risk index.
+pub(crate) fn needs_liquidation_given(
+    account: &Account,
+    health: &Health,
+    assets: &[Asset],
+    markets: &[Market],
+) -> bool {
+    if !health.below_maintenance() {
+        return false;
+    }
+    let frozen = |m: MarketId| markets[m.0 as usize].frozen;
+    if account.positions.is_empty() {
+        return health.equity.is_negative()
+            && !account.collateral.iter().any(|(asset, _)| frozen(assets[asset.0 as usize].index_market));
+    }
+    account.positions.iter().any(|p: &Position| !frozen(p.market))
+}
 
 impl Engine {
     /// Run the waterfall until no account is below maintenance (or the round bound is hit).
@@ -68,36 +95,71 @@ impl Engine {
         self.start_auctions(seq, out);
     }
 
-    /// Accounts to handle now, sorted by name. Full scan of accounts with positions or a
-    /// negative settlement balance (the risk index replaces this scan).
-    pub(crate) fn liquidation_candidates(&self) -> Vec<AccountId> {
-        let mut ids: Vec<AccountId> = (0..self.accounts.len() as u32)
-            .map(AccountId)
-            .filter(|id| self.needs_liquidation(&self.accounts[id.0 as usize]))
-            .collect();
+    /// Accounts to handle now, sorted by name: the risk index's pass (see [`crate::risk_index`]),
+    /// which returns exactly what [`Engine::liquidation_candidates_full_scan`] would. Debug builds
+    /// check that on small books.
+    pub(crate) fn liquidation_candidates(&mut self) -> Vec<AccountId> {
+        let tables =
+            crate::risk_index::Tables { accounts: &self.accounts, assets: &self.assets, markets: &self.markets };
+        let found = self.risk.candidates(tables);
+        #[cfg(debug_assertions)]
+        if self.accounts.len() <= DEBUG_CROSS_CHECK_ACCOUNTS {
+            debug_assert_eq!(found, self.liquidation_candidates_full_scan(), "risk index disagrees with the full scan");
+        }
+        found
+    }
+
+    /// The risk index's answer now (one pass, as the waterfall runs it): for tests and benchmarks,
+    /// to compare with [`Engine::liquidation_candidates_full_scan`]. It changes only derived state.
+    pub fn liquidation_candidates_indexed(&mut self) -> Vec<AccountId> {
+        self.liquidation_candidates()
+    }
+
+    /// The reference for the risk index: every account that needs liquidation now, by a full scan
+    /// of the accounts, sorted by name. O(accounts); for tests and benchmarks.
+    pub fn liquidation_candidates_full_scan(&self) -> Vec<AccountId> {
+        /// Accounts whose position and collateral entries are fetched together before any is
+        /// evaluated: their heap blocks miss the cache independently, so the misses overlap
+        /// instead of being paid one after another.
+        const BLOCK: usize = 32;
+        let context = crate::risk_index::scan::ScanContext::new(&self.assets, &self.markets);
+        let mut ids = Vec::new();
+        for (b, block) in self.accounts.chunks(BLOCK).enumerate() {
+            let mut fetched = [(None, None); BLOCK];
+            for (slot, account) in fetched.iter_mut().zip(block) {
+                *slot = (account.positions.first().map(|p| p.size), account.collateral.first().map(|c| c.1));
+            }
+            std::hint::black_box(&fetched); // a prefetch in safe code: the loads must happen here
+            for (k, account) in block.iter().enumerate() {
+                if account.positions.is_empty() && !account.settlement.is_negative() {
+                    continue;
+                }
+                if context.below_maintenance(account, &self.markets) != Some(false) && self.needs_liquidation(account) {
+                    ids.push(AccountId((b * BLOCK + k) as u32));
+                }
+            }
+        }
         ids.sort_unstable_by(|a, b| self.accounts[a.0 as usize].name.cmp(&self.accounts[b.0 as usize].name));
         ids
     }
 
+    /// Whether the waterfall must handle `account` now: it has a position or a negative
+    /// settlement balance, is below maintenance, and is not waiting on a frozen market.
     fn needs_liquidation(&self, account: &Account) -> bool {
         if account.positions.is_empty() && !account.settlement.is_negative() {
             return false;
         }
-        let Ok(health) = self.health_of(account) else { return false };
-        if !health.below_maintenance() {
+        if crate::margin::below_maintenance_quick(account, &self.assets, &self.markets) == Some(false) {
             return false;
         }
-        let live = |p: &Position| !self.markets[p.market.0 as usize].frozen;
-        if account.positions.is_empty() {
-            return health.equity.is_negative() && self.frozen_dependency(account).is_none();
-        }
-        account.positions.iter().any(live)
+        let Ok(health) = self.health_of(account) else { return false };
+        needs_liquidation_given(account, &health, &self.assets, &self.markets)
     }
 
     /// One account's step of the waterfall.
     fn liquidate_account(&mut self, id: AccountId, seq: u64, out: &mut Vec<Effect>) -> Result<(), Overflow> {
         let account = &self.accounts[id.0 as usize];
-        let health = self.health_of(account)?;
+        let mut health = self.health_of(account)?;
         if !health.below_maintenance() {
             return Ok(());
         }
@@ -107,21 +169,27 @@ impl Engine {
             let mark = market.mark_price.ok_or(Overflow)?;
             order.push((crate::margin::position_mm(&market.params, p.size.checked_abs()?, mark)?, p.market));
         }
-        order.sort_unstable_by(|a, b| {
-            b.0.cmp(&a.0).then_with(|| self.markets[a.1 .0 as usize].name.cmp(&self.markets[b.1 .0 as usize].name))
-        });
+        if order.len() > 1 {
+            order.sort_unstable_by(|a, b| {
+                b.0.cmp(&a.0).then_with(|| self.markets[a.1 .0 as usize].name.cmp(&self.markets[b.1 .0 as usize].name))
+            });
+        }
+        // `health` is always the account's current health: each step returns the health after it.
         for (_, market_id) in order {
-            let health = self.health_of(&self.accounts[id.0 as usize])?;
             if !health.below_maintenance() {
                 return Ok(());
             }
             if health.equity.is_negative() && self.frozen_dependency(&self.accounts[id.0 as usize]).is_none() {
                 return self.resolve_bankruptcy(id, seq, out);
             }
-            self.close_position_step(id, market_id, seq, out)?;
+            health = self.close_position_step(id, market_id, health, seq, out)?;
         }
+        debug_assert_eq!(
+            Ok(health),
+            self.health_of(&self.accounts[id.0 as usize]),
+            "the health carried along is current"
+        );
         let account = &self.accounts[id.0 as usize];
-        let health = self.health_of(account)?;
         if health.equity.is_negative() && self.frozen_dependency(account).is_none() {
             self.resolve_bankruptcy(id, seq, out)?;
         }
@@ -129,19 +197,21 @@ impl Engine {
     }
 
     /// Partial (or full) close of one position to the inventory at mark, with its penalty.
+    /// `before` is the account's current health; returns its health after the step.
     fn close_position_step(
         &mut self,
         id: AccountId,
         market_id: MarketId,
+        before: Health,
         seq: u64,
         out: &mut Vec<Effect>,
-    ) -> Result<(), Overflow> {
+    ) -> Result<Health, Overflow> {
         let account = &self.accounts[id.0 as usize];
         let market = &self.markets[market_id.0 as usize];
         let mark = market.mark_price.ok_or(Overflow)?;
         let position = *account.position(market_id).ok_or(Overflow)?;
         let size_abs = position.size.checked_abs()?;
-        let before = self.health_of(account)?;
+        debug_assert_eq!(Ok(before), self.health_of(account), "the caller's health is current");
         let own_mm = crate::margin::position_mm(&market.params, size_abs, mark)?;
         let other_mm = before.maintenance_margin.checked_sub(own_mm)?;
         let partial = sizing::partial_close_size(&market.params, size_abs, mark, before.equity, other_mm)?;
@@ -174,7 +244,7 @@ impl Engine {
         if penalty.is_positive() {
             self.push_insurance(seq, out, "liquidation_penalty", penalty, Some(name));
         }
-        Ok(())
+        Ok(after)
     }
 
     /// Move `closed` (signed, same side as the account's position) from the account to the
@@ -204,7 +274,7 @@ impl Engine {
         let inventory_pnl = inventory_fill.realized_pnl;
         let (fund_netted, debt_netted) = bankruptcy::fund_after(self.insurance_fund, self.bad_debt, inventory_pnl)?;
         let (fund, bad_debt) = bankruptcy::fund_after(fund_netted, debt_netted, penalty)?;
-        let account = &mut self.accounts[id.0 as usize];
+        let account = self.account_mut(id);
         account.settlement = settlement;
         account.set_position(account_fill.position);
         let market = &mut self.markets[market_id.0 as usize];

@@ -28,6 +28,23 @@ fn bracket_integral(params: &MarketParams, lo: i128, hi: i128, rate: impl Fn(usi
     total
 }
 
+/// [`penalty`] in i128 arithmetic (the same exact value), `None` where a product might not fit.
+fn penalty_narrow(params: &MarketParams, lo: i128, hi: i128, mark: Price) -> Option<Quote> {
+    let mut weighted = 0i128;
+    for (i, tier) in params.tiers.iter().enumerate() {
+        let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
+        let overlap = hi.min(upper) - lo.max(tier.from_raw);
+        if overlap > 0 {
+            weighted = weighted.checked_add(margin::mul_i128(overlap, i128::from(tier.penalty_rate.raw()))?)?;
+        }
+    }
+    let fine = match params.tier_basis {
+        TierBasis::Size => margin::mul_i128(weighted, i128::from(mark.raw()))?,
+        TierBasis::Notional => weighted,
+    };
+    Some(Quote::from_raw(crate::num::div_1e8(fine, Round::Up)))
+}
+
 fn exposure(params: &MarketParams, size_abs: Size, mark: Price) -> i128 {
     let s = i128::from(size_abs.raw());
     match params.tier_basis {
@@ -41,6 +58,9 @@ fn exposure(params: &MarketParams, size_abs: Size, mark: Price) -> i128 {
 pub fn penalty(params: &MarketParams, size_abs: Size, closed: Size, mark: Price) -> Result<Quote, Overflow> {
     let hi = exposure(params, size_abs, mark);
     let lo = exposure(params, size_abs.checked_sub(closed)?, mark);
+    if let Some(quote) = penalty_narrow(params, lo, hi, mark) {
+        return Ok(quote);
+    }
     let weighted = bracket_integral(params, lo, hi, |i| params.tiers[i].penalty_rate.raw());
     let fine = match params.tier_basis {
         TierBasis::Size => weighted * I256::from(mark.raw()),
@@ -135,9 +155,23 @@ fn marginal_estimate(
     equity: Quote,
     other_mm: Quote,
 ) -> Result<Option<Size>, Overflow> {
+    let mm_total = other_mm.checked_add(margin::position_mm(params, size_abs, mark)?)?;
+    match marginal_estimate_narrow(params, size_abs, mark, equity, mm_total) {
+        Some(estimate) => estimate,
+        None => marginal_estimate_wide(params, size_abs, mark, equity, mm_total),
+    }
+}
+
+/// [`marginal_estimate`] in 256-bit arithmetic.
+fn marginal_estimate_wide(
+    params: &MarketParams,
+    size_abs: Size,
+    mark: Price,
+    equity: Quote,
+    mm_total: Quote,
+) -> Result<Option<Size>, Overflow> {
     let one = I256::from(Rate::ONE_RAW as i128);
     let factor = one + I256::from(params.liquidation_buffer.raw());
-    let mm_total = other_mm.checked_add(margin::position_mm(params, size_abs, mark)?)?;
     // Deficit in Ultra: (MM x (1 + b) - equity) x 10^16 (Quote raw x rate raw x rate raw).
     let mut need: Ultra = (I256::from(mm_total.raw()) * factor - I256::from(equity.raw()) * one) * one;
     if need <= I256::ZERO {
@@ -168,6 +202,48 @@ fn marginal_estimate(
     Ok(None)
 }
 
+/// [`marginal_estimate`] in checked i128 arithmetic: the same result, or `None` where a value
+/// might not fit (then the 256-bit walk runs).
+fn marginal_estimate_narrow(
+    params: &MarketParams,
+    size_abs: Size,
+    mark: Price,
+    equity: Quote,
+    mm_total: Quote,
+) -> Option<Result<Option<Size>, Overflow>> {
+    let one = i128::from(Rate::ONE_RAW);
+    let factor = one + i128::from(params.liquidation_buffer.raw());
+    let deficit = margin::mul_i128(mm_total.raw(), factor)?.checked_sub(margin::mul_i128(equity.raw(), one)?)?;
+    let mut need = margin::mul_i128(deficit, one)?;
+    if need <= 0 {
+        return Some(Ok(Some(Size::ZERO)));
+    }
+    let mark_factor = match params.tier_basis {
+        TierBasis::Size => i128::from(mark.raw()),
+        TierBasis::Notional => 1,
+    };
+    let x = exposure(params, size_abs, mark);
+    let mut top = x;
+    for tier in params.tiers.iter().rev() {
+        if top <= tier.from_raw {
+            continue;
+        }
+        let portion = top - tier.from_raw;
+        let per_rate = i128::from(tier.mm_rate.raw()) * factor - i128::from(tier.penalty_rate.raw()) * one;
+        let slope = margin::mul_i128(per_rate, mark_factor)?;
+        if slope > 0 {
+            let capacity = margin::mul_i128(portion, slope)?;
+            if capacity >= need {
+                let closed = x - top + (need / slope + i128::from(need % slope > 0));
+                return Some(exposure_to_size(params, closed, mark).map(Some));
+            }
+            need -= capacity;
+        }
+        top = tier.from_raw;
+    }
+    Some(Ok(None))
+}
+
 fn ceil_div(n: I256, d: I256) -> i128 {
     let q = n / d;
     let q = if n % d > I256::ZERO { q + I256::ONE } else { q };
@@ -186,6 +262,7 @@ fn exposure_to_size(params: &MarketParams, closed: i128, mark: Price) -> Result<
 mod tests {
     use super::*;
     use crate::config::{Config, Tier};
+    use crate::num::Quote;
 
     fn one_tier(mm: &str, pen: &str) -> MarketParams {
         let mut params = Config::embedded_default().markets[0].params.clone();
@@ -219,6 +296,69 @@ mod tests {
         let q = partial_close_size(&params, size, mark, equity, Quote::ZERO).unwrap().unwrap();
         assert!(restores(&params, size, q, mark, equity, Quote::ZERO).unwrap());
         assert!(!restores(&params, size, q.checked_sub(Size::from_raw(1)).unwrap(), mark, equity, Quote::ZERO).unwrap());
+    }
+
+    /// The i128 penalty equals the 256-bit one across bases, bracket edges and magnitudes.
+    #[test]
+    fn narrow_penalty_agrees_with_wide() {
+        let size_basis = Config::embedded_default().markets[0].params.clone();
+        let mut notional = size_basis.clone();
+        notional.tier_basis = TierBasis::Notional;
+        for (tier, from) in notional.tiers.iter_mut().zip([0i128, 5, 25, 100]) {
+            tier.from_raw = from * 100_000 * Quote::ONE_RAW;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for round in 0..5_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let bits = [20, 35, 45, 62][round as usize % 4];
+            let size = Size::from_raw(((state >> (64 - bits)) as i64).max(2));
+            let closed = Size::from_raw(((state >> 3) as i64 % size.raw()).max(1));
+            let mark = Price::from_raw(((state >> (66 - bits)) as i64).max(1));
+            for params in [&size_basis, &notional] {
+                let (hi, lo) =
+                    (exposure(params, size, mark), exposure(params, size.checked_sub(closed).unwrap(), mark));
+                if let Some(narrow) = penalty_narrow(params, lo, hi, mark) {
+                    let weighted = bracket_integral(params, lo, hi, |i| params.tiers[i].penalty_rate.raw());
+                    let fine = match params.tier_basis {
+                        TierBasis::Size => weighted * I256::from(mark.raw()),
+                        TierBasis::Notional => weighted,
+                    };
+                    let divisor = I256::from(Rate::ONE_RAW as i128);
+                    let wide = fine / divisor + if fine % divisor > I256::ZERO { I256::ONE } else { I256::ZERO };
+                    assert_eq!(I256::from(narrow.raw()), wide, "{size:?} {closed:?} {mark:?}");
+                }
+            }
+        }
+    }
+
+    /// The i128 estimate equals the 256-bit one wherever it answers.
+    #[test]
+    fn narrow_estimate_agrees_with_wide() {
+        let mut params = Config::embedded_default().markets[0].params.clone();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut answered = 0;
+        for round in 0..5_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            params.liquidation_buffer = Rate::from_raw([0, 10_000_000, 50_000_000][round as usize % 3]);
+            let bits = [30, 40, 50, 60][round as usize % 4];
+            let size = Size::from_raw(((state >> (64 - bits)) as i64).max(1));
+            let mark = Price::from_raw(((state.rotate_left(21) >> (64 - bits)) as i64).max(1));
+            let mm = margin::position_mm(&params, size, mark).unwrap();
+            let equity = Quote::from_raw(mm.raw() - (state as i128 % (mm.raw().max(1) + 1)));
+            if let Some(narrow) = marginal_estimate_narrow(&params, size, mark, equity, mm) {
+                answered += 1;
+                assert_eq!(
+                    narrow,
+                    marginal_estimate_wide(&params, size, mark, equity, mm),
+                    "{size:?} {mark:?} {equity:?}"
+                );
+            }
+        }
+        assert!(answered > 1_000, "the narrow path answers ({answered})");
     }
 
     #[test]

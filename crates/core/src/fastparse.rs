@@ -1,0 +1,248 @@
+//! The hot path of the JSON Lines parser: the event types that dominate a stream (price, trade,
+//! deposit, withdraw, clock), read straight from the bytes into an [`Event`], without the
+//! intermediate field table of [`crate::json`].
+//!
+//! It accepts only what it is sure of: one flat object, string values without escapes or control
+//! characters and unsigned integers (no nulls, floats, nested values, duplicate or unknown keys),
+//! every required field present and valid (ids, positive amounts, prices and sizes, non-negative
+//! fees and `conf`), no `sig`. For anything else it returns `None` and [`Event::parse_str`] takes
+//! the general path, which decides the input (and reports every error) exactly as before. Where
+//! this path answers, the general one gives the same event (a test below checks it on mutated
+//! lines).
+
+use crate::event::{validate_id, Event, PriceTick, Trade, Transfer};
+use crate::num::{NumError, Price, Quote, Size};
+
+/// Most fields the fast path reads (a trade with both fees has nine).
+const MAX_FAST_FIELDS: usize = 10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Value<'a> {
+    Str(&'a str),
+    Uint(u64),
+}
+
+/// The object's fields, in order.
+struct Flat<'a> {
+    fields: [(&'a str, Value<'a>); MAX_FAST_FIELDS],
+    len: usize,
+    /// Bit i set: field i was read.
+    used: u16,
+}
+
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(i) != Some(&b'"') {
+        return None;
+    }
+    let len = bytes[i + 1..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    let end = i + 1 + len;
+    (bytes[end] == b'"').then(|| (&text[i + 1..end], end + 1))
+}
+
+fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
+    let bytes = text.as_bytes();
+    match *bytes.get(i)? {
+        b'"' => string(text, i).map(|(s, next)| (Value::Str(s), next)),
+        b'0'..=b'9' => {
+            let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let next = i + digits;
+            if (digits > 1 && bytes[i] == b'0') || matches!(bytes.get(next), Some(b'.' | b'e' | b'E')) {
+                return None;
+            }
+            let mut v = 0u64;
+            for &b in &bytes[i..next] {
+                v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+            }
+            Some((Value::Uint(v), next))
+        }
+        _ => None,
+    }
+}
+
+impl<'a> Flat<'a> {
+    fn parse(text: &'a str) -> Option<Flat<'a>> {
+        let bytes = text.as_bytes();
+        let mut flat = Flat { fields: [("", Value::Uint(0)); MAX_FAST_FIELDS], len: 0, used: 0 };
+        let mut i = skip_ws(bytes, 0);
+        if bytes.get(i) != Some(&b'{') {
+            return None;
+        }
+        i = skip_ws(bytes, i + 1);
+        loop {
+            let (key, next) = string(text, i)?;
+            i = skip_ws(bytes, next);
+            if bytes.get(i) != Some(&b':') || flat.len == MAX_FAST_FIELDS {
+                return None;
+            }
+            let (v, next) = value(text, skip_ws(bytes, i + 1))?;
+            if flat.fields[..flat.len].iter().any(|(k, _)| *k == key) {
+                return None;
+            }
+            flat.fields[flat.len] = (key, v);
+            flat.len += 1;
+            i = skip_ws(bytes, next);
+            match bytes.get(i) {
+                Some(b',') => i = skip_ws(bytes, i + 1),
+                Some(b'}') => break,
+                _ => return None,
+            }
+        }
+        (skip_ws(bytes, i + 1) == bytes.len()).then_some(flat)
+    }
+
+    fn get(&mut self, key: &str) -> Option<Value<'a>> {
+        let k = self.fields[..self.len].iter().position(|(name, _)| *name == key)?;
+        self.used |= 1 << k;
+        Some(self.fields[k].1)
+    }
+
+    fn str(&mut self, key: &str) -> Option<&'a str> {
+        match self.get(key)? {
+            Value::Str(s) => Some(s),
+            Value::Uint(_) => None,
+        }
+    }
+
+    fn id(&mut self, key: &str) -> Option<String> {
+        let s = self.str(key)?;
+        validate_id(s).ok().map(|()| s.to_string())
+    }
+
+    fn ts(&mut self) -> Option<u64> {
+        match self.get("ts")? {
+            Value::Uint(v) => Some(v),
+            Value::Str(_) => None,
+        }
+    }
+
+    fn positive<T: Copy + Ord + Default>(&mut self, key: &str, parse: fn(&str) -> Result<T, NumError>) -> Option<T> {
+        parse(self.str(key)?).ok().filter(|v| *v > T::default())
+    }
+
+    /// An optional non-negative decimal: `Some(None)` when absent, `None` when invalid.
+    fn optional<T: Copy + Ord + Default>(
+        &mut self,
+        key: &str,
+        parse: fn(&str) -> Result<T, NumError>,
+    ) -> Option<Option<T>> {
+        if !self.fields[..self.len].iter().any(|(name, _)| *name == key) {
+            return Some(None);
+        }
+        parse(self.str(key)?).ok().filter(|v| *v >= T::default()).map(Some)
+    }
+
+    /// Every field was read (an unread one is unknown to the event type).
+    fn all_used(&self) -> bool {
+        u32::from(self.used) == (1u32 << self.len) - 1
+    }
+}
+
+fn transfer(flat: &mut Flat) -> Option<Transfer> {
+    Some(Transfer {
+        ts: flat.ts()?,
+        account: flat.id("account")?,
+        asset: flat.id("asset")?,
+        amount: flat.positive("amount", Quote::parse)?,
+    })
+}
+
+fn price(flat: &mut Flat) -> Option<PriceTick> {
+    Some(PriceTick {
+        ts: flat.ts()?,
+        market: flat.id("market")?,
+        source: flat.id("source")?,
+        price: flat.positive("price", Price::parse)?,
+        conf: flat.optional("conf", Price::parse)?,
+        sig: None,
+    })
+}
+
+fn trade(flat: &mut Flat) -> Option<Trade> {
+    Some(Trade {
+        ts: flat.ts()?,
+        market: flat.id("market")?,
+        buyer: flat.id("buyer")?,
+        seller: flat.id("seller")?,
+        size: flat.positive("size", Size::parse)?,
+        price: flat.positive("price", Price::parse)?,
+        buyer_fee: flat.optional("buyer_fee", Quote::parse)?.unwrap_or_default(),
+        seller_fee: flat.optional("seller_fee", Quote::parse)?.unwrap_or_default(),
+    })
+}
+
+/// The event of `text` when it is one of the common, valid cases; `None` otherwise.
+pub(crate) fn event(text: &str) -> Option<Event> {
+    let mut flat = Flat::parse(text)?;
+    let event = match flat.str("type")? {
+        "price" => Event::Price(price(&mut flat)?),
+        "trade" => Event::Trade(trade(&mut flat)?),
+        "deposit" => Event::Deposit(transfer(&mut flat)?),
+        "withdraw" => Event::Withdraw(transfer(&mut flat)?),
+        "clock" => Event::Clock { ts: flat.ts()? },
+        _ => return None,
+    };
+    flat.all_used().then_some(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wherever the fast path answers, the general parser gives the same event; mutations of real
+    /// lines probe the edges where it must decline.
+    #[test]
+    fn fast_path_agrees_with_the_general_parser() {
+        let seeds = [
+            r#"{"type":"price","ts":1700000000000,"market":"BTC-PERP","source":"s1","price":"7900.5"}"#,
+            r#"{"type":"price","ts":5,"market":"BTC-PERP","source":"s1","price":"7900.5","conf":"1.5"}"#,
+            r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"1.5","price":"7900","buyer_fee":"0.1"}"#,
+            r#"{"type":"deposit","ts":0,"account":"alice","asset":"USDC","amount":"400000"}"#,
+            r#"{"type":"withdraw","ts":9,"account":"bob","asset":"BTC","amount":"0.5"}"#,
+            r#" { "type" : "clock" , "ts" : 0 } "#,
+        ];
+        let alphabet = b"{}[]\":,. 0123456789-+eE\\tnulrfas\n\x01";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut fast, mut total) = (0, 0);
+        for seed in seeds {
+            assert_eq!(event(seed).as_ref(), Event::parse_str(seed).ok().as_ref(), "{seed}");
+            assert!(event(seed).is_some(), "the fast path takes {seed}");
+            for _ in 0..4_000 {
+                let mut bytes = seed.as_bytes().to_vec();
+                for _ in 0..1 + next(2) {
+                    let at = next(bytes.len());
+                    match next(3) {
+                        0 => {
+                            bytes.remove(at);
+                        }
+                        1 => bytes.insert(at, alphabet[next(alphabet.len())]),
+                        _ => bytes[at] = alphabet[next(alphabet.len())],
+                    }
+                    if bytes.is_empty() {
+                        break;
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+                total += 1;
+                if let Some(e) = event(text) {
+                    fast += 1;
+                    assert_eq!(Ok(e), Event::parse_str(text), "{text}");
+                }
+            }
+        }
+        assert!(fast > total / 20, "the fast path answers often enough to be tested ({fast} of {total})");
+    }
+}

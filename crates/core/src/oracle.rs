@@ -82,6 +82,42 @@ pub struct Judgement {
     pub index: Option<Price>,
 }
 
+/// The usable-so-far prices of a market in ascending order (ties in source order), with the
+/// source each came from. Built by insertion: at most `MAX_SOURCES` entries, so the sort is a
+/// handful of compares and moves, with no allocation.
+struct SortedPrices {
+    prices: [Price; MAX_SOURCES],
+    sources: [u8; MAX_SOURCES],
+    len: usize,
+    /// How many of the entries reported `conf`.
+    with_conf: usize,
+}
+
+impl SortedPrices {
+    fn new() -> Self {
+        SortedPrices { prices: [Price::ZERO; MAX_SOURCES], sources: [0; MAX_SOURCES], len: 0, with_conf: 0 }
+    }
+
+    /// Insert after every entry with a price <= `price` (so equal prices keep source order).
+    fn insert(&mut self, price: Price, source_index: usize, has_conf: bool) {
+        assert!(self.len < MAX_SOURCES);
+        self.with_conf += usize::from(has_conf);
+        let mut k = self.len;
+        while k > 0 && self.prices[k - 1] > price {
+            self.prices[k] = self.prices[k - 1];
+            self.sources[k] = self.sources[k - 1];
+            k -= 1;
+        }
+        self.prices[k] = price;
+        self.sources[k] = source_index as u8;
+        self.len += 1;
+    }
+
+    fn prices(&self) -> &[Price] {
+        &self.prices[..self.len]
+    }
+}
+
 /// Pure: judge every source of `market` and compute the raw (unclamped) index.
 ///
 /// One sort: the usable sources are the fresh ones within `max_deviation` of the fresh median,
@@ -89,44 +125,34 @@ pub struct Judgement {
 pub fn judge(market: &Market, now_ms: u64) -> Judgement {
     let params = &market.params;
     let mut statuses = [SourceStatus::Missing; MAX_SOURCES];
-    // Fresh sources packed as (price raw << 8 | source index): one cheap integer sort.
-    let mut keys = [0i128; MAX_SOURCES];
-    let mut fresh_count = 0;
+    let mut fresh = SortedPrices::new();
     for (i, source) in market.sources.iter().enumerate() {
         statuses[i] = match source.latest {
             None => SourceStatus::Missing,
             Some(tick) if now_ms.saturating_sub(tick.ts) > params.max_age_ms => SourceStatus::Stale,
             Some(tick) if conf_too_wide(&tick, params) => SourceStatus::WideConf,
             Some(tick) => {
-                keys[fresh_count] = (i128::from(tick.price.raw()) << 8) | i as i128;
-                fresh_count += 1;
+                fresh.insert(tick.price, i, tick.conf.is_some());
                 SourceStatus::Usable
             }
         };
     }
-    let sorted = &mut keys[..fresh_count];
-    sorted.sort_unstable();
-    let price_at = |k: usize| Price::from_raw((sorted[k] >> 8) as i64);
-    let mut prices = [Price::ZERO; MAX_SOURCES];
-    for (k, slot) in prices.iter_mut().enumerate().take(fresh_count) {
-        *slot = price_at(k);
-    }
-    let prices = &prices[..fresh_count];
+    let prices = fresh.prices();
     let Some(first_median) = median_of_sorted(prices) else {
         return Judgement { statuses, usable: 0, index: None };
     };
     let inside = |p: &Price| !is_outlier(*p, first_median, params.max_deviation);
     let start = prices.iter().position(inside).unwrap_or(0);
     let end = prices.iter().rposition(inside).map_or(0, |i| i + 1);
-    let source_at = |k: usize| (sorted[k] & 0xff) as usize;
-    for k in (0..start).chain(end..fresh_count) {
+    let source_at = |k: usize| usize::from(fresh.sources[k]);
+    for k in (0..start).chain(end..prices.len()) {
         statuses[source_at(k)] = SourceStatus::Outlier;
     }
     let usable = (end - start) as u32;
     let conf_of = |k: usize| market.sources[source_at(k)].latest.and_then(|t| t.conf);
     let index = if usable < params.quorum {
         None
-    } else if (start..end).all(|k| conf_of(k).is_some()) {
+    } else if fresh.with_conf > 0 && (start..end).all(|k| conf_of(k).is_some()) {
         let mut pairs = [(Price::ZERO, 0u128); MAX_SOURCES];
         for (pair, k) in pairs.iter_mut().zip(start..end) {
             *pair = (prices[k], confidence_weight(conf_of(k)));
@@ -191,12 +217,14 @@ pub fn clamp_jump(
         }
     };
     // Fast path without division: |raw - anchor| x ONE x window <= anchor x max_jump x elapsed.
-    let distance = (i128::from(raw.raw()) - anchor_raw).abs();
-    let lhs = distance.checked_mul(i128::from(Rate::ONE_RAW) * i128::from(JUMP_WINDOW_MS));
-    let rhs = anchor_raw.checked_mul(i128::from(max_jump.raw())).and_then(|v| v.checked_mul(i128::from(elapsed_ms)));
-    if let (Some(lhs), Some(rhs)) = (lhs, rhs) {
-        if lhs <= rhs {
-            return (raw, false, next_anchor(raw));
+    // Magnitudes in u128: distance < 2^64 and ONE x window < 2^37, anchor and max_jump < 2^63, so
+    // only the last product can overflow, and then the bound exceeds every price (no clamp).
+    if let (Ok(anchor_mag), Ok(jump_mag)) = (u128::try_from(anchor_raw), u128::try_from(max_jump.raw())) {
+        let distance = (i128::from(raw.raw()) - anchor_raw).unsigned_abs();
+        let lhs = distance * u128::from(Rate::ONE_RAW.unsigned_abs() * JUMP_WINDOW_MS);
+        match (anchor_mag * jump_mag).checked_mul(u128::from(elapsed_ms)) {
+            Some(rhs) if lhs > rhs => {}
+            _ => return (raw, false, next_anchor(raw)),
         }
     }
     // bound = anchor x max_jump x elapsed / window, rounded down; i128 (a bound too large to
@@ -237,22 +265,112 @@ pub fn updated_basis(ema_raw: i64, index: Price, trade_price: Price, elapsed_ms:
     (i128::from(ema_raw) + step).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
+/// The oracle's whole work for one tick on one market at engine time `now_ms`: find the source,
+/// the arrival checks, record the tick, then [`refresh`]. A refused tick changes nothing.
+pub fn on_tick(
+    market: &mut Market,
+    tick: &PriceTick,
+    now_ms: u64,
+    seq: u64,
+    out: &mut Vec<Effect>,
+) -> Result<(), Error> {
+    let source_index = market
+        .sources
+        .iter()
+        .position(|s| *s.name == *tick.source)
+        .ok_or_else(|| Error::UnknownSource { market: tick.market.clone(), source_name: tick.source.clone() })?;
+    check_tick(market, source_index, tick, now_ms)?;
+    let source = &mut market.sources[source_index];
+    source.latest = Some(Tick { price: tick.price, ts: tick.ts, conf: tick.conf });
+    source.counters.accepted += 1;
+    refresh(market, now_ms, seq, out);
+    Ok(())
+}
+
+/// Re-judge a market's sources at engine time `now_ms`, update index and mark, freeze or thaw,
+/// and emit what changed.
+pub fn refresh(market: &mut Market, now_ms: u64, seq: u64, out: &mut Vec<Effect>) {
+    let judgement = judge(market, now_ms);
+    record_statuses(market, &judgement, now_ms, seq, out);
+    let quorum = market.params.quorum;
+    let Some(raw_index) = judgement.index else {
+        if !market.frozen {
+            market.frozen = true;
+            let kind = EffectKind::OracleFrozen {
+                market: market.name.to_string(),
+                usable: judgement.usable,
+                quorum,
+                mark_price: market.mark_price,
+            };
+            out.push(Effect { seq, ts: now_ms, kind });
+        }
+        return;
+    };
+    let thawed = market.frozen;
+    market.frozen = false;
+    let (index, clamped, anchor) = clamp_jump(market.jump_anchor, raw_index, now_ms, market.params.max_jump);
+    market.jump_anchor = Some(anchor);
+    market.clamped = clamped;
+    market.index_price = Some(index);
+    market.mark_price = Some(mark_from(index, market.basis_ema_raw, &market.params));
+    if thawed {
+        let kind = EffectKind::OracleThawed {
+            market: market.name.to_string(),
+            usable: judgement.usable,
+            quorum,
+            index_price: index,
+        };
+        out.push(Effect { seq, ts: now_ms, kind });
+    }
+    if clamped {
+        let message = format!(
+            "index of {} wanted {raw_index}, held at {index} by max_jump {}/s",
+            market.name, market.params.max_jump
+        );
+        let kind = EffectKind::Alert { alert: "jump_clamped".into(), market: market.name.to_string(), message };
+        out.push(Effect { seq, ts: now_ms, kind });
+    }
+}
+
+/// Store each source's new status; a source that stops counting is counted and reported.
+fn record_statuses(market: &mut Market, judgement: &Judgement, now_ms: u64, seq: u64, out: &mut Vec<Effect>) {
+    for (i, source) in market.sources.iter_mut().enumerate() {
+        let status = judgement.statuses[i];
+        if status == source.status {
+            continue;
+        }
+        source.status = status;
+        let counter = match status {
+            SourceStatus::Stale => &mut source.counters.stale,
+            SourceStatus::Outlier => &mut source.counters.outlier,
+            SourceStatus::WideConf => &mut source.counters.wide_conf,
+            SourceStatus::Usable | SourceStatus::Missing => continue,
+        };
+        *counter += 1;
+        let message = format!(
+            "source {} of {} is {} and no longer counts toward the index",
+            source.name,
+            market.name,
+            status.name()
+        );
+        out.push(Effect {
+            seq,
+            ts: now_ms,
+            kind: EffectKind::OracleRejected {
+                market: market.name.to_string(),
+                source: source.name.to_string(),
+                reason: status.name().to_string(),
+                event_refused: false,
+                message,
+            },
+        });
+    }
+}
+
 impl Engine {
     pub(crate) fn price(&mut self, seq: u64, tick: &PriceTick, out: &mut Vec<Effect>) -> Result<(), Error> {
         let market_id = self.market_id(&tick.market)?;
-        let now = self.last_ts;
-        let market = &self.markets[market_id.0 as usize];
-        let source_index = market
-            .sources
-            .iter()
-            .position(|s| *s.name == *tick.source)
-            .ok_or_else(|| Error::UnknownSource { market: tick.market.clone(), source_name: tick.source.clone() })?;
-        check_tick(market, source_index, tick, now)?;
-        let source = &mut self.markets[market_id.0 as usize].sources[source_index];
-        source.latest = Some(Tick { price: tick.price, ts: tick.ts, conf: tick.conf });
-        source.counters.accepted += 1;
-        self.refresh_market(market_id, seq, out);
-        Ok(())
+        on_tick(&mut self.markets[market_id.0 as usize], tick, self.last_ts, seq, out)
     }
 
     pub(crate) fn clock(&mut self, seq: u64, ts: u64, out: &mut Vec<Effect>) -> Result<(), Error> {
@@ -274,84 +392,9 @@ impl Engine {
         !market.frozen && (now_ms <= self.last_ts || judge(market, now_ms).index.is_some())
     }
 
-    /// Re-judge a market's sources at the engine clock, update index and mark, freeze or thaw,
-    /// and emit what changed.
+    /// [`refresh`] one market at the engine clock.
     pub(crate) fn refresh_market(&mut self, market_id: MarketId, seq: u64, out: &mut Vec<Effect>) {
-        let now = self.last_ts;
-        let market = &mut self.markets[market_id.0 as usize];
-        let judgement = judge(market, now);
-        for (i, source) in market.sources.iter_mut().enumerate() {
-            let status = judgement.statuses[i];
-            if status == source.status {
-                continue;
-            }
-            source.status = status;
-            let counter = match status {
-                SourceStatus::Stale => &mut source.counters.stale,
-                SourceStatus::Outlier => &mut source.counters.outlier,
-                SourceStatus::WideConf => &mut source.counters.wide_conf,
-                SourceStatus::Usable | SourceStatus::Missing => continue,
-            };
-            *counter += 1;
-            let message = format!(
-                "source {} of {} is {} and no longer counts toward the index",
-                source.name,
-                market.name,
-                status.name()
-            );
-            out.push(Effect {
-                seq,
-                ts: now,
-                kind: EffectKind::OracleRejected {
-                    market: market.name.to_string(),
-                    source: source.name.to_string(),
-                    reason: status.name().to_string(),
-                    event_refused: false,
-                    message,
-                },
-            });
-        }
-        let quorum = market.params.quorum;
-        let Some(raw_index) = judgement.index else {
-            if !market.frozen {
-                market.frozen = true;
-                let kind = EffectKind::OracleFrozen {
-                    market: market.name.to_string(),
-                    usable: judgement.usable,
-                    quorum,
-                    mark_price: market.mark_price,
-                };
-                out.push(Effect { seq, ts: now, kind });
-            }
-            return;
-        };
-        let thawed = market.frozen;
-        market.frozen = false;
-        let (index, clamped, anchor) = clamp_jump(market.jump_anchor, raw_index, now, market.params.max_jump);
-        market.jump_anchor = Some(anchor);
-        market.clamped = clamped;
-        market.index_price = Some(index);
-        market.mark_price = Some(mark_from(index, market.basis_ema_raw, &market.params));
-        if thawed {
-            let kind = EffectKind::OracleThawed {
-                market: market.name.to_string(),
-                usable: judgement.usable,
-                quorum,
-                index_price: index,
-            };
-            out.push(Effect { seq, ts: now, kind });
-        }
-        if clamped {
-            let message = format!(
-                "index of {} wanted {raw_index}, held at {index} by max_jump {}/s",
-                market.name, market.params.max_jump
-            );
-            out.push(Effect {
-                seq,
-                ts: now,
-                kind: EffectKind::Alert { alert: "jump_clamped".into(), market: market.name.to_string(), message },
-            });
-        }
+        refresh(&mut self.markets[market_id.0 as usize], self.last_ts, seq, out);
     }
 
     /// Telemetry for a refused tick (the state hash does not cover counters).
@@ -460,5 +503,111 @@ mod tests {
         assert_eq!(mark_from(p("100"), full, &params), p("102"));
         params.mark_ema_ms = 0;
         assert_eq!(mark_from(p("100"), full, &params), p("100"));
+    }
+    /// The obvious judging, written from DESIGN section 6 without the fast path's shortcuts (one
+    /// sort of (price, source) pairs, outliers tested one by one, usable set collected anew).
+    fn judge_reference(market: &Market, now_ms: u64) -> Judgement {
+        let params = &market.params;
+        let mut statuses = [SourceStatus::Missing; MAX_SOURCES];
+        let mut fresh: Vec<(Price, usize, Option<Price>)> = Vec::new();
+        for (i, source) in market.sources.iter().enumerate() {
+            let Some(tick) = source.latest else { continue };
+            statuses[i] = if now_ms.saturating_sub(tick.ts) > params.max_age_ms {
+                SourceStatus::Stale
+            } else if conf_too_wide(&tick, params) {
+                SourceStatus::WideConf
+            } else {
+                fresh.push((tick.price, i, tick.conf));
+                SourceStatus::Usable
+            };
+        }
+        fresh.sort_by_key(|(price, i, _)| (*price, *i));
+        let mut all: Vec<Price> = fresh.iter().map(|f| f.0).collect();
+        let Some(first) = median(&mut all) else { return Judgement { statuses, usable: 0, index: None } };
+        let mut usable = Vec::new();
+        for (price, i, conf) in &fresh {
+            if is_outlier(*price, first, params.max_deviation) {
+                statuses[*i] = SourceStatus::Outlier;
+            } else {
+                usable.push((*price, *conf));
+            }
+        }
+        let count = usable.len() as u32;
+        let index = if count < params.quorum {
+            None
+        } else if usable.iter().all(|(_, conf)| conf.is_some()) {
+            let mut pairs: Vec<(Price, u128)> = usable.iter().map(|(p, c)| (*p, confidence_weight(*c))).collect();
+            clamped_weighted_median(&mut pairs)
+        } else {
+            median(&mut usable.iter().map(|u| u.0).collect::<Vec<_>>())
+        };
+        Judgement { statuses, usable: count, index }
+    }
+
+    fn market_with(latest: &[Option<(i64, u64, Option<i64>)>], quorum: u32) -> Market {
+        static TEMPLATE: std::sync::OnceLock<Market> = std::sync::OnceLock::new();
+        let template_market =
+            TEMPLATE.get_or_init(|| Engine::new(&crate::config::Config::embedded_default()).markets()[0].clone());
+        let mut market = template_market.clone();
+        market.params.quorum = quorum;
+        market.params.max_age_ms = 10_000;
+        market.sources.truncate(1);
+        let template = market.sources[0].clone();
+        market.sources = latest
+            .iter()
+            .map(|t| {
+                let mut source = template.clone();
+                source.latest = t.map(|(price, ts, conf)| Tick {
+                    price: Price::from_raw(price),
+                    ts,
+                    conf: conf.map(Price::from_raw),
+                });
+                source
+            })
+            .collect();
+        market
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn judge_equals_the_reference(
+            latest in proptest::collection::vec(
+                proptest::option::weighted(0.9, (
+                    proptest::prop_oneof![9_000_000_000_000i64..11_000_000_000_000, 1i64..i64::MAX],
+                    0u64..30_000,
+                    proptest::option::weighted(0.3, 1i64..1_000_000_000_000),
+                )),
+                1..=MAX_SOURCES,
+            ),
+            quorum in 1u32..6,
+            now_ms in 0u64..40_000,
+        ) {
+            let market = market_with(&latest, quorum);
+            proptest::prop_assert_eq!(judge(&market, now_ms), judge_reference(&market, now_ms));
+        }
+
+        #[test]
+        fn clamp_jump_equals_exact_arithmetic(
+            anchor_raw in 1i64..i64::MAX,
+            raw in 1i64..i64::MAX,
+            anchor_ts in 0u64..1_000_000,
+            elapsed_ms in 0u64..5_000,
+            jump_raw in 1i64..100_000_000,
+        ) {
+            use num_bigint::BigInt;
+            let now_ms = anchor_ts + elapsed_ms;
+            let (index, clamped, _) =
+                clamp_jump(Some((Price::from_raw(anchor_raw), anchor_ts)), Price::from_raw(raw), now_ms, Rate::from_raw(jump_raw));
+            // bound = floor(anchor x max_jump x max(elapsed, window) / (ONE x window)), exactly.
+            let window = BigInt::from(JUMP_WINDOW_MS);
+            let bound = BigInt::from(anchor_raw) * jump_raw * BigInt::from(elapsed_ms.max(JUMP_WINDOW_MS))
+                / (BigInt::from(Rate::ONE_RAW) * window);
+            let low = (BigInt::from(anchor_raw) - &bound).max(BigInt::from(1));
+            let high = (BigInt::from(anchor_raw) + &bound).min(BigInt::from(i64::MAX));
+            let expected = BigInt::from(raw).clamp(low, high);
+            proptest::prop_assert_eq!(BigInt::from(index.raw()), expected);
+            proptest::prop_assert_eq!(clamped, index.raw() != raw);
+        }
     }
 }

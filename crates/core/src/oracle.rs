@@ -82,40 +82,20 @@ pub struct Judgement {
     pub index: Option<Price>,
 }
 
-/// The usable-so-far prices of a market in ascending order (ties in source order), with the
-/// source each came from. Built by insertion: at most `MAX_SOURCES` entries, so the sort is a
-/// handful of compares and moves, with no allocation.
-struct SortedPrices {
-    prices: [Price; MAX_SOURCES],
-    sources: [u8; MAX_SOURCES],
-    len: usize,
-    /// How many of the entries reported `conf`.
-    with_conf: usize,
-}
-
-impl SortedPrices {
-    fn new() -> Self {
-        SortedPrices { prices: [Price::ZERO; MAX_SOURCES], sources: [0; MAX_SOURCES], len: 0, with_conf: 0 }
+/// Insert `price` (from source `origin`) into the ascending `prices[..len]`, after every entry
+/// <= it, so equal prices keep source order; `origins` moves along. At most `N` (<= `MAX_SOURCES`)
+/// entries, so this insertion sort is a handful of compares, with no allocation.
+#[inline(always)]
+fn insert_sorted<const N: usize>(prices: &mut [Price; N], origins: &mut [u8; N], len: usize, price: Price, origin: u8) {
+    assert!(len < N);
+    let mut k = len;
+    while k > 0 && prices[k - 1] > price {
+        prices[k] = prices[k - 1];
+        origins[k] = origins[k - 1];
+        k -= 1;
     }
-
-    /// Insert after every entry with a price <= `price` (so equal prices keep source order).
-    fn insert(&mut self, price: Price, source_index: usize, has_conf: bool) {
-        assert!(self.len < MAX_SOURCES);
-        self.with_conf += usize::from(has_conf);
-        let mut k = self.len;
-        while k > 0 && self.prices[k - 1] > price {
-            self.prices[k] = self.prices[k - 1];
-            self.sources[k] = self.sources[k - 1];
-            k -= 1;
-        }
-        self.prices[k] = price;
-        self.sources[k] = source_index as u8;
-        self.len += 1;
-    }
-
-    fn prices(&self) -> &[Price] {
-        &self.prices[..self.len]
-    }
+    prices[k] = price;
+    origins[k] = origin;
 }
 
 /// Pure: judge every source of `market` and compute the raw (unclamped) index.
@@ -123,28 +103,42 @@ impl SortedPrices {
 /// One sort: the usable sources are the fresh ones within `max_deviation` of the fresh median,
 /// which is a contiguous run of the sorted fresh prices, so their median needs no second sort.
 pub fn judge(market: &Market, now_ms: u64) -> Judgement {
+    // Most markets have a handful of sources: a small scratch array is cheaper to set up.
+    if market.sources.len() <= 8 {
+        judge_with::<8>(market, now_ms)
+    } else {
+        judge_with::<MAX_SOURCES>(market, now_ms)
+    }
+}
+
+fn judge_with<const N: usize>(market: &Market, now_ms: u64) -> Judgement {
+    const { assert!(N <= MAX_SOURCES) };
+    assert!(market.sources.len() <= N);
     let params = &market.params;
     let mut statuses = [SourceStatus::Missing; MAX_SOURCES];
-    let mut fresh = SortedPrices::new();
+    // The fresh sources' prices, ascending, and the source each came from.
+    let (mut sorted, mut origins, mut fresh_count, mut with_conf) = ([Price::ZERO; N], [0u8; N], 0, 0);
     for (i, source) in market.sources.iter().enumerate() {
-        statuses[i] = match source.latest {
-            None => SourceStatus::Missing,
-            Some(tick) if now_ms.saturating_sub(tick.ts) > params.max_age_ms => SourceStatus::Stale,
-            Some(tick) if conf_too_wide(&tick, params) => SourceStatus::WideConf,
-            Some(tick) => {
-                fresh.insert(tick.price, i, tick.conf.is_some());
-                SourceStatus::Usable
-            }
+        let Some(tick) = source.latest else { continue };
+        statuses[i] = if now_ms.saturating_sub(tick.ts) > params.max_age_ms {
+            SourceStatus::Stale
+        } else if conf_too_wide(&tick, params) {
+            SourceStatus::WideConf
+        } else {
+            insert_sorted(&mut sorted, &mut origins, fresh_count, tick.price, i as u8);
+            fresh_count += 1;
+            with_conf += usize::from(tick.conf.is_some());
+            SourceStatus::Usable
         };
     }
-    let prices = fresh.prices();
+    let prices = &sorted[..fresh_count];
     let Some(first_median) = median_of_sorted(prices) else {
         return Judgement { statuses, usable: 0, index: None };
     };
     let inside = |p: &Price| !is_outlier(*p, first_median, params.max_deviation);
     let start = prices.iter().position(inside).unwrap_or(0);
     let end = prices.iter().rposition(inside).map_or(0, |i| i + 1);
-    let source_at = |k: usize| usize::from(fresh.sources[k]);
+    let source_at = |k: usize| usize::from(origins[k]);
     for k in (0..start).chain(end..prices.len()) {
         statuses[source_at(k)] = SourceStatus::Outlier;
     }
@@ -152,7 +146,7 @@ pub fn judge(market: &Market, now_ms: u64) -> Judgement {
     let conf_of = |k: usize| market.sources[source_at(k)].latest.and_then(|t| t.conf);
     let index = if usable < params.quorum {
         None
-    } else if fresh.with_conf > 0 && (start..end).all(|k| conf_of(k).is_some()) {
+    } else if with_conf > 0 && (start..end).all(|k| conf_of(k).is_some()) {
         let mut pairs = [(Price::ZERO, 0u128); MAX_SOURCES];
         for (pair, k) in pairs.iter_mut().zip(start..end) {
             *pair = (prices[k], confidence_weight(conf_of(k)));

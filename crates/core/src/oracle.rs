@@ -118,9 +118,11 @@ fn judge_with<const N: usize>(market: &Market, now_ms: u64) -> Judgement {
     let mut statuses = [SourceStatus::Missing; MAX_SOURCES];
     // The fresh sources' prices, ascending, and the source each came from.
     let (mut sorted, mut origins, mut fresh_count, mut with_conf) = ([Price::ZERO; N], [0u8; N], 0, 0);
+    // Stale <=> now - ts > max_age (saturating) <=> ts < now - max_age.
+    let fresh_from_ms = now_ms.saturating_sub(params.max_age_ms);
     for (i, source) in market.sources.iter().enumerate() {
         let Some(tick) = source.latest else { continue };
-        statuses[i] = if now_ms.saturating_sub(tick.ts) > params.max_age_ms {
+        statuses[i] = if tick.ts < fresh_from_ms {
             SourceStatus::Stale
         } else if conf_too_wide(&tick, params) {
             SourceStatus::WideConf
@@ -282,21 +284,15 @@ pub fn on_tick(
 }
 
 /// Re-judge a market's sources at engine time `now_ms`, update index and mark, freeze or thaw,
-/// and emit what changed.
+/// and emit what changed. Effects are built in cold helpers: the common tick changes no status
+/// and emits nothing.
 pub fn refresh(market: &mut Market, now_ms: u64, seq: u64, out: &mut Vec<Effect>) {
     let judgement = judge(market, now_ms);
     record_statuses(market, &judgement, now_ms, seq, out);
-    let quorum = market.params.quorum;
     let Some(raw_index) = judgement.index else {
         if !market.frozen {
             market.frozen = true;
-            let kind = EffectKind::OracleFrozen {
-                market: market.name.to_string(),
-                usable: judgement.usable,
-                quorum,
-                mark_price: market.mark_price,
-            };
-            out.push(Effect { seq, ts: now_ms, kind });
+            out.push(frozen_effect(market, judgement.usable, now_ms, seq));
         }
         return;
     };
@@ -308,22 +304,43 @@ pub fn refresh(market: &mut Market, now_ms: u64, seq: u64, out: &mut Vec<Effect>
     market.index_price = Some(index);
     market.mark_price = Some(mark_from(index, market.basis_ema_raw, &market.params));
     if thawed {
-        let kind = EffectKind::OracleThawed {
-            market: market.name.to_string(),
-            usable: judgement.usable,
-            quorum,
-            index_price: index,
-        };
-        out.push(Effect { seq, ts: now_ms, kind });
+        out.push(thawed_effect(market, judgement.usable, index, now_ms, seq));
     }
     if clamped {
-        let message = format!(
-            "index of {} wanted {raw_index}, held at {index} by max_jump {}/s",
-            market.name, market.params.max_jump
-        );
-        let kind = EffectKind::Alert { alert: "jump_clamped".into(), market: market.name.to_string(), message };
-        out.push(Effect { seq, ts: now_ms, kind });
+        out.push(clamped_effect(market, raw_index, index, now_ms, seq));
     }
+}
+
+#[cold]
+fn frozen_effect(market: &Market, usable: u32, now_ms: u64, seq: u64) -> Effect {
+    let kind = EffectKind::OracleFrozen {
+        market: market.name.to_string(),
+        usable,
+        quorum: market.params.quorum,
+        mark_price: market.mark_price,
+    };
+    Effect { seq, ts: now_ms, kind }
+}
+
+#[cold]
+fn thawed_effect(market: &Market, usable: u32, index: Price, now_ms: u64, seq: u64) -> Effect {
+    let kind = EffectKind::OracleThawed {
+        market: market.name.to_string(),
+        usable,
+        quorum: market.params.quorum,
+        index_price: index,
+    };
+    Effect { seq, ts: now_ms, kind }
+}
+
+#[cold]
+fn clamped_effect(market: &Market, raw_index: Price, index: Price, now_ms: u64, seq: u64) -> Effect {
+    let message = format!(
+        "index of {} wanted {raw_index}, held at {index} by max_jump {}/s",
+        market.name, market.params.max_jump
+    );
+    let kind = EffectKind::Alert { alert: "jump_clamped".into(), market: market.name.to_string(), message };
+    Effect { seq, ts: now_ms, kind }
 }
 
 /// Store each source's new status; a source that stops counting is counted and reported.
@@ -341,24 +358,22 @@ fn record_statuses(market: &mut Market, judgement: &Judgement, now_ms: u64, seq:
             SourceStatus::Usable | SourceStatus::Missing => continue,
         };
         *counter += 1;
-        let message = format!(
-            "source {} of {} is {} and no longer counts toward the index",
-            source.name,
-            market.name,
-            status.name()
-        );
-        out.push(Effect {
-            seq,
-            ts: now_ms,
-            kind: EffectKind::OracleRejected {
-                market: market.name.to_string(),
-                source: source.name.to_string(),
-                reason: status.name().to_string(),
-                event_refused: false,
-                message,
-            },
-        });
+        out.push(unusable_effect(&market.name, &source.name, status, now_ms, seq));
     }
+}
+
+#[cold]
+fn unusable_effect(market_name: &str, source_name: &str, status: SourceStatus, now_ms: u64, seq: u64) -> Effect {
+    let message =
+        format!("source {source_name} of {market_name} is {} and no longer counts toward the index", status.name());
+    let kind = EffectKind::OracleRejected {
+        market: market_name.to_string(),
+        source: source_name.to_string(),
+        reason: status.name().to_string(),
+        event_refused: false,
+        message,
+    };
+    Effect { seq, ts: now_ms, kind }
 }
 
 impl Engine {

@@ -11,6 +11,7 @@
 
 mod alloc;
 mod book;
+mod cpu;
 mod phases;
 
 pub use alloc::CountingAllocator;

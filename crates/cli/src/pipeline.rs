@@ -113,12 +113,13 @@ fn apply_all(
     }
 }
 
-/// How many lines ahead of the one being applied each prefetch stage runs: the name-table slots,
-/// then the account records, then what they point to (see [`solvent_core::Prefetch`]).
-const PREFETCH_AHEAD: [usize; 3] = [12, 8, 4];
+/// How many lines ahead of the one being applied each prefetch stage runs: the parsed line
+/// itself (written by the reader's core), its strings, then the engine's hint stages: the
+/// name-table slots, the account records, what they point to (see [`solvent_core::Prefetch`]).
+const PREFETCH_AHEAD: [usize; 5] = [24, 18, 12, 8, 4];
 
 /// Apply one batch in order, prefetching for the lines a few places ahead (the hints change no
-/// state and no output; they only overlap the cache misses of upcoming account lookups).
+/// state and no output; they only overlap the cache misses of what upcoming lines will read).
 fn apply_batch(
     engine: &mut Engine,
     applier: &mut Applier,
@@ -126,31 +127,39 @@ fn apply_batch(
     progress: &indicatif::ProgressBar,
     hints: &mut Vec<Prefetch>,
 ) -> Result<(), String> {
-    let hint = |engine: &Engine, item: &Item| match item.line.as_ref().and_then(ParsedLine::event) {
+    let [item_at, strings_at, hint_at, record_at, data_at] = PREFETCH_AHEAD;
+    let parsed = |j: usize| batch.get(j).and_then(|item| item.line.as_ref());
+    let hint = |engine: &Engine, j: usize| match parsed(j).and_then(ParsedLine::event) {
         Some(event) => engine.prefetch_hint(event),
         None => Prefetch::default(),
     };
-    let [first, second, third] = PREFETCH_AHEAD;
-    hints.clear();
-    hints.extend(batch.iter().take(first).map(|item| hint(engine, item)));
     // The first lines of a batch get their stages back to back (nothing to overlap them with).
+    batch.iter().take(item_at).for_each(solvent_core::prefetch::prefetch_value);
+    (0..strings_at).filter_map(parsed).for_each(ParsedLine::prefetch_strings);
+    hints.clear();
+    hints.extend((0..hint_at.min(batch.len())).map(|j| hint(engine, j)));
     for (k, h) in hints.iter_mut().enumerate() {
-        if k < second {
+        if k < record_at {
             engine.prefetch(h);
         }
-        if k < third {
+        if k < data_at {
             engine.prefetch(h);
         }
     }
     for (j, item) in batch.iter().enumerate() {
-        if let Some(next) = batch.get(j + first) {
-            hints.push(hint(engine, next));
+        if let Some(ahead) = batch.get(j + item_at) {
+            solvent_core::prefetch::prefetch_value(ahead);
         }
-        if let Some(h) = hints.get_mut(j + second) {
-            engine.prefetch(h);
+        if let Some(ahead) = parsed(j + strings_at) {
+            ahead.prefetch_strings();
         }
-        if let Some(h) = hints.get_mut(j + third) {
-            engine.prefetch(h);
+        if j + hint_at < batch.len() {
+            hints.push(hint(engine, j + hint_at));
+        }
+        for at in [record_at, data_at] {
+            if let Some(h) = hints.get_mut(j + at) {
+                engine.prefetch(h);
+            }
         }
         applier.line(engine, item.line.as_ref(), item.line_bytes)?;
         if applier.summary.lines % 65_536 == 0 {

@@ -20,7 +20,7 @@ pub(crate) mod names;
 pub mod num;
 pub mod oracle;
 pub mod params;
-mod prefetch;
+pub mod prefetch;
 pub mod risk_index;
 pub mod state;
 pub mod trade;

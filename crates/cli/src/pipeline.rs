@@ -162,7 +162,7 @@ fn apply_batch(
             }
         }
         applier.line(engine, item.line.as_ref(), item.line_bytes)?;
-        if applier.summary.lines % 65_536 == 0 {
+        if applier.summary.lines.is_multiple_of(65_536) {
             progress.set_position(applier.bytes_read);
         }
     }

@@ -127,7 +127,7 @@ pub fn replay_into(
             Line::Text(bytes) => applier.line(engine, Some(&ParsedLine::parse(bytes)), bytes.len())?,
             Line::TooLong => applier.line(engine, None, 0)?,
         }
-        if applier.summary.lines % 65_536 == 0 {
+        if applier.summary.lines.is_multiple_of(65_536) {
             progress.set_position(applier.bytes_read);
         }
     }

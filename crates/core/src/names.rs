@@ -38,9 +38,7 @@ fn tag_of(hash: u64) -> u32 {
 
 impl NameIndex {
     pub(crate) fn with_capacity(accounts: usize) -> NameIndex {
-        let mut index = NameIndex::default();
-        index.slots = vec![0; slots_for(accounts)];
-        index
+        NameIndex { slots: vec![0; slots_for(accounts)], ..NameIndex::default() }
     }
 }
 
@@ -97,7 +95,7 @@ impl<S: BuildHasher> NameIndex<S> {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
-        self.place(u64::from(tag) << 32 | (u64::from(id.0) + 1));
+        self.place((u64::from(tag) << 32) | (u64::from(id.0) + 1));
         self.len += 1;
         true
     }

@@ -112,7 +112,7 @@ impl<'w> Applier<'w> {
 }
 
 /// Replay `events` into `engine` on the calling thread (read, parse, apply, write, line by
-/// line), writing effects to `out`. Returns the counts. [`replay_pipelined`] gives the same
+/// line), writing effects to `out`. Returns the counts. [`crate::pipeline::replay_pipelined`] gives the same
 /// output with reading and parsing on a second thread.
 pub fn replay_into(
     engine: &mut Engine,

@@ -5,12 +5,15 @@
 //! main book (victims for the latency ladder, then `--accounts` accounts); full-scan revaluation
 //! against a plain memory read; price ticks through `apply` on the book and on an empty engine
 //! (2 per account, between 10,000 and 2,000,000); the latency ladder (ticks that make 1 to 10
-//! victims cross; one sample per 200 accounts, between 100 and 5,000); a mixed event file through
-//! the JSON parser and `apply`, as `solvent replay` runs it (one line per account, between 10,000
-//! and 1,000,000). The default (1,000,000 accounts) runs every phase at full size.
+//! victims cross; one sample per 200 accounts, between 100 and 5,000); mixed event files through
+//! the JSON parser and `apply`, as `solvent replay` runs them (two files of one line per account,
+//! between 10,000 and 1,000,000: the first on one thread, the second pipelined, as `solvent
+//! replay` does it), with CPU time per event. The default (1,000,000 accounts) runs every phase
+//! at full size.
 
 mod alloc;
 mod book;
+mod cpu;
 mod phases;
 
 pub use alloc::CountingAllocator;

@@ -13,15 +13,30 @@ pub struct LineReader<R> {
     inner: R,
     buffer: Vec<u8>,
     max_bytes: usize,
+    /// Bytes of `inner`'s buffer handed out as the last line (and its newline), consumed at the
+    /// next call: a line that lies whole in the reader's buffer is lent, not copied.
+    pending: usize,
 }
 
 impl<R: BufRead> LineReader<R> {
     pub fn new(inner: R, max_bytes: usize) -> Self {
-        LineReader { inner, buffer: Vec::with_capacity(4096), max_bytes }
+        LineReader { inner, buffer: Vec::with_capacity(4096), max_bytes, pending: 0 }
     }
 
     /// The next line, or `None` at end of input.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.inner.consume(std::mem::take(&mut self.pending));
+        let newline = self.inner.fill_buf()?.iter().position(|&b| b == b'\n');
+        if let Some(end) = newline.filter(|&end| end <= self.max_bytes) {
+            self.pending = end + 1;
+            let chunk = self.inner.fill_buf()?; // the same bytes: the buffer is not empty
+            return Ok(Some(Line::Text(&chunk[..end])));
+        }
+        self.next_line_copied()
+    }
+
+    /// A line that is longer than what is buffered (or too long): gathered chunk by chunk.
+    fn next_line_copied(&mut self) -> io::Result<Option<Line<'_>>> {
         self.buffer.clear();
         let mut too_long = false;
         let mut saw_any = false;
@@ -71,5 +86,24 @@ mod tests {
             });
         }
         assert_eq!(seen, vec!["ab", "", "cdef", "<too long>", "last"]);
+    }
+
+    /// Every buffer size gives the same lines, whether they are lent from the reader's buffer
+    /// or gathered across refills; a line of exactly the limit is kept.
+    #[test]
+    fn lent_and_copied_lines_agree() {
+        let input = b"ab\n\ncdef\nghijklmnop\n12345\r\nlast".to_vec();
+        let expected = vec!["ab", "", "cdef", "<too long>", "12345\r", "last"];
+        for capacity in 1..input.len() + 8 {
+            let mut reader = LineReader::new(io::BufReader::with_capacity(capacity, &input[..]), 6);
+            let mut seen = Vec::new();
+            while let Some(line) = reader.next_line().unwrap() {
+                seen.push(match line {
+                    Line::Text(t) => String::from_utf8(t.to_vec()).unwrap(),
+                    Line::TooLong => "<too long>".to_string(),
+                });
+            }
+            assert_eq!(seen, expected, "buffer of {capacity} bytes");
+        }
     }
 }

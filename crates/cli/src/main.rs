@@ -2,6 +2,7 @@
 
 mod bench;
 mod lines;
+mod pipeline;
 mod progress;
 mod replay;
 mod report;

@@ -1,6 +1,7 @@
 //! `solvent replay`: apply a JSON Lines event file, write effects, report the final state hash.
 
 use crate::lines::{Line, LineReader};
+use solvent_core::event::ParsedLine;
 use solvent_core::event::MAX_LINE_BYTES;
 use solvent_core::{Config, Effect, Engine, Error};
 use std::fs::File;
@@ -37,7 +38,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
     }
 }
 
-fn open_input(path: &Path) -> Result<(Box<dyn BufRead>, u64), String> {
+fn open_input(path: &Path) -> Result<(Box<dyn BufRead + Send>, u64), String> {
     if path.as_os_str() == "-" {
         return Ok((Box::new(BufReader::with_capacity(1 << 16, io::stdin())), 0));
     }
@@ -56,49 +57,81 @@ fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>, String> {
     }
 }
 
-/// Replay `events` into `engine`, writing effects to `out`. Returns the counts.
+/// Counts and buffers shared by both replay paths: one line in, its effects out, in order.
+pub(crate) struct Applier<'w> {
+    out: &'w mut dyn Write,
+    pub(crate) summary: Summary,
+    effects: Vec<Effect>,
+    pub(crate) bytes_read: u64,
+}
+
+impl<'w> Applier<'w> {
+    pub(crate) fn new(out: &'w mut dyn Write) -> Applier<'w> {
+        Applier { out, summary: Summary::default(), effects: Vec::with_capacity(64), bytes_read: 0 }
+    }
+
+    /// Apply the next line (`None`: longer than the limit) and write its effects.
+    pub(crate) fn line(
+        &mut self,
+        engine: &mut Engine,
+        line: Option<&ParsedLine>,
+        line_bytes: usize,
+    ) -> Result<(), String> {
+        self.summary.lines += 1;
+        let seq = self.summary.lines;
+        self.effects.clear();
+        match line {
+            Some(parsed) => {
+                self.bytes_read += line_bytes as u64 + 1;
+                if !parsed.is_blank() {
+                    self.summary.events += 1;
+                }
+                engine.apply_parsed(seq, parsed, &mut self.effects);
+            }
+            None => {
+                self.summary.events += 1;
+                let error = Error::LineTooLong { max_bytes: MAX_LINE_BYTES };
+                self.effects.push(Effect::rejected(seq, engine.last_ts(), &error));
+            }
+        }
+        for effect in &self.effects {
+            if effect.rejection_kind().is_some() {
+                self.summary.rejected += 1;
+            }
+            serde_json::to_writer(&mut *self.out, effect).map_err(|e| format!("writing effects: {e}"))?;
+            self.out.write_all(b"\n").map_err(|e| format!("writing effects: {e}"))?;
+        }
+        self.summary.effects += self.effects.len() as u64;
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Result<Summary, String> {
+        self.out.flush().map_err(|e| format!("writing effects: {e}"))?;
+        Ok(self.summary)
+    }
+}
+
+/// Replay `events` into `engine` on the calling thread (read, parse, apply, write, line by
+/// line), writing effects to `out`. Returns the counts. [`crate::pipeline::replay_pipelined`] gives the same
+/// output with reading and parsing on a second thread.
 pub fn replay_into(
     engine: &mut Engine,
-    input: Box<dyn BufRead>,
+    input: Box<dyn BufRead + Send>,
     out: &mut dyn Write,
     progress: &indicatif::ProgressBar,
 ) -> Result<Summary, String> {
     let mut reader = LineReader::new(input, MAX_LINE_BYTES);
-    let mut summary = Summary::default();
-    let mut effects: Vec<Effect> = Vec::with_capacity(64);
-    let mut bytes_read = 0u64;
+    let mut applier = Applier::new(out);
     while let Some(line) = reader.next_line().map_err(|e| format!("reading events: {e}"))? {
-        summary.lines += 1;
-        let seq = summary.lines;
-        effects.clear();
         match line {
-            Line::Text(bytes) => {
-                bytes_read += bytes.len() as u64 + 1;
-                if !bytes.iter().all(u8::is_ascii_whitespace) {
-                    summary.events += 1;
-                }
-                engine.apply_line(seq, bytes, &mut effects);
-            }
-            Line::TooLong => {
-                summary.events += 1;
-                let error = Error::LineTooLong { max_bytes: MAX_LINE_BYTES };
-                effects.push(Effect::rejected(seq, engine.last_ts(), &error));
-            }
+            Line::Text(bytes) => applier.line(engine, Some(&ParsedLine::parse(bytes)), bytes.len())?,
+            Line::TooLong => applier.line(engine, None, 0)?,
         }
-        for effect in &effects {
-            if effect.rejection_kind().is_some() {
-                summary.rejected += 1;
-            }
-            serde_json::to_writer(&mut *out, effect).map_err(|e| format!("writing effects: {e}"))?;
-            out.write_all(b"\n").map_err(|e| format!("writing effects: {e}"))?;
-        }
-        summary.effects += effects.len() as u64;
-        if seq % 65_536 == 0 {
-            progress.set_position(bytes_read);
+        if applier.summary.lines.is_multiple_of(65_536) {
+            progress.set_position(applier.bytes_read);
         }
     }
-    out.flush().map_err(|e| format!("writing effects: {e}"))?;
-    Ok(summary)
+    applier.finish()
 }
 
 /// The whole command. Returns the summary and the engine's final state.
@@ -109,7 +142,7 @@ pub fn run(options: &ReplayOptions) -> Result<(Summary, Engine), String> {
     let mut out = open_output(options.out.as_deref())?;
     let progress = crate::progress::bytes_bar(len, "replaying");
     let started = Instant::now();
-    let summary = replay_into(&mut engine, input, &mut out, &progress)?;
+    let summary = crate::pipeline::replay_pipelined(&mut engine, input, &mut out, &progress)?;
     progress.finish_and_clear();
     let elapsed = started.elapsed();
     if let Some(path) = &options.state_out {

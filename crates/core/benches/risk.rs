@@ -15,7 +15,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use solvent_core::config::MarketParams;
-use solvent_core::event::{ParamsUpdate, PriceTick, Trade, Transfer};
+use solvent_core::event::{ParamsUpdate, ParsedLine, PriceTick, Trade, Transfer};
 use solvent_core::liquidation::sizing::partial_close_size;
 use solvent_core::margin::health;
 use solvent_core::state::{Account, AssetId, MarketId, Position};
@@ -343,6 +343,24 @@ fn replay_bench(c: &mut Criterion) {
             }
             let elapsed = start.elapsed();
             drop(replica);
+            elapsed.max(Duration::from_nanos(1))
+        })
+    });
+    // The engine thread's share when lines are parsed on another thread (`solvent replay`):
+    // parsing happens before the clock starts.
+    group.bench_function("apply_parsed_mixed_10k_accounts", |b| {
+        b.iter_custom(|iters| {
+            let mut replica = base.clone();
+            let lines = mixed_lines(&mut replica, accounts, iters);
+            let parsed: Vec<ParsedLine> = lines.iter().map(|l| ParsedLine::parse(l.as_bytes())).collect();
+            let mut out = Vec::with_capacity(64);
+            let start = Instant::now();
+            for (i, line) in parsed.iter().take(iters as usize).enumerate() {
+                out.clear();
+                replica.engine.apply_parsed(replica.seq + 1 + i as u64, black_box(line), &mut out);
+            }
+            let elapsed = start.elapsed();
+            drop((replica, parsed));
             elapsed.max(Duration::from_nanos(1))
         })
     });

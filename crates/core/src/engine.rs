@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::effect::Effect;
 use crate::error::Error;
-use crate::event::Event;
+use crate::event::{Event, Parsed, ParsedLine};
 use crate::margin::{self, Health};
 use crate::names::NameIndex;
 use crate::num::{Overflow, Quote, Size};
@@ -129,6 +129,11 @@ impl Engine {
     pub fn apply(&mut self, seq: u64, event: &Event, out: &mut Vec<Effect>) -> Result<(), Error> {
         self.last_seq = seq;
         event.validate()?;
+        self.apply_valid(event, seq, out)
+    }
+
+    /// [`Engine::apply`] after `event.validate()` passed (`last_seq` already set).
+    fn apply_valid(&mut self, event: &Event, seq: u64, out: &mut Vec<Effect>) -> Result<(), Error> {
         let ts = event.ts();
         let advances_clock = event.advances_clock();
         if advances_clock && ts < self.last_ts {
@@ -176,20 +181,26 @@ impl Engine {
 
     /// Parse and apply one input line; a refusal becomes a `rejected` effect. Empty lines are skipped.
     pub fn apply_line(&mut self, seq: u64, line: &[u8], out: &mut Vec<Effect>) {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            return;
-        }
-        match Event::parse_line(line) {
-            Ok(event) => {
-                if let Err(error) = self.apply(seq, &event, out) {
+        self.apply_parsed(seq, &ParsedLine::parse(line), out);
+    }
+
+    /// [`Engine::apply_line`] for a line parsed beforehand (possibly on another thread): the same
+    /// effects and state. The parser made every check of [`Event::validate`], so it is not rerun.
+    pub fn apply_parsed(&mut self, seq: u64, line: &ParsedLine, out: &mut Vec<Effect>) {
+        match &line.0 {
+            Parsed::Blank => {}
+            Parsed::Event(event) => {
+                debug_assert_eq!(event.validate(), Ok(()), "the parser validates what it accepts");
+                self.last_seq = seq;
+                if let Err(error) = self.apply_valid(event, seq, out) {
                     // A refused tick's ts is the source's claim, not time: report the engine clock.
                     let ts = if event.advances_clock() { event.ts().max(self.last_ts) } else { self.last_ts };
                     out.push(Effect::rejected(seq, ts, &error));
                 }
             }
-            Err(error) => {
+            Parsed::Refused(error) => {
                 self.last_seq = seq;
-                out.push(Effect::rejected(seq, self.last_ts, &error));
+                out.push(Effect::rejected(seq, self.last_ts, error));
             }
         }
     }

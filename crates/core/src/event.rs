@@ -195,6 +195,47 @@ impl Event {
     }
 }
 
+/// One input line, parsed: blank, an event that passed every check [`Event::validate`] makes, or
+/// the typed refusal. Parsing is pure (it reads no engine state), so a reader thread may parse
+/// lines ahead of the thread that applies them ([`crate::Engine::apply_parsed`]); the effects are
+/// those of [`crate::Engine::apply_line`] on the same bytes. Only [`ParsedLine::parse`] builds one,
+/// which is what lets `apply_parsed` skip a second validation of what the parser checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedLine(pub(crate) Parsed);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    Blank,
+    Event(Event),
+    Refused(Error),
+}
+
+impl ParsedLine {
+    /// Parse one line (without its newline). A line of only whitespace is blank (skipped).
+    pub fn parse(line: &[u8]) -> ParsedLine {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return ParsedLine(Parsed::Blank);
+        }
+        ParsedLine(match Event::parse_line(line) {
+            Ok(event) => Parsed::Event(event),
+            Err(error) => Parsed::Refused(error),
+        })
+    }
+
+    /// Whether the line was blank (it is skipped: no effect, no sequence number used).
+    pub fn is_blank(&self) -> bool {
+        matches!(self.0, Parsed::Blank)
+    }
+
+    /// The event, when the line parsed.
+    pub fn event(&self) -> Option<&Event> {
+        match &self.0 {
+            Parsed::Event(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
 fn truncate(text: &str) -> String {
     text.chars().take(MAX_ID_BYTES).collect()
 }

@@ -318,34 +318,91 @@ fn mixed_line(book: &mut Book, walk: &mut Walk, accounts: usize, out: &mut impl 
     }
 }
 
-/// Replay a mixed event file through the JSON parser and `apply`, as `solvent replay` does
-/// (effects serialized to a sink).
-pub fn replay(book: &mut Book, lines: usize, accounts: usize, seed: u64) -> Result<Vec<Figure>, String> {
-    let path = std::env::temp_dir().join(format!("solvent-bench-{}-{seed}.jsonl", std::process::id()));
+/// Write `lines` mixed lines to a temporary file; returns its path and size in bytes.
+fn write_mixed_file(
+    book: &mut Book,
+    walk: &mut Walk,
+    lines: usize,
+    accounts: usize,
+    name: &str,
+) -> Result<(std::path::PathBuf, u64), String> {
+    let path = std::env::temp_dir().join(format!("solvent-bench-{}-{name}.jsonl", std::process::id()));
     let file = std::fs::File::create(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 16, file);
-    let mut walk = Walk::new(seed ^ 0xfeed);
     for _ in 0..lines {
-        mixed_line(book, &mut walk, accounts, &mut writer).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        mixed_line(book, walk, accounts, &mut writer).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     writer.flush().map_err(|e| format!("writing {}: {e}", path.display()))?;
     drop(writer);
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let file = std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    let input = Box::new(std::io::BufReader::with_capacity(1 << 16, file));
+    Ok((path, bytes))
+}
+
+/// One timed replay: the counts, wall seconds, and CPU ns of the calling (engine) thread and of
+/// the whole process (both `None` where `/proc` is unavailable).
+struct Timed {
+    summary: crate::replay::Summary,
+    seconds: f64,
+    engine_cpu_ns: Option<f64>,
+    process_cpu_ns: Option<f64>,
+}
+
+/// Replay the file at `path` into the book's engine, on one thread or pipelined (file open to
+/// last effect written).
+fn time_replay(book: &mut Book, path: &std::path::Path, pipelined: bool) -> Result<Timed, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("opening {}: {e}", path.display()));
+    let _ = std::fs::remove_file(path); // the open file stays readable
+    let input = Box::new(std::io::BufReader::with_capacity(1 << 16, file?));
+    let (sink, bar) = (&mut std::io::sink(), &indicatif::ProgressBar::hidden());
+    let (thread_before, process_before) = (super::cpu::thread_ns(), super::cpu::process_ns());
     let start = Instant::now();
-    let summary =
-        crate::replay::replay_into(&mut book.engine, input, &mut std::io::sink(), &indicatif::ProgressBar::hidden());
+    let summary = if pipelined {
+        crate::pipeline::replay_pipelined(&mut book.engine, input, sink, bar)
+    } else {
+        crate::replay::replay_into(&mut book.engine, input, sink, bar)
+    }?;
     let seconds = start.elapsed().as_secs_f64();
-    let _ = std::fs::remove_file(&path);
-    let summary = summary?;
-    Ok(vec![
-        Figure::new("replay_events_per_second", summary.events as f64 / seconds, "events/s")
+    let delta = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
+    Ok(Timed {
+        summary,
+        seconds,
+        engine_cpu_ns: delta(thread_before, super::cpu::thread_ns()),
+        process_cpu_ns: delta(process_before, super::cpu::process_ns()),
+    })
+}
+
+/// Replay mixed event files through the JSON parser and `apply`, as `solvent replay` does
+/// (effects serialized to a sink): one file on one thread, then the next (same mix, continuing
+/// the same stream) pipelined, the path `solvent replay` takes.
+pub fn replay(book: &mut Book, lines: usize, accounts: usize, seed: u64) -> Result<Vec<Figure>, String> {
+    let mut walk = Walk::new(seed ^ 0xfeed);
+    let (one_path, bytes) = write_mixed_file(book, &mut walk, lines, accounts, "one-thread")?;
+    let one = time_replay(book, &one_path, false)?;
+    let (two_path, _) = write_mixed_file(book, &mut walk, lines, accounts, "pipelined")?;
+    let two = time_replay(book, &two_path, true)?;
+    let mix = "55% prices, 25% trades, 10% deposits, 5% withdrawals, 5% clocks; parse + apply + effects to a sink";
+    let per_event = |ns: f64, timed: &Timed| ns / timed.summary.events as f64;
+    let mut figures = vec![
+        Figure::new("replay_events_per_second", two.summary.events as f64 / two.seconds, "events/s")
             .target(">= 1,000,000", |v| v >= 1e6)
-            .note("55% prices, 25% trades, 10% deposits, 5% withdrawals, 5% clocks; parse + apply + effects to a sink"),
-        Figure::new("replay_events", summary.events as f64, "events")
-            .note(format!("{:.1} MB file", bytes as f64 / 1e6)),
-        Figure::new("replay_rejected", summary.rejected as f64, "events"),
-        Figure::new("replay_effects", summary.effects as f64, "effects"),
-    ])
+            .note(format!("{mix}; reader/parser thread + engine thread (solvent replay)")),
+        Figure::new("replay_one_thread_events_per_second", one.summary.events as f64 / one.seconds, "events/s")
+            .note("the same mix, read + parse + apply + write on one thread"),
+    ];
+    if let (Some(engine), Some(process), Some(single)) = (two.engine_cpu_ns, two.process_cpu_ns, one.engine_cpu_ns) {
+        figures.extend([
+            Figure::new("replay_engine_thread_cpu", per_event(engine, &two), "ns/event")
+                .note("pipelined: CPU time of the applying thread (bounds events/s on an idle core)"),
+            Figure::new("replay_reader_thread_cpu", per_event(process - engine, &two), "ns/event")
+                .note("pipelined: CPU time of the rest of the process (the reader/parser), 10 ms ticks"),
+            Figure::new("replay_one_thread_cpu", per_event(single, &one), "ns/event"),
+        ]);
+    }
+    figures.extend([
+        Figure::new("replay_events", (one.summary.events + two.summary.events) as f64, "events")
+            .note(format!("two files of {lines} lines, {:.1} MB each", bytes as f64 / 1e6)),
+        Figure::new("replay_rejected", (one.summary.rejected + two.summary.rejected) as f64, "events"),
+        Figure::new("replay_effects", (one.summary.effects + two.summary.effects) as f64, "effects"),
+    ]);
+    Ok(figures)
 }

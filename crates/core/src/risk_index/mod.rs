@@ -152,6 +152,13 @@ impl RiskIndex {
         self.queue_id(id.0);
     }
 
+    /// Hint that `id` will be touched soon: asks the cache for its record (`crate::prefetch`).
+    pub(crate) fn prefetch(&self, id: AccountId) {
+        if let Some(record) = self.records.get(id.0 as usize) {
+            crate::prefetch::read(record);
+        }
+    }
+
     /// The market's risk parameters changed: recheck every holder at the next pass.
     pub(crate) fn market_params_changed(&mut self, market: MarketId) {
         self.queue_holders(market.0 as usize);

@@ -73,6 +73,28 @@ pub(crate) fn needs_liquidation_given(
     account.positions.iter().any(|p: &Position| !frozen(p.market))
 }
 
+/// What the waterfall reads of an account's health between its steps: [`Health`] without the
+/// initial-margin figures, which liquidation never reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StepHealth {
+    equity: Quote,
+    maintenance_margin: Quote,
+    unrealized_pnl: Quote,
+}
+
+impl StepHealth {
+    fn below_maintenance(&self) -> bool {
+        self.equity < self.maintenance_margin
+    }
+}
+
+impl From<Health> for StepHealth {
+    fn from(health: Health) -> StepHealth {
+        let Health { equity, maintenance_margin, unrealized_pnl, .. } = health;
+        StepHealth { equity, maintenance_margin, unrealized_pnl }
+    }
+}
+
 /// The health of an account whose only position, `old`, a liquidation step has just reduced
 /// (`after` is the account now; `close` is the step's), derived from `before` and the step's own
 /// numbers instead of a second full evaluation; exactly what `margin::health` gives for `after`.
@@ -80,17 +102,16 @@ pub(crate) fn needs_liquidation_given(
 ///
 /// Why it is exact: equity = S + U + ⌊W / F⌋, with S the settlement balance and U the unrealized
 /// PnL (both whole `Quote` units) and W the weighted other collateral at 10^-24, which the step
-/// does not change; so ⌊W / F⌋ = equity − S − U carries over, and equity without profit is
-/// S + min(0, U) + ⌊W / F⌋. MM and IM are per-position values: the remaining position's MM is the
-/// one the sizing search checked (zero after a full close), its IM is computed here.
+/// does not change; so ⌊W / F⌋ = equity − S − U carries over. MM is a sum of per-position values:
+/// the remaining position's MM is the one the sizing search checked (zero after a full close).
 fn health_after_single(
-    before: &Health,
+    before: &StepHealth,
     settlement_before: Quote,
     old: &Position,
     after: &Account,
     markets: &[Market],
     close: sizing::Close,
-) -> Option<Health> {
+) -> Option<StepHealth> {
     const BOUND: u128 = 1 << 100; // far from i128's ends: no sum below can overflow
     let market = &markets[old.market.0 as usize];
     let mark = market.mark_price?;
@@ -101,23 +122,13 @@ fn health_after_single(
     };
     let upnl_old = old.unrealized_pnl(mark).ok()?;
     let upnl_new = new.map_or(Ok(Quote::ZERO), |p| p.unrealized_pnl(mark)).ok()?;
-    let im_new = match new {
-        Some(p) => crate::margin::position_im(&market.params, p.size.checked_abs().ok()?, mark).ok()?,
-        None => Quote::ZERO,
-    };
     let values = [before.equity, before.unrealized_pnl, settlement_before, after.settlement, upnl_old, upnl_new];
     if values.iter().any(|v| v.raw().unsigned_abs() >= BOUND) || before.unrealized_pnl != upnl_old {
         return None;
     }
     let collateral_floor = before.equity.checked_sub(settlement_before).ok()?.checked_sub(upnl_old).ok()?;
-    let base = after.settlement.checked_add(collateral_floor).ok()?;
-    Some(Health {
-        equity: base.checked_add(upnl_new).ok()?,
-        unrealized_pnl: upnl_new,
-        equity_without_profit: base.checked_add(upnl_new.min(Quote::ZERO)).ok()?,
-        maintenance_margin: close.remaining_mm,
-        initial_margin: im_new,
-    })
+    let equity = after.settlement.checked_add(collateral_floor).ok()?.checked_add(upnl_new).ok()?;
+    Some(StepHealth { equity, maintenance_margin: close.remaining_mm, unrealized_pnl: upnl_new })
 }
 
 impl Engine {
@@ -224,7 +235,7 @@ impl Engine {
     /// One account's step of the waterfall.
     fn liquidate_account(&mut self, id: AccountId, seq: u64, out: &mut Vec<Effect>) -> Result<(), Overflow> {
         let account = &self.accounts[id.0 as usize];
-        let mut health = self.health_of(account)?;
+        let mut health = StepHealth::from(self.health_of(account)?);
         if !health.below_maintenance() {
             return Ok(());
         }
@@ -241,7 +252,7 @@ impl Engine {
         }
         debug_assert_eq!(
             Ok(health),
-            self.health_of(&self.accounts[id.0 as usize]),
+            self.health_of(&self.accounts[id.0 as usize]).map(StepHealth::from),
             "the health carried along is current"
         );
         let account = &self.accounts[id.0 as usize];
@@ -277,16 +288,16 @@ impl Engine {
         &mut self,
         id: AccountId,
         market_id: MarketId,
-        before: Health,
+        before: StepHealth,
         seq: u64,
         out: &mut Vec<Effect>,
-    ) -> Result<Health, Overflow> {
+    ) -> Result<StepHealth, Overflow> {
         let account = &self.accounts[id.0 as usize];
         let market = &self.markets[market_id.0 as usize];
         let mark = market.mark_price.ok_or(Overflow)?;
         let position = *account.position(market_id).ok_or(Overflow)?;
         let size_abs = position.size.checked_abs()?;
-        debug_assert_eq!(Ok(before), self.health_of(account), "the caller's health is current");
+        debug_assert_eq!(Ok(before), self.health_of(account).map(StepHealth::from), "the caller's health is current");
         // The account's MM is the sum of its positions' (each rounded up): with one position,
         // that position's MM is the account's.
         let own_mm = match account.positions.len() {
@@ -319,9 +330,9 @@ impl Engine {
             .flatten();
         let after = match derived {
             Some(after) => after,
-            None => self.health_of(account)?,
+            None => StepHealth::from(self.health_of(account)?),
         };
-        debug_assert_eq!(Ok(after), self.health_of(account), "the derived health is exact");
+        debug_assert_eq!(Ok(after), self.health_of(account).map(StepHealth::from), "the derived health is exact");
         // `String::from(&str)`, not `to_string()`: on a `Box<str>` that goes through `fmt`.
         let name = String::from(&*self.accounts[id.0 as usize].name);
         out.push(Effect {

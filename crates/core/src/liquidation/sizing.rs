@@ -30,14 +30,21 @@ fn bracket_integral(params: &MarketParams, lo: i128, hi: i128, rate: impl Fn(usi
 
 /// [`penalty`] in i128 arithmetic (the same exact value), `None` where a product might not fit.
 fn penalty_narrow(params: &MarketParams, lo: i128, hi: i128, mark: Price) -> Option<Quote> {
-    let mut weighted = 0i128;
-    for (i, tier) in params.tiers.iter().enumerate() {
-        let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
-        let overlap = hi.min(upper) - lo.max(tier.from_raw);
-        if overlap > 0 {
-            weighted = weighted.checked_add(margin::mul_i128(overlap, i128::from(tier.penalty_rate.raw()))?)?;
+    let in_first = hi <= params.tiers.get(1).map_or(i128::MAX, |t| t.from_raw) && lo >= params.tiers[0].from_raw;
+    let weighted = if in_first {
+        // All of [lo, hi] lies in the first bracket (most closes): one product, the same sum.
+        margin::mul_i128((hi - lo).max(0), i128::from(params.tiers[0].penalty_rate.raw()))?
+    } else {
+        let mut weighted = 0i128;
+        for (i, tier) in params.tiers.iter().enumerate() {
+            let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
+            let overlap = hi.min(upper) - lo.max(tier.from_raw);
+            if overlap > 0 {
+                weighted = weighted.checked_add(margin::mul_i128(overlap, i128::from(tier.penalty_rate.raw()))?)?;
+            }
         }
-    }
+        weighted
+    };
     let fine = match params.tier_basis {
         TierBasis::Size => margin::mul_i128(weighted, i128::from(mark.raw()))?,
         TierBasis::Notional => weighted,

@@ -14,7 +14,6 @@ pub mod event;
 mod fastparse;
 pub mod hash;
 pub mod json;
-pub mod list;
 pub mod liquidation;
 pub mod margin;
 pub(crate) mod names;

@@ -5,7 +5,6 @@
 //! anything observable; the state hash and the dump sort by name.
 
 use crate::config::{MarketParams, TierBasis};
-use crate::list::List;
 use crate::num::{Price, Quote, Rate, Size};
 use serde::{Deserialize, Serialize};
 
@@ -46,25 +45,17 @@ impl Position {
 /// One account. `settlement` is the balance of the settlement asset, where realized PnL and fees
 /// are booked; it may go negative (a loss beyond the settlement balance, backed by other
 /// collateral). `collateral` holds the other assets (strictly positive balances, sorted by id).
-///
-/// Both lists keep their first entry inline ([`List`]): an account with one position and at
-/// most one other asset is one 112-byte record with no heap block besides its name, which a full
-/// scan reads as one sequential stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub name: Box<str>,
     pub settlement: Quote,
-    pub collateral: List<(AssetId, Size)>,
-    pub positions: List<Position>,
+    pub collateral: Vec<(AssetId, Size)>,
+    pub positions: Vec<Position>,
 }
-
-// The record size the memory and scan figures of docs/performance.md rest on.
-#[cfg(target_pointer_width = "64")]
-const _: () = assert!(std::mem::size_of::<Account>() == 112, "an account record is 112 bytes");
 
 impl Account {
     pub fn new(name: &str) -> Account {
-        Account { name: name.into(), settlement: Quote::ZERO, collateral: List::new(), positions: List::new() }
+        Account { name: name.into(), settlement: Quote::ZERO, collateral: Vec::new(), positions: Vec::new() }
     }
 
     pub fn position(&self, market: MarketId) -> Option<&Position> {
@@ -89,7 +80,10 @@ impl Account {
             }
             Ok(i) => self.collateral[i].1 = balance,
             Err(_) if balance.is_zero() => {}
-            Err(i) => self.collateral.insert(i, (asset, balance)),
+            Err(i) => {
+                self.collateral.reserve_exact(1); // exact growth: lists are short, accounts many
+                self.collateral.insert(i, (asset, balance));
+            }
         }
     }
 
@@ -102,7 +96,11 @@ impl Account {
             }
             Ok(i) => self.positions[i] = position,
             Err(_) if position.size.is_zero() => {}
-            Err(i) => self.positions.insert(i, position),
+            Err(i) => {
+                // Exact growth: a first push would reserve room for four positions (128 bytes).
+                self.positions.reserve_exact(1);
+                self.positions.insert(i, position);
+            }
         }
     }
 }

@@ -89,17 +89,14 @@ pub fn build_book(
     (book, ladder, figures)
 }
 
-/// Bytes a full scan reads: the account records (which hold the first position and the first
-/// collateral entry inline) and the entries of spilled lists (two or more) in their heap blocks.
-/// Each entry is counted once, where it lives; names are not read and not counted.
+/// Bytes a full scan reads: the account records and their position and collateral entries.
 fn scan_bytes(engine: &Engine) -> usize {
+    let per_position = std::mem::size_of::<solvent_core::state::Position>();
+    let per_collateral = std::mem::size_of::<(solvent_core::state::AssetId, solvent_core::Size)>();
     engine
         .accounts()
         .iter()
-        .map(|a| {
-            let positions = a.positions.spilled().map_or(0, std::mem::size_of_val);
-            std::mem::size_of_val(a) + positions + a.collateral.spilled().map_or(0, std::mem::size_of_val)
-        })
+        .map(|a| std::mem::size_of_val(a) + a.positions.len() * per_position + a.collateral.len() * per_collateral)
         .sum()
 }
 

@@ -192,18 +192,16 @@ impl Engine {
     /// The reference for the risk index: every account that needs liquidation now, by a full scan
     /// of the accounts, sorted by name. O(accounts); for tests and benchmarks.
     pub fn liquidation_candidates_full_scan(&self) -> Vec<AccountId> {
-        /// Accounts whose spilled position and collateral lists (two or more entries: the first
-        /// entry of each list is inline in the record, which the scan reads in order) are fetched
-        /// together before any is evaluated: their heap blocks miss the cache independently, so
-        /// the misses overlap instead of being paid one after another.
+        /// Accounts whose position and collateral entries are fetched together before any is
+        /// evaluated: their heap blocks miss the cache independently, so the misses overlap
+        /// instead of being paid one after another.
         const BLOCK: usize = 32;
         let context = crate::risk_index::scan::ScanContext::new(&self.assets, &self.markets);
         let mut ids = Vec::new();
         for (b, block) in self.accounts.chunks(BLOCK).enumerate() {
             let mut fetched = [(None, None); BLOCK];
             for (slot, account) in fetched.iter_mut().zip(block) {
-                let positions = account.positions.spilled().map(|p| p[0].size);
-                *slot = (positions, account.collateral.spilled().map(|c| c[0].1));
+                *slot = (account.positions.first().map(|p| p.size), account.collateral.first().map(|c| c.1));
             }
             std::hint::black_box(&fetched); // a prefetch in safe code: the loads must happen here
             for (k, account) in block.iter().enumerate() {

@@ -133,13 +133,17 @@ pub fn partial_close_size(
     equity: Quote,
     other_mm: Quote,
 ) -> Result<Option<Size>, Overflow> {
-    let own_mm = margin::position_mm(params, size_abs, mark)?;
+    // Only the marginal estimate reads the position's own MM.
+    let own_mm = match params.tier_mode {
+        TierMode::Marginal => margin::position_mm(params, size_abs, mark)?,
+        TierMode::Whole => Quote::ZERO,
+    };
     Ok(partial_close_given(params, size_abs, mark, equity, other_mm, own_mm)?.map(|close| close.size))
 }
 
-/// [`partial_close_size`] when the caller already has the position's own MM
-/// (`margin::position_mm(params, size_abs, mark)`, which debug builds check), with the penalty
-/// and remaining MM the search computed for the size it returns.
+/// [`partial_close_size`] with the penalty and remaining MM the search computed for the size it
+/// returns. `own_mm` is the position's own MM (`margin::position_mm(params, size_abs, mark)`,
+/// which debug builds check), read for marginal brackets only.
 pub fn partial_close_given(
     params: &MarketParams,
     size_abs: Size,
@@ -148,7 +152,10 @@ pub fn partial_close_given(
     other_mm: Quote,
     own_mm: Quote,
 ) -> Result<Option<Close>, Overflow> {
-    debug_assert_eq!(Ok(own_mm), margin::position_mm(params, size_abs, mark), "the caller's MM is exact");
+    debug_assert!(
+        params.tier_mode == TierMode::Whole || Ok(own_mm) == margin::position_mm(params, size_abs, mark),
+        "the caller's MM is exact"
+    );
     let check = |q: Size| restoring_close(params, size_abs, q, mark, equity, other_mm);
     let guess = match params.tier_mode {
         TierMode::Marginal => marginal_estimate(params, size_abs, mark, equity, other_mm.checked_add(own_mm)?)?,

@@ -28,6 +28,22 @@ use crate::num::{Overflow, Price, Quote, Size};
 use crate::state::{Account, AccountId, Asset, Market, MarketId, Position};
 use crate::trade::fill;
 
+/// The markets an account's liquidation step closes, in order (see `Engine::close_order`).
+enum CloseOrder {
+    One(Option<MarketId>),
+    Many(std::vec::IntoIter<MarketId>),
+}
+
+impl Iterator for CloseOrder {
+    type Item = MarketId;
+    fn next(&mut self) -> Option<MarketId> {
+        match self {
+            CloseOrder::One(one) => one.take(),
+            CloseOrder::Many(many) => many.next(),
+        }
+    }
+}
+
 /// Upper bound on liquidation passes in one event.
 pub const MAX_ROUNDS: usize = 64;
 
@@ -55,6 +71,64 @@ pub(crate) fn needs_liquidation_given(
             && !account.collateral.iter().any(|(asset, _)| frozen(assets[asset.0 as usize].index_market));
     }
     account.positions.iter().any(|p: &Position| !frozen(p.market))
+}
+
+/// What the waterfall reads of an account's health between its steps: [`Health`] without the
+/// initial-margin figures, which liquidation never reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StepHealth {
+    equity: Quote,
+    maintenance_margin: Quote,
+    unrealized_pnl: Quote,
+}
+
+impl StepHealth {
+    fn below_maintenance(&self) -> bool {
+        self.equity < self.maintenance_margin
+    }
+}
+
+impl From<Health> for StepHealth {
+    fn from(health: Health) -> StepHealth {
+        let Health { equity, maintenance_margin, unrealized_pnl, .. } = health;
+        StepHealth { equity, maintenance_margin, unrealized_pnl }
+    }
+}
+
+/// The health of an account whose only position, `old`, a liquidation step has just reduced
+/// (`after` is the account now; `close` is the step's), derived from `before` and the step's own
+/// numbers instead of a second full evaluation; exactly what `margin::health` gives for `after`.
+/// `None` where the caller must evaluate it in full (a magnitude near the ends of the range).
+///
+/// Why it is exact: equity = S + U + ⌊W / F⌋, with S the settlement balance and U the unrealized
+/// PnL (both whole `Quote` units) and W the weighted other collateral at 10^-24, which the step
+/// does not change; so ⌊W / F⌋ = equity − S − U carries over. MM is a sum of per-position values:
+/// the remaining position's MM is the one the sizing search checked (zero after a full close).
+fn health_after_single(
+    before: &StepHealth,
+    settlement_before: Quote,
+    old: &Position,
+    after: &Account,
+    markets: &[Market],
+    close: sizing::Close,
+) -> Option<StepHealth> {
+    const BOUND: u128 = 1 << 100; // far from i128's ends: no sum below can overflow
+    let market = &markets[old.market.0 as usize];
+    let mark = market.mark_price?;
+    let new = match after.positions.as_slice() {
+        [] => None,
+        [p] if p.market == old.market => Some(*p),
+        _ => return None,
+    };
+    let upnl_old = old.unrealized_pnl(mark).ok()?;
+    let upnl_new = new.map_or(Ok(Quote::ZERO), |p| p.unrealized_pnl(mark)).ok()?;
+    let values = [before.equity, before.unrealized_pnl, settlement_before, after.settlement, upnl_old, upnl_new];
+    if values.iter().any(|v| v.raw().unsigned_abs() >= BOUND) || before.unrealized_pnl != upnl_old {
+        return None;
+    }
+    let collateral_floor = before.equity.checked_sub(settlement_before).ok()?.checked_sub(upnl_old).ok()?;
+    let equity = after.settlement.checked_add(collateral_floor).ok()?.checked_add(upnl_new).ok()?;
+    Some(StepHealth { equity, maintenance_margin: close.remaining_mm, unrealized_pnl: upnl_new })
 }
 
 impl Engine {
@@ -159,23 +233,13 @@ impl Engine {
     /// One account's step of the waterfall.
     fn liquidate_account(&mut self, id: AccountId, seq: u64, out: &mut Vec<Effect>) -> Result<(), Overflow> {
         let account = &self.accounts[id.0 as usize];
-        let mut health = self.health_of(account)?;
+        let mut health = StepHealth::from(self.health_of(account)?);
         if !health.below_maintenance() {
             return Ok(());
         }
-        let mut order: Vec<(Quote, MarketId)> = Vec::with_capacity(account.positions.len());
-        for p in account.positions.iter().filter(|p| !self.markets[p.market.0 as usize].frozen) {
-            let market = &self.markets[p.market.0 as usize];
-            let mark = market.mark_price.ok_or(Overflow)?;
-            order.push((crate::margin::position_mm(&market.params, p.size.checked_abs()?, mark)?, p.market));
-        }
-        if order.len() > 1 {
-            order.sort_unstable_by(|a, b| {
-                b.0.cmp(&a.0).then_with(|| self.markets[a.1 .0 as usize].name.cmp(&self.markets[b.1 .0 as usize].name))
-            });
-        }
+        let order = self.close_order(account)?;
         // `health` is always the account's current health: each step returns the health after it.
-        for (_, market_id) in order {
+        for market_id in order {
             if !health.below_maintenance() {
                 return Ok(());
             }
@@ -186,7 +250,7 @@ impl Engine {
         }
         debug_assert_eq!(
             Ok(health),
-            self.health_of(&self.accounts[id.0 as usize]),
+            self.health_of(&self.accounts[id.0 as usize]).map(StepHealth::from),
             "the health carried along is current"
         );
         let account = &self.accounts[id.0 as usize];
@@ -196,41 +260,85 @@ impl Engine {
         Ok(())
     }
 
+    /// The markets of `account`'s positions to close, in the waterfall's order: live markets
+    /// only, by descending MM, ties by market name. One position (the common case) needs neither
+    /// its MM nor a buffer on the heap.
+    fn close_order(&self, account: &Account) -> Result<CloseOrder, Overflow> {
+        let live = |p: &&Position| !self.markets[p.market.0 as usize].frozen;
+        if let [position] = account.positions.as_slice() {
+            return Ok(CloseOrder::One(live(&position).then_some(position.market)));
+        }
+        let mut order: Vec<(Quote, MarketId)> = Vec::with_capacity(account.positions.len());
+        for p in account.positions.iter().filter(live) {
+            let market = &self.markets[p.market.0 as usize];
+            let mark = market.mark_price.ok_or(Overflow)?;
+            order.push((crate::margin::position_mm(&market.params, p.size.checked_abs()?, mark)?, p.market));
+        }
+        order.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0).then_with(|| self.markets[a.1 .0 as usize].name.cmp(&self.markets[b.1 .0 as usize].name))
+        });
+        Ok(CloseOrder::Many(order.into_iter().map(|(_, market)| market).collect::<Vec<_>>().into_iter()))
+    }
+
     /// Partial (or full) close of one position to the inventory at mark, with its penalty.
     /// `before` is the account's current health; returns its health after the step.
     fn close_position_step(
         &mut self,
         id: AccountId,
         market_id: MarketId,
-        before: Health,
+        before: StepHealth,
         seq: u64,
         out: &mut Vec<Effect>,
-    ) -> Result<Health, Overflow> {
+    ) -> Result<StepHealth, Overflow> {
         let account = &self.accounts[id.0 as usize];
         let market = &self.markets[market_id.0 as usize];
         let mark = market.mark_price.ok_or(Overflow)?;
         let position = *account.position(market_id).ok_or(Overflow)?;
         let size_abs = position.size.checked_abs()?;
-        debug_assert_eq!(Ok(before), self.health_of(account), "the caller's health is current");
-        let own_mm = crate::margin::position_mm(&market.params, size_abs, mark)?;
-        let other_mm = before.maintenance_margin.checked_sub(own_mm)?;
-        let partial = sizing::partial_close_size(&market.params, size_abs, mark, before.equity, other_mm)?;
-        let (closed_abs, full) = match partial {
-            Some(q) if q.is_positive() && q < size_abs => (q, false),
-            _ => (size_abs, true),
+        debug_assert_eq!(Ok(before), self.health_of(account).map(StepHealth::from), "the caller's health is current");
+        // The account's MM is the sum of its positions' (each rounded up): with one position,
+        // that position's MM is the account's.
+        let own_mm = match account.positions.len() {
+            1 => before.maintenance_margin,
+            _ => crate::margin::position_mm(&market.params, size_abs, mark)?,
         };
-        let full_penalty = sizing::penalty(&market.params, size_abs, closed_abs, mark)?;
-        let penalty = full_penalty.min(before.equity.max(Quote::ZERO));
+        debug_assert_eq!(Ok(own_mm), crate::margin::position_mm(&market.params, size_abs, mark));
+        let other_mm = before.maintenance_margin.checked_sub(own_mm)?;
+        let partial = sizing::partial_close_given(&market.params, size_abs, mark, before.equity, other_mm, own_mm)?;
+        // The search's own penalty and remaining MM for the size it found; a full close has no
+        // remaining MM.
+        let close = match partial {
+            Some(close) if close.size.is_positive() && close.size < size_abs => close,
+            _ => sizing::Close {
+                size: size_abs,
+                penalty: sizing::penalty(&market.params, size_abs, size_abs, mark)?,
+                remaining_mm: Quote::ZERO,
+            },
+        };
+        debug_assert_eq!(Ok(close.penalty), sizing::penalty(&market.params, size_abs, close.size, mark));
+        let (closed_abs, full) = (close.size, close.size == size_abs);
+        let penalty = close.penalty.min(before.equity.max(Quote::ZERO));
         let closed = if position.size.is_negative() { closed_abs.checked_neg()? } else { closed_abs };
+        let settlement_before = account.settlement;
+        let single = account.positions.len() == 1;
         self.move_to_inventory(id, market_id, closed, mark, penalty, seq, out)?;
-        let after = self.health_of(&self.accounts[id.0 as usize])?;
-        let name = self.accounts[id.0 as usize].name.to_string();
+        let account = &self.accounts[id.0 as usize];
+        let derived = single
+            .then(|| health_after_single(&before, settlement_before, &position, account, &self.markets, close))
+            .flatten();
+        let after = match derived {
+            Some(after) => after,
+            None => StepHealth::from(self.health_of(account)?),
+        };
+        debug_assert_eq!(Ok(after), self.health_of(account).map(StepHealth::from), "the derived health is exact");
+        // `String::from(&str)`, not `to_string()`: on a `Box<str>` that goes through `fmt`.
+        let name = String::from(&*self.accounts[id.0 as usize].name);
         out.push(Effect {
             seq,
             ts: self.last_ts,
             kind: EffectKind::Liquidation {
                 account: name.clone(),
-                market: self.markets[market_id.0 as usize].name.to_string(),
+                market: String::from(&*self.markets[market_id.0 as usize].name),
                 closed_size: closed,
                 price: mark,
                 penalty,

@@ -30,14 +30,21 @@ fn bracket_integral(params: &MarketParams, lo: i128, hi: i128, rate: impl Fn(usi
 
 /// [`penalty`] in i128 arithmetic (the same exact value), `None` where a product might not fit.
 fn penalty_narrow(params: &MarketParams, lo: i128, hi: i128, mark: Price) -> Option<Quote> {
-    let mut weighted = 0i128;
-    for (i, tier) in params.tiers.iter().enumerate() {
-        let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
-        let overlap = hi.min(upper) - lo.max(tier.from_raw);
-        if overlap > 0 {
-            weighted = weighted.checked_add(margin::mul_i128(overlap, i128::from(tier.penalty_rate.raw()))?)?;
+    let in_first = hi <= params.tiers.get(1).map_or(i128::MAX, |t| t.from_raw) && lo >= params.tiers[0].from_raw;
+    let weighted = if in_first {
+        // All of [lo, hi] lies in the first bracket (most closes): one product, the same sum.
+        margin::mul_i128((hi - lo).max(0), i128::from(params.tiers[0].penalty_rate.raw()))?
+    } else {
+        let mut weighted = 0i128;
+        for (i, tier) in params.tiers.iter().enumerate() {
+            let upper = params.tiers.get(i + 1).map_or(i128::MAX, |t| t.from_raw);
+            let overlap = hi.min(upper) - lo.max(tier.from_raw);
+            if overlap > 0 {
+                weighted = weighted.checked_add(margin::mul_i128(overlap, i128::from(tier.penalty_rate.raw()))?)?;
+            }
         }
-    }
+        weighted
+    };
     let fine = match params.tier_basis {
         TierBasis::Size => margin::mul_i128(weighted, i128::from(mark.raw()))?,
         TierBasis::Notional => weighted,
@@ -84,12 +91,37 @@ pub fn restores(
     equity: Quote,
     other_mm: Quote,
 ) -> Result<bool, Overflow> {
+    Ok(restoring_close(params, size_abs, closed, mark, equity, other_mm)?.is_some())
+}
+
+/// A partial close that restores the account, with the numbers its check computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Close {
+    /// Size closed off the top (positive).
+    pub size: Size,
+    /// [`penalty`] for it (before any cap at the account's equity).
+    pub penalty: Quote,
+    /// `margin::position_mm` of what is left of the position.
+    pub remaining_mm: Quote,
+}
+
+/// [`restores`], returning what it computed when the close restores the account.
+fn restoring_close(
+    params: &MarketParams,
+    size_abs: Size,
+    closed: Size,
+    mark: Price,
+    equity: Quote,
+    other_mm: Quote,
+) -> Result<Option<Close>, Overflow> {
     let remaining = size_abs.checked_sub(closed)?;
-    let mm_after = other_mm.checked_add(margin::position_mm(params, remaining, mark)?)?;
+    let remaining_mm = margin::position_mm(params, remaining, mark)?;
+    let mm_after = other_mm.checked_add(remaining_mm)?;
     let factor = Rate::ONE.checked_add(params.liquidation_buffer)?;
     let target = mm_after.mul_rate(factor, Round::Up)?;
-    let left = equity.checked_sub(penalty(params, size_abs, closed, mark)?)?;
-    Ok(left >= target)
+    let penalty = penalty(params, size_abs, closed, mark)?;
+    let left = equity.checked_sub(penalty)?;
+    Ok((left >= target).then_some(Close { size: closed, penalty, remaining_mm }))
 }
 
 /// Smallest size to close off the top of the position so that the account is restored, or
@@ -101,9 +133,32 @@ pub fn partial_close_size(
     equity: Quote,
     other_mm: Quote,
 ) -> Result<Option<Size>, Overflow> {
-    let pred = |q: Size| restores(params, size_abs, q, mark, equity, other_mm);
+    // Only the marginal estimate reads the position's own MM.
+    let own_mm = match params.tier_mode {
+        TierMode::Marginal => margin::position_mm(params, size_abs, mark)?,
+        TierMode::Whole => Quote::ZERO,
+    };
+    Ok(partial_close_given(params, size_abs, mark, equity, other_mm, own_mm)?.map(|close| close.size))
+}
+
+/// [`partial_close_size`] with the penalty and remaining MM the search computed for the size it
+/// returns. `own_mm` is the position's own MM (`margin::position_mm(params, size_abs, mark)`,
+/// which debug builds check), read for marginal brackets only.
+pub fn partial_close_given(
+    params: &MarketParams,
+    size_abs: Size,
+    mark: Price,
+    equity: Quote,
+    other_mm: Quote,
+    own_mm: Quote,
+) -> Result<Option<Close>, Overflow> {
+    debug_assert!(
+        params.tier_mode == TierMode::Whole || Ok(own_mm) == margin::position_mm(params, size_abs, mark),
+        "the caller's MM is exact"
+    );
+    let check = |q: Size| restoring_close(params, size_abs, q, mark, equity, other_mm);
     let guess = match params.tier_mode {
-        TierMode::Marginal => marginal_estimate(params, size_abs, mark, equity, other_mm)?,
+        TierMode::Marginal => marginal_estimate(params, size_abs, mark, equity, other_mm.checked_add(own_mm)?)?,
         TierMode::Whole => None,
     };
     if let Some(q) = guess {
@@ -113,13 +168,16 @@ pub fn partial_close_size(
             if candidate >= size_abs {
                 return Ok(None);
             }
-            if pred(candidate)? {
-                return Ok(Some(candidate));
+            if let Some(close) = check(candidate)? {
+                return Ok(Some(close));
             }
             candidate = candidate.checked_add(Size::from_raw(1))?;
         }
     }
-    smallest_by_bisection(size_abs, pred)
+    match smallest_by_bisection(size_abs, |q| Ok(check(q)?.is_some()))? {
+        Some(q) => check(q),
+        None => Ok(None),
+    }
 }
 
 /// Bisection over raw sizes in [1, size_abs - 1] for the smallest restoring size; 64 steps bound it.
@@ -148,14 +206,14 @@ fn smallest_by_bisection(
 
 /// Exact solve for marginal brackets, walking down from the top bracket: the exposure to close
 /// so that released MM x (1 + b) - penalty covers the deficit MM x (1 + b) - equity.
+/// `mm_total` is the account's MM (every position's, this one's included).
 fn marginal_estimate(
     params: &MarketParams,
     size_abs: Size,
     mark: Price,
     equity: Quote,
-    other_mm: Quote,
+    mm_total: Quote,
 ) -> Result<Option<Size>, Overflow> {
-    let mm_total = other_mm.checked_add(margin::position_mm(params, size_abs, mark)?)?;
     match marginal_estimate_narrow(params, size_abs, mark, equity, mm_total) {
         Some(estimate) => estimate,
         None => marginal_estimate_wide(params, size_abs, mark, equity, mm_total),

@@ -338,6 +338,47 @@ pub(crate) fn derive(
     point_box(exposures, bands)
 }
 
+/// What [`derive`] finds for the commonest account (one position in a size-basis market, no
+/// other collateral, mark = index, headroom above the slack), computed in checked i128
+/// arithmetic: the same band, or `None` wherever [`derive`] might answer otherwise (another
+/// shape, no headroom, a first attempt that does not certify, a value that might not fit), and
+/// then the caller runs [`derive`].
+///
+/// With one exposure and no collateral, [`derive`]'s first attempt is: slope = size × F − MM
+/// slope, half-width = ⌊h / |slope|⌋ (the allocation's `h × mark / (|slope| × mark)`), an edge
+/// on the losing side only, certified when S × F + f(edge) ≥ slack (the floor of a linear `f`
+/// over the band is at its edge; an open top needs slope ≥ 0, which holds for a long).
+/// `headroom_fine` is the exact equity − MM (Fine units).
+pub(crate) fn derive_single(account: &Account, markets: &[Market], headroom_fine: i128) -> Option<Band> {
+    let ([position], true) = (account.positions.as_slice(), account.collateral.is_empty()) else { return None };
+    let market = markets.get(position.market.0 as usize)?;
+    let mark = market.mark_price?.raw();
+    if market.params.tier_basis != TierBasis::Size || market.index_price.is_some_and(|i| i.raw() != mark) {
+        return None;
+    }
+    let slack = 2 * FINE_PER_QUOTE; // `slack(1)`
+    let h = headroom_fine.checked_sub(slack)?;
+    let k = crate::margin::position_mm_fine_narrow(&market.params, position.size, Price::from_raw(1))?;
+    let slope = crate::margin::mul_i128(i128::from(position.size.raw()), FINE_PER_QUOTE)?.checked_sub(k)?;
+    if h < 0 || slope == 0 {
+        return None;
+    }
+    let width = i64::try_from(h / slope.checked_abs()?).unwrap_or(i64::MAX);
+    let (lo, hi, edge) = if slope > 0 {
+        let lo = Some(mark.saturating_sub(width).min(mark)).filter(|lo| *lo > 0);
+        (lo, None, lo.unwrap_or(0))
+    } else {
+        let hi = mark.saturating_add(width).max(mark);
+        (None, Some(hi), hi)
+    };
+    // f(p) = slope × p − cost × F; for a short the band's other end is a price of 0, where
+    // f = −cost × F ≥ f(hi) (cost < 0 < hi): the edge is the minimum either way.
+    let cost = crate::margin::mul_i128(position.cost.raw(), FINE_PER_QUOTE)?;
+    let at_edge = slope.checked_mul(i128::from(edge))?.checked_sub(cost)?;
+    let floor = crate::margin::mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?.checked_add(at_edge)?;
+    (floor >= slack).then_some(Band { market: position.market, lo, hi })
+}
+
 /// h × mark / total (a half-width in raw price units), by i128 division where the values fit:
 /// the box is certified afterwards, so only the 256-bit fallback needs to be exact.
 fn allocated_width(h: I256, mark: i64, total: I256) -> i64 {

@@ -327,6 +327,14 @@ impl RiskIndex {
                 return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
             }
         }
+        if let Some(band) = margin.and_then(|m| band::derive_single(account, engine.markets, m)) {
+            self.scratch.bands.clear();
+            self.scratch.bands.push(band);
+            #[cfg(debug_assertions)]
+            self.assert_general_derivation_agrees(engine, id);
+            self.insert_box(id);
+            return false;
+        }
         let headroom = margin.map(ethnum::I256::from);
         let (settlement, positions) = (account.settlement, account.positions.len());
         let boxed = band::exposures(account, engine.assets, engine.markets, &mut self.scratch.exposures)
@@ -336,6 +344,17 @@ impl RiskIndex {
             Err(band::Unbandable) => self.always.push(id),
         }
         false
+    }
+
+    /// Debug builds: the general derivation gives the band the fast path put in `scratch.bands`.
+    #[cfg(debug_assertions)]
+    fn assert_general_derivation_agrees(&mut self, engine: Tables, id: u32) {
+        let account = &engine.accounts[id as usize];
+        let fast = self.scratch.bands.clone();
+        let mut scratch = band::Scratch::default();
+        band::exposures(account, engine.assets, engine.markets, &mut scratch.exposures).expect("one priced position");
+        band::derive(account.settlement, 1, None, engine.markets, &mut scratch).expect("a certified box");
+        assert_eq!(scratch.bands, fast, "the fast derivation agrees with the general one");
     }
 
     /// File the bands in `scratch.bands` for account `id` at its current epoch.

@@ -241,6 +241,16 @@ impl Engine {
         &mut self.accounts[id.0 as usize]
     }
 
+    /// Write access for a deposit to an existing account, without queuing it for the risk index.
+    /// A deposit only adds a non-negative amount of an asset (collateral counts at a non-negative
+    /// weight times a positive price) and changes no position, so the account's equity rises or
+    /// stays at every price and its requirements do not move: whatever the index last concluded
+    /// (a certified safe box, parked, untracked, or a candidate that the next pass rechecks
+    /// anyway) still holds. Debug builds check every pass against the full scan.
+    pub(crate) fn account_mut_deposit(&mut self, id: AccountId) -> &mut Account {
+        &mut self.accounts[id.0 as usize]
+    }
+
     // ---- read access for the CLI, the server, tests and the reference evaluator ----
 
     pub fn markets(&self) -> &[Market] {

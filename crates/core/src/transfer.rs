@@ -35,11 +35,14 @@ impl Engine {
                 Balance::Asset(id, balance)
             }
         };
-        let id = match existing {
-            Some(id) => id,
-            None => self.create_account(&transfer.account),
+        let account = match existing {
+            Some(id) => self.account_mut_deposit(id),
+            None => {
+                let id = self.create_account(&transfer.account);
+                self.account_mut(id)
+            }
         };
-        balance.write(self.account_mut(id));
+        balance.write(account);
         Ok(())
     }
 

@@ -23,8 +23,11 @@
 //! **Exactness.** An account that is not queued is boxed with its prices inside its box, parked,
 //! or untracked, and each of these keeps the full scan's verdict until something it depends on
 //! changes. Everything it depends on is covered: its own state (every write goes through
-//! `Engine::account_mut`, which queues it: trades, deposits, withdrawals, fees, liquidations, ADL,
-//! socialized loss, bankruptcy cover, auction takes), marks and indexes (the entries), market
+//! `Engine::account_mut`, which queues it: trades, withdrawals, fees, liquidations, ADL,
+//! socialized loss, bankruptcy cover, auction takes, a new account's first deposit; a deposit to
+//! an existing account goes through `Engine::account_mut_deposit`, which does not queue it: a
+//! deposit only raises equity at every price and moves no requirement, so every verdict above
+//! still holds), marks and indexes (the entries), market
 //! parameters (a `params` event queues every holder of the market: one bit per account and market),
 //! frozen flags (a thaw queues the holders; a freeze only removes candidates, and a frozen market's
 //! prices do not move). Collateral weights are fixed by the configuration.

@@ -11,6 +11,7 @@
 //! lines).
 
 use crate::event::{validate_id, Event, PriceTick, Trade, Transfer};
+use crate::json::flat::{skip_ws, string};
 use crate::num::{NumError, Price, Quote, Size};
 
 /// Most fields the fast path reads (a trade with both fees has nine).
@@ -28,23 +29,6 @@ struct Flat<'a> {
     len: usize,
     /// Bit i set: field i was read.
     used: u16,
-}
-
-fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
-    while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-fn string(text: &str, i: usize) -> Option<(&str, usize)> {
-    let bytes = text.as_bytes();
-    if bytes.get(i) != Some(&b'"') {
-        return None;
-    }
-    let len = bytes[i + 1..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-    let end = i + 1 + len;
-    (bytes[end] == b'"').then(|| (&text[i + 1..end], end + 1))
 }
 
 fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {

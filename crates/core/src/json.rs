@@ -258,19 +258,21 @@ impl<'de> Visitor<'de> for ObjectVisitor {
 /// malformed input) returns `None`, and the general parser above decides it, errors included,
 /// exactly as it always has. Where this path answers, it gives the same fields the general one
 /// would (borrowed keys and strings, `U64`, `Bool`, `Null`).
-mod flat {
+pub(crate) mod flat {
     use super::{Fields, Scalar, MAX_FIELDS};
     use std::borrow::Cow;
 
-    fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    /// The index of the first byte at or after `i` that is not JSON whitespace.
+    pub(crate) fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
         while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             i += 1;
         }
         i
     }
 
-    /// A string starting at `i` (its opening quote): contents and the index after it.
-    fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+    /// A string without escapes starting at `i` (its opening quote): contents and the index
+    /// after it; `None` for an escape, a control character or no closing quote.
+    pub(crate) fn string(text: &str, i: usize) -> Option<(&str, usize)> {
         let bytes = text.as_bytes();
         if bytes.get(i) != Some(&b'"') {
             return None;

@@ -243,8 +243,14 @@ fn health_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Opt
 /// Quote unit each, so a margin of at least (positions + 1) Quote units is never below, and a
 /// negative one always is.
 pub fn below_maintenance_quick(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<bool> {
-    let margin = margin_fine_narrow(account, assets, markets)?;
-    let slack = (account.positions.len() as i128 + 1) * FINE_PER_QUOTE;
+    verdict_from_fine_margin(margin_fine_narrow(account, assets, markets)?, account.positions.len())
+}
+
+/// Pure: the below-maintenance verdict of an exact fine margin (equity − Σ MM at 10^-24) for an
+/// account with `positions` positions, or `None` inside the rounding band, where only [`health`]
+/// can decide (see [`below_maintenance_quick`] for why the band is (positions + 1) Quote units).
+pub(crate) fn verdict_from_fine_margin(margin: i128, positions: usize) -> Option<bool> {
+    let slack = (positions as i128 + 1) * FINE_PER_QUOTE;
     if margin >= slack {
         Some(false)
     } else if margin < 0 {

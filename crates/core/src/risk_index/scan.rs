@@ -113,14 +113,7 @@ impl ScanContext {
             Some(margin) => margin,
             None => self.margin(account, markets)?,
         };
-        let slack = (account.positions.len() as i128 + 1) * FINE_PER_QUOTE;
-        if margin >= slack {
-            Some(false)
-        } else if margin < 0 {
-            Some(true)
-        } else {
-            None
-        }
+        crate::margin::verdict_from_fine_margin(margin, account.positions.len())
     }
 }
 

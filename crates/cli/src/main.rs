@@ -65,61 +65,7 @@ enum Command {
     },
     /// Stress margin policies (static tiers, dynamic advisor, scaled static) on a population of
     /// accounts through Black Thursday, fixed shocks and Monte Carlo SVJD paths (docs/stress.md).
-    Stress {
-        /// TOML configuration; the embedded default when omitted.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Synthetic accounts, seeded (ignored with --state).
-        #[arg(long, default_value_t = 2_000)]
-        accounts: usize,
-        /// Rebuild the population from a `replay --state-out` dump instead.
-        #[arg(long, conflicts_with = "accounts")]
-        state: Option<PathBuf>,
-        /// Monte Carlo SVJD paths.
-        #[arg(long, default_value_t = 10_000)]
-        paths: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Scenario sets to run.
-        #[arg(long, value_enum, value_delimiter = ',', default_value = "historical,shocks,monte-carlo")]
-        scenarios: Vec<StressSet>,
-        /// Length of each Monte Carlo path, seconds.
-        #[arg(long, default_value_t = 21_600)]
-        horizon_s: u64,
-        /// Time between Monte Carlo steps, seconds.
-        #[arg(long, default_value_t = 60)]
-        step_s: u64,
-        /// Starting annual variance of the paths (default: the model's long-run mean).
-        #[arg(long)]
-        v0: Option<f64>,
-        /// Replay every n-th minute of the Black Thursday path.
-        #[arg(long, default_value_t = 1)]
-        historical_stride_min: usize,
-        /// Book depth per day as a multiple of the initial open interest (V of the impact law).
-        #[arg(long, default_value_t = 10.0)]
-        depth_oi_multiple: f64,
-        /// Y of the square-root impact law (0 turns liquidation impact off).
-        #[arg(long, default_value_t = 1.0)]
-        impact_y: f64,
-        /// Backstop capacity per auction minute, fraction of the initial open interest.
-        #[arg(long, default_value_t = 0.02)]
-        backstop_oi_fraction: f64,
-        /// Initial insurance fund of a synthetic population, fraction of long notional.
-        #[arg(long, default_value_t = 0.01)]
-        fund_oi_fraction: f64,
-        /// Oracle sources fed per market (quorum: a majority).
-        #[arg(long, default_value_t = 1)]
-        oracle_sources: usize,
-        /// Worker threads (default: one per core). The report does not depend on it.
-        #[arg(long)]
-        threads: Option<usize>,
-        /// Write the report as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write the self-contained HTML report (inline SVG charts) here.
-        #[arg(long)]
-        html: Option<PathBuf>,
-    },
+    Stress(StressArgs),
     /// Measure the engine on a synthetic book: full scan vs risk index, ticks/s, tick-to-liquidation
     /// latency, replay throughput, memory per account (docs/performance.md).
     Bench {
@@ -139,6 +85,96 @@ enum Command {
         #[arg(long)]
         check: Option<PathBuf>,
     },
+}
+
+/// The arguments of `solvent stress`.
+#[derive(clap::Args, Debug)]
+struct StressArgs {
+    /// TOML configuration; the embedded default when omitted.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Synthetic accounts, seeded (ignored with --state).
+    #[arg(long, default_value_t = 2_000)]
+    accounts: usize,
+    /// Rebuild the population from a `replay --state-out` dump instead.
+    #[arg(long, conflicts_with = "accounts")]
+    state: Option<PathBuf>,
+    /// Monte Carlo SVJD paths.
+    #[arg(long, default_value_t = 10_000)]
+    paths: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Scenario sets to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "historical,shocks,monte-carlo")]
+    scenarios: Vec<StressSet>,
+    /// Length of each Monte Carlo path, seconds.
+    #[arg(long, default_value_t = 21_600)]
+    horizon_s: u64,
+    /// Time between Monte Carlo steps, seconds.
+    #[arg(long, default_value_t = 60)]
+    step_s: u64,
+    /// Starting annual variance of the paths (default: the model's long-run mean).
+    #[arg(long)]
+    v0: Option<f64>,
+    /// Replay every n-th minute of the Black Thursday path.
+    #[arg(long, default_value_t = 1)]
+    historical_stride_min: usize,
+    /// Book depth per day as a multiple of the initial open interest (V of the impact law).
+    #[arg(long, default_value_t = 10.0)]
+    depth_oi_multiple: f64,
+    /// Y of the square-root impact law (0 turns liquidation impact off).
+    #[arg(long, default_value_t = 1.0)]
+    impact_y: f64,
+    /// Backstop capacity per auction minute, fraction of the initial open interest.
+    #[arg(long, default_value_t = 0.02)]
+    backstop_oi_fraction: f64,
+    /// Initial insurance fund of a synthetic population, fraction of long notional.
+    #[arg(long, default_value_t = 0.01)]
+    fund_oi_fraction: f64,
+    /// Oracle sources fed per market (quorum: a majority).
+    #[arg(long, default_value_t = 1)]
+    oracle_sources: usize,
+    /// Worker threads (default: one per core). The report does not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the self-contained HTML report (inline SVG charts) here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+}
+
+impl StressArgs {
+    /// Run the stress lab with these arguments and print or write its report.
+    fn run(self) -> ExitCode {
+        let population = match self.state {
+            Some(path) => solvent_stress::PopulationSource::StateFile(path),
+            None => solvent_stress::PopulationSource::Synthetic { accounts: self.accounts },
+        };
+        let options = solvent_stress::StressOptions {
+            seed: self.seed,
+            population,
+            config: self.config,
+            scenarios: solvent_stress::ScenarioSelection {
+                historical: self.scenarios.contains(&StressSet::Historical),
+                shocks: self.scenarios.contains(&StressSet::Shocks),
+                monte_carlo: self.scenarios.contains(&StressSet::MonteCarlo),
+            },
+            paths: self.paths,
+            mc_horizon_s: self.horizon_s,
+            mc_step_s: self.step_s,
+            mc_v0_annual_var: self.v0,
+            historical_stride_min: self.historical_stride_min,
+            depth_oi_multiple_per_day: self.depth_oi_multiple,
+            impact_y: self.impact_y,
+            backstop_oi_fraction_per_min: self.backstop_oi_fraction,
+            insurance_fund_oi_fraction: self.fund_oi_fraction,
+            oracle_sources: self.oracle_sources,
+            ..solvent_stress::StressOptions::default()
+        };
+        stress(&options, self.threads, self.json, self.html)
+    }
 }
 
 fn main() -> ExitCode {
@@ -161,53 +197,7 @@ fn main() -> ExitCode {
                 Err(error) => fail(&error.to_string()),
             }
         }
-        Command::Stress {
-            config,
-            accounts,
-            state,
-            paths,
-            seed,
-            scenarios,
-            horizon_s,
-            step_s,
-            v0,
-            historical_stride_min,
-            depth_oi_multiple,
-            impact_y,
-            backstop_oi_fraction,
-            fund_oi_fraction,
-            oracle_sources,
-            threads,
-            json,
-            html,
-        } => {
-            let population = match state {
-                Some(path) => solvent_stress::PopulationSource::StateFile(path),
-                None => solvent_stress::PopulationSource::Synthetic { accounts },
-            };
-            let options = solvent_stress::StressOptions {
-                seed,
-                population,
-                config,
-                scenarios: solvent_stress::ScenarioSelection {
-                    historical: scenarios.contains(&StressSet::Historical),
-                    shocks: scenarios.contains(&StressSet::Shocks),
-                    monte_carlo: scenarios.contains(&StressSet::MonteCarlo),
-                },
-                paths,
-                mc_horizon_s: horizon_s,
-                mc_step_s: step_s,
-                mc_v0_annual_var: v0,
-                historical_stride_min,
-                depth_oi_multiple_per_day: depth_oi_multiple,
-                impact_y,
-                backstop_oi_fraction_per_min: backstop_oi_fraction,
-                insurance_fund_oi_fraction: fund_oi_fraction,
-                oracle_sources,
-                ..solvent_stress::StressOptions::default()
-            };
-            stress(&options, threads, json, html)
-        }
+        Command::Stress(args) => args.run(),
         Command::Bench { accounts, seed, json } => match bench::run(&bench::BenchOptions { accounts, seed, json }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => fail(&message),

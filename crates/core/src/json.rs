@@ -5,7 +5,8 @@
 //! trailing garbage and more than [`MAX_FIELDS`] fields are refused with typed errors.
 
 use crate::error::Error;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -17,7 +18,9 @@ pub enum Scalar<'a> {
     Str(Cow<'a, str>),
     U64(u64),
     I64(i64),
-    F64,
+    /// A number that is not an integer of 64 bits (a fraction, an exponent, or too large). Kept
+    /// only as a kind: its text is never converted, so no float ever exists here.
+    NonInteger,
     Bool(bool),
     Null,
     /// Boxed: nested values are rare (`tiers`), and a small `Scalar` is cheap to move.
@@ -33,7 +36,6 @@ pub struct Fields<'a> {
 
 struct Object<'a> {
     fields: Fields<'a>,
-    not_object: bool,
     duplicate: Option<String>,
     too_many: bool,
 }
@@ -47,13 +49,17 @@ pub fn parse_object(text: &str) -> Result<Fields<'_>, Error> {
 }
 
 /// [`parse_object`] through serde_json: every input, every error.
+/// The line is first read as one raw JSON value (syntax, nesting limit, trailing garbage), so
+/// that a value of another kind is `not_an_object` without ever being converted.
 fn parse_object_general(text: &str) -> Result<Fields<'_>, Error> {
+    let invalid = |e: serde_json::Error| Error::InvalidJson(e.to_string());
     let mut de = serde_json::Deserializer::from_str(text);
-    let object: Object = de::Deserialize::deserialize(&mut de).map_err(|e| Error::InvalidJson(e.to_string()))?;
-    de.end().map_err(|e| Error::InvalidJson(e.to_string()))?;
-    if object.not_object {
+    let raw: &RawValue = de::Deserialize::deserialize(&mut de).map_err(invalid)?;
+    de.end().map_err(invalid)?;
+    if !raw.get().starts_with('{') {
         return Err(Error::NotAnObject);
     }
+    let object: Object = serde_json::from_str(raw.get()).map_err(invalid)?;
     if let Some(key) = object.duplicate {
         return Err(Error::DuplicateField(key));
     }
@@ -107,7 +113,7 @@ impl<'a> Fields<'a> {
             Some(Scalar::Str(s)) => Some(serde_json::Value::String(s.into_owned())),
             Some(Scalar::U64(v)) => Some(v.into()),
             Some(Scalar::I64(v)) => Some(v.into()),
-            Some(Scalar::F64) | Some(Scalar::Bool(_)) | Some(Scalar::Null) => {
+            Some(Scalar::NonInteger) | Some(Scalar::Bool(_)) | Some(Scalar::Null) => {
                 return Err(Error::InvalidFieldType { field: name.to_string(), expected: "an array" })
             }
         })
@@ -147,62 +153,40 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 }
 
 impl<'de> de::Deserialize<'de> for Scalar<'de> {
+    /// Read the value's raw text and classify it; numbers are parsed as integers or kept as a
+    /// kind ([`Scalar::NonInteger`]), never converted to a float.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ScalarVisitor)
+        let raw: &'de RawValue = de::Deserialize::deserialize(d)?;
+        Scalar::classify(raw.get()).map_err(de::Error::custom)
     }
 }
 
-struct ScalarVisitor;
-
-impl<'de> Visitor<'de> for ScalarVisitor {
-    type Value = Scalar<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Str(Cow::Owned(v.to_string())))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::U64(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::I64(v))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::F64)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar<'de>, A::Error> {
-        let value = de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(Scalar::Json(Box::new(value)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar<'de>, A::Error> {
-        let value = de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        Ok(Scalar::Json(Box::new(value)))
+impl<'de> Scalar<'de> {
+    /// Pure: the scalar of one syntactically valid JSON value's text.
+    fn classify(text: &'de str) -> Result<Scalar<'de>, serde_json::Error> {
+        Ok(match text.as_bytes().first() {
+            Some(b'"') if !text.contains('\\') => Scalar::Str(Cow::Borrowed(&text[1..text.len() - 1])),
+            Some(b'"') => Scalar::Str(Cow::Owned(serde_json::from_str::<String>(text)?)),
+            Some(b'{' | b'[') => Scalar::Json(Box::new(serde_json::from_str(text)?)),
+            Some(b't') => Scalar::Bool(true),
+            Some(b'f') => Scalar::Bool(false),
+            Some(b'n') => Scalar::Null,
+            _ => match (text.parse::<u64>(), text.parse::<i64>()) {
+                (Ok(v), _) => Scalar::U64(v),
+                (_, Ok(v)) => Scalar::I64(v),
+                _ => Scalar::NonInteger,
+            },
+        })
     }
 }
 
 impl<'de> de::Deserialize<'de> for Object<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ObjectVisitor)
+        d.deserialize_map(ObjectVisitor)
     }
 }
 
 struct ObjectVisitor;
-
-impl ObjectVisitor {
-    fn not_object<'de>() -> Object<'de> {
-        Object { fields: Fields::default(), not_object: true, duplicate: None, too_many: false }
-    }
-}
 
 impl<'de> Visitor<'de> for ObjectVisitor {
     type Value = Object<'de>;
@@ -210,7 +194,7 @@ impl<'de> Visitor<'de> for ObjectVisitor {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<'de>, A::Error> {
-        let mut object = Object { fields: Fields::default(), not_object: false, duplicate: None, too_many: false };
+        let mut object = Object { fields: Fields::default(), duplicate: None, too_many: false };
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if object.fields.entries.len() >= MAX_FIELDS {
                 object.too_many = true;
@@ -224,31 +208,6 @@ impl<'de> Visitor<'de> for ObjectVisitor {
             object.fields.entries.push((key, Some(value)));
         }
         Ok(object)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Object<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Self::not_object())
-    }
-    fn visit_borrowed_str<E: de::Error>(self, _: &'de str) -> Result<Object<'de>, E> {
-        Ok(Self::not_object())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Object<'de>, E> {
-        Ok(Self::not_object())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Object<'de>, E> {
-        Ok(Self::not_object())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Object<'de>, E> {
-        Ok(Self::not_object())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Object<'de>, E> {
-        Ok(Self::not_object())
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Object<'de>, E> {
-        Ok(Self::not_object())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Object<'de>, E> {
-        Ok(Self::not_object())
     }
 }
 
@@ -348,6 +307,24 @@ pub(crate) mod flat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Numbers are integers or a kind: fractions, exponents (even beyond any float's range) and
+    /// integers beyond 64 bits are refused as a field type, never converted.
+    #[test]
+    fn non_integer_numbers_are_a_kind_not_a_value() {
+        let line = r#"{"a":1.5,"b":1e400,"c":18446744073709551616,"d":-3,"e":7,"f":"x\u0079","g":[1.25]}"#;
+        let mut fields = parse_object(line).unwrap();
+        for name in ["a", "b", "c", "d"] {
+            let error = fields.take_u64(name).unwrap_err();
+            assert!(matches!(error, Error::InvalidFieldType { .. }), "{name}: {error:?}");
+        }
+        assert_eq!(fields.take_u64("e").unwrap(), Some(7));
+        assert_eq!(fields.take_string("f").unwrap().as_deref(), Some("xy"));
+        assert!(fields.take_json("g").unwrap().is_some_and(|v| v.is_array()));
+        fields.finish("test").unwrap();
+        assert!(matches!(parse_object("2.5"), Err(Error::NotAnObject)));
+        assert!(matches!(parse_object("{\"a\":1} 2"), Err(Error::InvalidJson(_))));
+    }
 
     /// Wherever the fast path answers, the general parser gives the same fields; mutations of
     /// real lines (deleted, duplicated, replaced bytes) probe the edges where it must decline.

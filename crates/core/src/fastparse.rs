@@ -11,7 +11,7 @@
 //! lines).
 
 use crate::event::{validate_id, Event, PriceTick, Trade, Transfer};
-use crate::json::flat::{skip_ws, string};
+use crate::json::flat::{scan_object, Token};
 use crate::num::{NumError, Price, Quote, Size};
 
 /// Most fields the fast path reads (a trade with both fees has nine).
@@ -31,55 +31,23 @@ struct Flat<'a> {
     used: u16,
 }
 
-fn value(text: &str, i: usize) -> Option<(Value<'_>, usize)> {
-    let bytes = text.as_bytes();
-    match *bytes.get(i)? {
-        b'"' => string(text, i).map(|(s, next)| (Value::Str(s), next)),
-        b'0'..=b'9' => {
-            let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
-            let next = i + digits;
-            if (digits > 1 && bytes[i] == b'0') || matches!(bytes.get(next), Some(b'.' | b'e' | b'E')) {
-                return None;
-            }
-            let mut v = 0u64;
-            for &b in &bytes[i..next] {
-                v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-            }
-            Some((Value::Uint(v), next))
-        }
-        _ => None,
-    }
-}
-
 impl<'a> Flat<'a> {
     fn parse(text: &'a str) -> Option<Flat<'a>> {
-        let bytes = text.as_bytes();
         let mut flat = Flat { fields: [("", Value::Uint(0)); MAX_FAST_FIELDS], len: 0, used: 0 };
-        let mut i = skip_ws(bytes, 0);
-        if bytes.get(i) != Some(&b'{') {
-            return None;
-        }
-        i = skip_ws(bytes, i + 1);
-        loop {
-            let (key, next) = string(text, i)?;
-            i = skip_ws(bytes, next);
-            if bytes.get(i) != Some(&b':') || flat.len == MAX_FAST_FIELDS {
+        scan_object(text, |key, token| {
+            let value = match token {
+                Token::Str(s) => Value::Str(s),
+                Token::U64(v) => Value::Uint(v),
+                Token::Bool(_) | Token::Null => return None,
+            };
+            if flat.len == MAX_FAST_FIELDS || flat.fields[..flat.len].iter().any(|(k, _)| *k == key) {
                 return None;
             }
-            let (v, next) = value(text, skip_ws(bytes, i + 1))?;
-            if flat.fields[..flat.len].iter().any(|(k, _)| *k == key) {
-                return None;
-            }
-            flat.fields[flat.len] = (key, v);
+            flat.fields[flat.len] = (key, value);
             flat.len += 1;
-            i = skip_ws(bytes, next);
-            match bytes.get(i) {
-                Some(b',') => i = skip_ws(bytes, i + 1),
-                Some(b'}') => break,
-                _ => return None,
-            }
-        }
-        (skip_ws(bytes, i + 1) == bytes.len()).then_some(flat)
+            Some(())
+        })?;
+        Some(flat)
     }
 
     fn get(&mut self, key: &str) -> Option<Value<'a>> {

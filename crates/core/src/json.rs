@@ -222,7 +222,7 @@ pub(crate) mod flat {
     use std::borrow::Cow;
 
     /// The index of the first byte at or after `i` that is not JSON whitespace.
-    pub(crate) fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
         while matches!(bytes.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             i += 1;
         }
@@ -231,7 +231,7 @@ pub(crate) mod flat {
 
     /// A string without escapes starting at `i` (its opening quote): contents and the index
     /// after it; `None` for an escape, a control character or no closing quote.
-    pub(crate) fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+    fn string(text: &str, i: usize) -> Option<(&str, usize)> {
         let bytes = text.as_bytes();
         if bytes.get(i) != Some(&b'"') {
             return None;
@@ -241,13 +241,23 @@ pub(crate) mod flat {
         (bytes[end] == b'"').then(|| (&text[i + 1..end], end + 1))
     }
 
-    fn scalar(text: &str, i: usize) -> Option<(Scalar<'_>, usize)> {
+    /// One value of a flat object, as scanned.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub(crate) enum Token<'t> {
+        /// A string without escapes (its contents).
+        Str(&'t str),
+        U64(u64),
+        Bool(bool),
+        Null,
+    }
+
+    fn token(text: &str, i: usize) -> Option<(Token<'_>, usize)> {
         let bytes = text.as_bytes();
-        let literal = |word: &str, value: Scalar<'static>| {
+        let literal = |word: &str, value: Token<'static>| {
             bytes[i..].starts_with(word.as_bytes()).then_some((value, i + word.len()))
         };
         match *bytes.get(i)? {
-            b'"' => string(text, i).map(|(s, next)| (Scalar::Str(Cow::Borrowed(s)), next)),
+            b'"' => string(text, i).map(|(s, next)| (Token::Str(s), next)),
             b'0'..=b'9' => {
                 let digits = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
                 let next = i + digits;
@@ -258,49 +268,63 @@ pub(crate) mod flat {
                 for &b in &bytes[i..next] {
                     value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
                 }
-                Some((Scalar::U64(value), next))
+                Some((Token::U64(value), next))
             }
-            b't' => literal("true", Scalar::Bool(true)),
-            b'f' => literal("false", Scalar::Bool(false)),
-            b'n' => literal("null", Scalar::Null),
+            b't' => literal("true", Token::Bool(true)),
+            b'f' => literal("false", Token::Bool(false)),
+            b'n' => literal("null", Token::Null),
             _ => None,
         }
     }
 
-    pub(super) fn parse(text: &str) -> Option<Fields<'_>> {
+    /// Scan `text` as exactly one flat JSON object of [`Token`]s, handing each (key, value) to
+    /// `field` in order. `None` as soon as the input is anything else, or `field` declines.
+    pub(crate) fn scan_object<'t>(
+        text: &'t str,
+        mut field: impl FnMut(&'t str, Token<'t>) -> Option<()>,
+    ) -> Option<()> {
         let bytes = text.as_bytes();
         let mut i = skip_ws(bytes, 0);
         if bytes.get(i) != Some(&b'{') {
             return None;
         }
         i = skip_ws(bytes, i + 1);
-        let mut entries: Vec<(Cow<'_, str>, Option<Scalar<'_>>)> = Vec::with_capacity(8);
         if bytes.get(i) == Some(&b'}') {
-            i += 1;
-        } else {
-            loop {
-                let (key, next) = string(text, i)?;
-                i = skip_ws(bytes, next);
-                if bytes.get(i) != Some(&b':') {
-                    return None;
-                }
-                let (value, next) = scalar(text, skip_ws(bytes, i + 1))?;
-                if entries.len() >= MAX_FIELDS || entries.iter().any(|(k, _)| k == key) {
-                    return None;
-                }
-                entries.push((Cow::Borrowed(key), Some(value)));
-                i = skip_ws(bytes, next);
-                match bytes.get(i) {
-                    Some(b',') => i = skip_ws(bytes, i + 1),
-                    Some(b'}') => {
-                        i += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
+            return (skip_ws(bytes, i + 1) == bytes.len()).then_some(());
+        }
+        loop {
+            let (key, next) = string(text, i)?;
+            i = skip_ws(bytes, next);
+            if bytes.get(i) != Some(&b':') {
+                return None;
+            }
+            let (value, next) = token(text, skip_ws(bytes, i + 1))?;
+            field(key, value)?;
+            i = skip_ws(bytes, next);
+            match bytes.get(i) {
+                Some(b',') => i = skip_ws(bytes, i + 1),
+                Some(b'}') => return (skip_ws(bytes, i + 1) == bytes.len()).then_some(()),
+                _ => return None,
             }
         }
-        (skip_ws(bytes, i) == bytes.len()).then_some(Fields { entries })
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Fields<'_>> {
+        let mut entries: Vec<(Cow<'_, str>, Option<Scalar<'_>>)> = Vec::with_capacity(8);
+        scan_object(text, |key, value| {
+            if entries.len() >= MAX_FIELDS || entries.iter().any(|(k, _)| k == key) {
+                return None;
+            }
+            let scalar = match value {
+                Token::Str(s) => Scalar::Str(Cow::Borrowed(s)),
+                Token::U64(v) => Scalar::U64(v),
+                Token::Bool(v) => Scalar::Bool(v),
+                Token::Null => Scalar::Null,
+            };
+            entries.push((Cow::Borrowed(key), Some(scalar)));
+            Some(())
+        })?;
+        Some(Fields { entries })
     }
 }
 

@@ -65,24 +65,28 @@ impl<S: BuildHasher> NameIndex<S> {
     }
 
     fn get_tagged(&self, tag: u32, name: &str, accounts: &[Account]) -> Option<AccountId> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
+        self.probe(tag, |id| accounts.get(id.0 as usize).is_some_and(|a| *a.name == *name))
+    }
+
+    /// Walk `tag`'s probe sequence: the first id whose slot carries `tag` and that `accept`
+    /// takes. The table is never full, so every probe ends at an empty slot, within one lap.
+    fn probe(&self, tag: u32, mut accept: impl FnMut(AccountId) -> bool) -> Option<AccountId> {
+        let mask = self.slots.len().checked_sub(1)?;
         let mut i = self.home(tag);
-        loop {
+        for _ in 0..self.slots.len() {
             let slot = self.slots[i];
             if slot == 0 {
-                return None; // the table is never full, so every probe ends at an empty slot
+                return None;
             }
             if tag_of(slot) == tag {
-                let id = (slot as u32) - 1;
-                if accounts.get(id as usize).is_some_and(|a| *a.name == *name) {
-                    return Some(AccountId(id));
+                let id = AccountId((slot as u32) - 1);
+                if accept(id) {
+                    return Some(id);
                 }
             }
             i = (i + 1) & mask;
         }
+        unreachable!("the name table is at most 3/4 full, so a probe meets an empty slot")
     }
 
     /// Record a new account `id` named `name`. False when the name is already present.
@@ -129,21 +133,7 @@ impl<S: BuildHasher> NameIndex<S> {
     /// The id in the first slot of `tag`'s probe sequence whose tag matches, without comparing
     /// names (a hint for prefetching: it may name another account, or none).
     pub(crate) fn likely_id(&self, tag: u32) -> Option<AccountId> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(tag);
-        loop {
-            let slot = self.slots[i];
-            if slot == 0 {
-                return None; // never full: the probe ends
-            }
-            if tag_of(slot) == tag {
-                return Some(AccountId((slot as u32) - 1));
-            }
-            i = (i + 1) & mask;
-        }
+        self.probe(tag, |_| true)
     }
 
     #[cfg(test)]

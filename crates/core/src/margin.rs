@@ -456,13 +456,7 @@ mod tests {
     /// prices near the ends of their ranges (where the fast path must decline, not wrap).
     #[test]
     fn narrow_paths_agree_with_wide_paths() {
-        let mut state = 0x1234_5678_9abc_def0u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::num::xorshift(0x1234_5678_9abc_def0);
         let base = btc_params();
         let mut notional = base.clone();
         notional.tier_basis = TierBasis::Notional;
@@ -480,7 +474,7 @@ mod tests {
         for round in 0..4_000 {
             let magnitude = |n: u64, bits: u32| (n >> (64 - bits)) as i64;
             let bits = [20, 40, 50, 62, 63][round % 5];
-            let size = Size::from_raw(magnitude(next(), bits).max(1) * if next() % 2 == 0 { 1 } else { -1 });
+            let size = Size::from_raw(magnitude(next(), bits).max(1) * if next().is_multiple_of(2) { 1 } else { -1 });
             let mark = Price::from_raw(magnitude(next(), bits).max(1));
             for params in &variants {
                 if let Some(narrow) = position_mm_fine_narrow(params, size, mark) {

@@ -440,6 +440,19 @@ impl Price {
     }
 }
 
+/// A seeded xorshift64 generator for the unit tests' random cases (deterministic, no crate).
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    assert!(seed != 0, "xorshift needs a non-zero seed");
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,18 +552,12 @@ mod tests {
     /// for every sign combination and magnitudes on both sides of the fast path's limit.
     #[test]
     fn mul_div_fast_path_agrees_with_wide() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         for round in 0..20_000 {
             let bits = [8u32, 30, 60, 63, 64, 100, 126][round % 7];
             let mut value = |bits: u32| {
                 let v = ((u128::from(next()) << 64) | u128::from(next())) >> (128 - bits);
-                if next() % 2 == 0 {
+                if next().is_multiple_of(2) {
                     v as i128
                 } else {
                     -(v as i128)

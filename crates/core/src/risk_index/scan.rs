@@ -136,13 +136,7 @@ mod tests {
             tier.from_raw = from * 100_000 * Quote::ONE_RAW;
         }
         markets[2].params.tier_mode = TierMode::Whole;
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::num::xorshift(0x9e37_79b9_7f4a_7c15);
         let (mut decided, mut rounds) = (0, 0);
         for bits in [12u32, 30, 40, 50, 62] {
             for _ in 0..2_000 {
@@ -154,12 +148,12 @@ mod tests {
                 }
                 let mut account = Account::new("a");
                 account.settlement = Quote::from_raw(i128::from(magnitude(next())) * (next() % 3) as i128 - 1_000);
-                if next() % 4 == 0 {
+                if next().is_multiple_of(4) {
                     account.collateral.push((AssetId(0), Size::from_raw(magnitude(next()))));
                 }
                 for market in 0..3u16 {
-                    if next() % 2 == 0 {
-                        let size = Size::from_raw(magnitude(next()) * if next() % 2 == 0 { 1 } else { -1 });
+                    if next().is_multiple_of(2) {
+                        let size = Size::from_raw(magnitude(next()) * if next().is_multiple_of(2) { 1 } else { -1 });
                         let cost = size.mul_price(Price::from_raw(magnitude(next())));
                         account.positions.push(Position { market: MarketId(market), size, cost });
                     }

@@ -46,23 +46,7 @@ enum Command {
         report: bool,
     },
     /// Run solvent as a service: durable journal, snapshots, HTTP + WebSocket API (docs/serve.md).
-    Serve {
-        /// Engine configuration (TOML); the embedded default when omitted.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Server configuration: tokens, limits, snapshot cadence (docs/serve.md).
-        #[arg(long)]
-        server_config: Option<PathBuf>,
-        /// Where the journal and snapshots live.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Address to listen on (loopback by default).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Start with the embedded defaults and a built-in simulated feed (prices, trades, a crash).
-        #[arg(long)]
-        demo: bool,
-    },
+    Serve(solvent_node::ServeOptions),
     /// Stress margin policies (static tiers, dynamic advisor, scaled static) on a population of
     /// accounts through Black Thursday, fixed shocks and Monte Carlo SVJD paths (docs/stress.md).
     Stress(StressArgs),
@@ -191,12 +175,10 @@ fn main() -> ExitCode {
                 Err(message) => fail(&message),
             }
         }
-        Command::Serve { config, server_config, data_dir, listen, demo } => {
-            match solvent_node::run(solvent_node::ServeOptions { config, server_config, data_dir, listen, demo }) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => fail(&error.to_string()),
-            }
-        }
+        Command::Serve(options) => match solvent_node::run(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error.to_string()),
+        },
         Command::Stress(args) => args.run(),
         Command::Bench { accounts, seed, json } => match bench::run(&bench::BenchOptions { accounts, seed, json }) {
             Ok(()) => ExitCode::SUCCESS,

@@ -38,17 +38,24 @@ use std::path::PathBuf;
 /// Default data directory when `--data-dir` is not given (and not `--demo`).
 pub const DEFAULT_DATA_DIR: &str = "solvent-data";
 
-/// Options of the `serve` command (`solvent serve`, `solvent-serve`).
-#[derive(Clone, Debug, Default)]
+/// Options of the `serve` command, and its command-line arguments in both binaries
+/// (`solvent serve`, `solvent-serve`).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeOptions {
-    /// Engine configuration (TOML, as for `solvent replay`).
+    /// Engine configuration (TOML); the data directory's, or the embedded default, when omitted.
+    #[arg(long)]
     pub config: Option<PathBuf>,
     /// Server configuration: tokens, limits, cadence (TOML; see docs/serve.md).
+    #[arg(long)]
     pub server_config: Option<PathBuf>,
+    /// Data directory (journal, snapshots); default ./solvent-data, or a fresh one with --demo.
+    #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Overrides `[server] listen`.
+    /// Listen address, overriding `[server] listen` (default 127.0.0.1:7411; port 0 picks a free one).
+    #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Embedded defaults, generated tokens, a fresh data directory and the simulated feed.
+    /// Embedded defaults, generated tokens, a fresh data directory and a simulated feed with a crash.
+    #[arg(long)]
     pub demo: bool,
 }
 

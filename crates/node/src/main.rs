@@ -1,10 +1,9 @@
 //! `solvent-serve`: a thin binary over `solvent_node` (the `solvent serve` command delegates to
 //! the same [`solvent_node::run`]).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use solvent_node::{bench, export, ServeOptions};
 use std::io::{BufWriter, Read};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -16,26 +15,7 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: ServeArgs,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    /// Engine configuration (TOML); the data directory's, or the embedded default, when omitted.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Server configuration: tokens, limits, cadence (TOML; see docs/serve.md).
-    #[arg(long)]
-    server_config: Option<PathBuf>,
-    /// Data directory (journal, snapshots); default ./solvent-data, or a fresh one with --demo.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Listen address (default 127.0.0.1:7411; port 0 picks a free one).
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    /// Embedded defaults, generated tokens and a simulated feed with a crash.
-    #[arg(long)]
-    demo: bool,
+    serve: ServeOptions,
 }
 
 #[derive(Subcommand)]
@@ -73,14 +53,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => solvent_node::run(ServeOptions {
-            config: cli.serve.config,
-            server_config: cli.serve.server_config,
-            data_dir: cli.serve.data_dir,
-            listen: cli.serve.listen,
-            demo: cli.serve.demo,
-        })
-        .map_err(|e| e.to_string()),
+        None => solvent_node::run(cli.serve).map_err(|e| e.to_string()),
         Some(Command::ExportJournal { data_dir, out }) => export_journal(&data_dir, &out),
         Some(Command::HashToken { generate }) => hash_token(generate),
         Some(Command::Bench { clients, single_clients, batch, secs, scratch_dir }) => {

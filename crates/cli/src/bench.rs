@@ -26,6 +26,29 @@ pub struct BenchOptions {
     pub accounts: usize,
     pub seed: u64,
     pub json: Option<PathBuf>,
+    /// Phases to run; empty means all.
+    pub only: Vec<Phase>,
+}
+
+/// A phase of the bench, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// Memory per account of a one-position book.
+    Memory,
+    /// Full-scan revaluation against a plain memory read.
+    Scan,
+    /// Price ticks through `apply`.
+    Ticks,
+    /// Tick-to-liquidation latency ladder.
+    Latency,
+    /// Mixed event files through the parser and `apply`.
+    Replay,
+}
+
+impl BenchOptions {
+    fn runs(&self, phase: Phase) -> bool {
+        self.only.is_empty() || self.only.contains(&phase)
+    }
 }
 
 /// A target and whether the figure meets it.
@@ -82,9 +105,15 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     }
     let n = options.accounts;
     let mut figures = Vec::new();
-    let bar = accounts_bar(n, "one-position book");
-    figures.extend(phases::memory_one_position(n, options.seed, &bar));
-    bar.finish_and_clear();
+    if options.runs(Phase::Memory) {
+        let bar = accounts_bar(n, "one-position book");
+        figures.extend(phases::memory_one_position(n, options.seed, &bar));
+        bar.finish_and_clear();
+    }
+    if options.only.iter().all(|p| *p == Phase::Memory) && !options.only.is_empty() {
+        print!("{}", table(&figures, options));
+        return write_json(&figures, options);
+    }
     let samples = ladder_samples(n);
     let bar = accounts_bar(n + samples * 6, "building the book");
     let (mut book, ladder, built) = phases::build_book(n, samples, options.seed, &bar);
@@ -98,19 +127,33 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
         stats.entries_live,
         book.engine.accounts().len()
     )));
-    let (full_scan_ns, scan) = phases::full_scan(&mut book, 5);
-    figures.extend(scan);
-    figures.extend(phases::ticks(&mut book, (2 * n).clamp(10_000, 2_000_000), options.seed, full_scan_ns));
-    figures.extend(phases::latency(&mut book, &ladder));
-    figures.extend(phases::replay(&mut book, n.clamp(10_000, 1_000_000), n, options.seed)?);
+    let mut full_scan_ns = None;
+    if options.runs(Phase::Scan) {
+        let (ns, scan) = phases::full_scan(&mut book, 5);
+        full_scan_ns = Some(ns);
+        figures.extend(scan);
+    }
+    if options.runs(Phase::Ticks) {
+        figures.extend(phases::ticks(&mut book, (2 * n).clamp(10_000, 2_000_000), options.seed, full_scan_ns));
+    }
+    if options.runs(Phase::Latency) {
+        figures.extend(phases::latency(&mut book, &ladder));
+    }
+    if options.runs(Phase::Replay) {
+        figures.extend(phases::replay(&mut book, n.clamp(10_000, 1_000_000), n, options.seed)?);
+    }
     let stats = book.engine.risk_index_stats();
     figures.push(Figure::new("risk_index_rechecks_total", stats.rechecks as f64, "accounts").note(format!(
         "exact rechecks over the whole run; {} band crossings, {} merges",
         stats.triggered, stats.merges
     )));
     print!("{}", table(&figures, options));
+    write_json(&figures, options)
+}
+
+fn write_json(figures: &[Figure], options: &BenchOptions) -> Result<(), String> {
     if let Some(path) = &options.json {
-        let text = json(&figures, options);
+        let text = json(figures, options);
         std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())

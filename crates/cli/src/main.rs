@@ -62,6 +62,10 @@ enum Command {
         /// Also write the figures (name, value, unit, target) as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Run only these phases (comma-separated; default: all). The book is built whenever a
+        /// phase other than `memory` runs; `ticks` reports the scan ratio only with `scan`.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<bench::Phase>,
     },
     /// Print the embedded default configuration (TOML), or check a configuration file.
     Config {
@@ -180,10 +184,12 @@ fn main() -> ExitCode {
             Err(error) => fail(&error.to_string()),
         },
         Command::Stress(args) => args.run(),
-        Command::Bench { accounts, seed, json } => match bench::run(&bench::BenchOptions { accounts, seed, json }) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => fail(&message),
-        },
+        Command::Bench { accounts, seed, json, only } => {
+            match bench::run(&bench::BenchOptions { accounts, seed, json, only }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => fail(&message),
+            }
+        }
         Command::Config { check: None } => {
             print!("{}", solvent_core::DEFAULT_CONFIG_TOML);
             ExitCode::SUCCESS

@@ -10,7 +10,7 @@
 
 use crate::lines::{Line, LineReader};
 use crate::replay::{Applier, Summary};
-use solvent_core::event::{ParsedLine, MAX_LINE_BYTES};
+use solvent_core::event::{ParsedLine, StringPool, MAX_LINE_BYTES};
 use solvent_core::{Engine, Prefetch};
 use std::io::{BufRead, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -36,15 +36,18 @@ enum Message {
 /// Read and parse lines into batches until the input ends, fails, or the engine side hangs up.
 fn read_ahead(input: Box<dyn BufRead + Send>, full: SyncSender<Message>, empty: Receiver<Vec<Item>>) {
     let mut reader = LineReader::new(input, MAX_LINE_BYTES);
+    let mut pool = StringPool::default();
     loop {
-        // A returned batch is cleared here, so its events are dropped on the thread that built them.
+        // A returned batch is emptied here: its events' strings are reused for the next lines
+        // (or dropped on the thread that allocated them).
         let mut batch = empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_LINES));
-        batch.clear();
+        batch.drain(..).filter_map(|item| item.line).for_each(|line| line.recycle(&mut pool));
         let mut last = None;
         while batch.len() < BATCH_LINES {
             match reader.next_line() {
                 Ok(Some(Line::Text(bytes))) => {
-                    batch.push(Item { line: Some(ParsedLine::parse(bytes)), line_bytes: bytes.len() })
+                    let line = ParsedLine::parse_pooled(bytes, &mut pool);
+                    batch.push(Item { line: Some(line), line_bytes: bytes.len() })
                 }
                 Ok(Some(Line::TooLong)) => batch.push(Item { line: None, line_bytes: 0 }),
                 Ok(None) => {

@@ -161,17 +161,26 @@ impl Event {
 
     /// Parse one line (without its newline) of the JSON Lines input.
     pub fn parse_line(bytes: &[u8]) -> Result<Event, Error> {
+        Event::parse_line_pooled(bytes, &mut StringPool::default())
+    }
+
+    /// [`Event::parse_line`], taking the event's strings from `pool` where it has some.
+    pub fn parse_line_pooled(bytes: &[u8], pool: &mut StringPool) -> Result<Event, Error> {
         if bytes.len() > MAX_LINE_BYTES {
             return Err(Error::LineTooLong { max_bytes: MAX_LINE_BYTES });
         }
         let text = std::str::from_utf8(bytes).map_err(|_| Error::InvalidUtf8)?;
-        Event::parse_str(text)
+        Event::parse_str_pooled(text, pool)
     }
 
     /// Parse one JSON object.
     pub fn parse_str(text: &str) -> Result<Event, Error> {
+        Event::parse_str_pooled(text, &mut StringPool::default())
+    }
+
+    fn parse_str_pooled(text: &str, pool: &mut StringPool) -> Result<Event, Error> {
         // The common valid lines skip the field table; everything else, errors included, below.
-        if let Some(event) = crate::fastparse::event(text) {
+        if let Some(event) = crate::fastparse::event(text, pool) {
             return Ok(event);
         }
         let mut fields = json::parse_object(text)?;
@@ -210,16 +219,85 @@ pub(crate) enum Parsed {
     Refused(Error),
 }
 
+/// Strings of parsed events, kept for the next lines: a reader that parses many lines hands
+/// each applied line back ([`ParsedLine::recycle`]) and parses the next with
+/// [`ParsedLine::parse_pooled`], so that ids are copied into buffers it already owns instead of
+/// a new allocation (and a free) per id. Bounded: at most [`StringPool::MAX_STRINGS`] are kept.
+#[derive(Debug, Default)]
+pub struct StringPool {
+    free: Vec<String>,
+}
+
+impl StringPool {
+    /// Most strings kept (a batch of lines holds two to three each).
+    pub const MAX_STRINGS: usize = 4_096;
+
+    /// `text` in a pooled buffer when there is one, else in a new `String`.
+    pub(crate) fn take(&mut self, text: &str) -> String {
+        match self.free.pop() {
+            Some(mut buffer) => {
+                buffer.clear();
+                buffer.push_str(text);
+                buffer
+            }
+            None => text.to_owned(),
+        }
+    }
+
+    fn give(&mut self, buffer: String) {
+        // Ids are at most 64 bytes: a larger buffer (a refused line's long text) is not kept.
+        if self.free.len() < Self::MAX_STRINGS && buffer.capacity() <= MAX_ID_BYTES {
+            self.free.push(buffer);
+        }
+    }
+
+    /// Strings kept now.
+    pub fn len(&self) -> usize {
+        self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.free.is_empty()
+    }
+}
+
+impl Event {
+    /// Hand this event's strings to `pool`.
+    fn give_strings(self, pool: &mut StringPool) {
+        match self {
+            Event::Deposit(t) | Event::Withdraw(t) => [t.account, t.asset].into_iter().for_each(|s| pool.give(s)),
+            Event::Price(p) => [p.market, p.source].into_iter().chain(p.sig).for_each(|s| pool.give(s)),
+            Event::Trade(t) => [t.market, t.buyer, t.seller].into_iter().for_each(|s| pool.give(s)),
+            Event::AuctionTake(a) => [a.auction, a.bidder].into_iter().for_each(|s| pool.give(s)),
+            Event::Params(p) => pool.give(p.market),
+            Event::Clock { .. } | Event::FundDeposit { .. } => {}
+        }
+    }
+}
+
 impl ParsedLine {
     /// Parse one line (without its newline). A line of only whitespace is blank (skipped).
     pub fn parse(line: &[u8]) -> ParsedLine {
+        ParsedLine::parse_pooled(line, &mut StringPool::default())
+    }
+
+    /// [`ParsedLine::parse`], taking the event's strings from `pool` where it has some: the same
+    /// line, whatever the pool holds.
+    pub fn parse_pooled(line: &[u8], pool: &mut StringPool) -> ParsedLine {
         if line.iter().all(u8::is_ascii_whitespace) {
             return ParsedLine(Parsed::Blank);
         }
-        ParsedLine(match Event::parse_line(line) {
+        ParsedLine(match Event::parse_line_pooled(line, pool) {
             Ok(event) => Parsed::Event(event),
             Err(error) => Parsed::Refused(error),
         })
+    }
+
+    /// Give this line's strings to `pool` for the lines parsed next (the line is used up).
+    pub fn recycle(self, pool: &mut StringPool) {
+        if let Parsed::Event(event) = self.0 {
+            event.give_strings(pool);
+        }
     }
 
     /// Whether the line was blank (it is skipped: no effect, no sequence number used).
@@ -439,6 +517,37 @@ mod tests {
         let Event::Trade(trade) = trade else { panic!("not a trade") };
         assert_eq!(trade.size, Size::parse("1.5").unwrap());
         assert_eq!(trade.buyer_fee, Quote::ZERO);
+    }
+
+    /// Lines parsed with a pool of recycled strings are the lines parsed without one, whatever
+    /// the pool held (strings of other kinds of events, longer or shorter ids, a refused line's).
+    #[test]
+    fn pooled_parsing_equals_plain_parsing() {
+        let lines = [
+            r#"{"type":"price","ts":5,"market":"BTC-PERP","source":"s1","price":"7900.5"}"#.to_string(),
+            r#"{"type":"trade","ts":6,"market":"ETH-PERP","buyer":"a-very-long-account-name-0001","seller":"b","size":"1","price":"3"}"#.into(),
+            r#"{"type":"deposit","ts":7,"account":"x","asset":"USDC","amount":"5"}"#.into(),
+            r#"{"type":"withdraw","ts":8,"account":"yy","asset":"BTC","amount":"0.5"}"#.into(),
+            r#"{"type":"auction_take","ts":9,"auction":"a1","bidder":"maker","size":"1"}"#.into(),
+            r#"{"type":"params","ts":9,"market":"SOL-PERP","im_factor":"2"}"#.into(),
+            r#"{"type":"clock","ts":10}"#.into(),
+            r#"{"type":"deposit","ts":7,"account":"bad name","asset":"USDC","amount":"5"}"#.into(),
+            "   ".into(),
+            format!(r#"{{"type":"price","ts":5,"market":"BTC-PERP","source":"{}","price":"1"}}"#, "s".repeat(70)),
+        ];
+        let mut pool = StringPool::default();
+        for round in 0..40 {
+            let mut batch = Vec::new();
+            for (i, line) in lines.iter().enumerate() {
+                let line = &lines[(i * 7 + round) % lines.len()];
+                let pooled = ParsedLine::parse_pooled(line.as_bytes(), &mut pool);
+                assert_eq!(pooled, ParsedLine::parse(line.as_bytes()), "{line}");
+                batch.push(pooled);
+            }
+            batch.into_iter().for_each(|line| line.recycle(&mut pool));
+            assert!(pool.len() <= StringPool::MAX_STRINGS);
+        }
+        assert!(!pool.is_empty(), "strings were kept for reuse");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! this path answers, the general one gives the same event (a test below checks it on mutated
 //! lines).
 
-use crate::event::{validate_id, Event, PriceTick, Trade, Transfer};
+use crate::event::{validate_id, Event, PriceTick, StringPool, Trade, Transfer};
 use crate::json::flat::{scan_object, Token};
 use crate::num::{NumError, Price, Quote, Size};
 
@@ -63,9 +63,9 @@ impl<'a> Flat<'a> {
         }
     }
 
-    fn id(&mut self, key: &str) -> Option<String> {
+    fn id(&mut self, key: &str, pool: &mut StringPool) -> Option<String> {
         let s = self.str(key)?;
-        validate_id(s).ok().map(|()| s.to_string())
+        validate_id(s).ok().map(|()| pool.take(s))
     }
 
     fn ts(&mut self) -> Option<u64> {
@@ -97,32 +97,32 @@ impl<'a> Flat<'a> {
     }
 }
 
-fn transfer(flat: &mut Flat) -> Option<Transfer> {
+fn transfer(flat: &mut Flat, pool: &mut StringPool) -> Option<Transfer> {
     Some(Transfer {
         ts: flat.ts()?,
-        account: flat.id("account")?,
-        asset: flat.id("asset")?,
+        account: flat.id("account", pool)?,
+        asset: flat.id("asset", pool)?,
         amount: flat.positive("amount", Quote::parse)?,
     })
 }
 
-fn price(flat: &mut Flat) -> Option<PriceTick> {
+fn price(flat: &mut Flat, pool: &mut StringPool) -> Option<PriceTick> {
     Some(PriceTick {
         ts: flat.ts()?,
-        market: flat.id("market")?,
-        source: flat.id("source")?,
+        market: flat.id("market", pool)?,
+        source: flat.id("source", pool)?,
         price: flat.positive("price", Price::parse)?,
         conf: flat.optional("conf", Price::parse)?,
         sig: None,
     })
 }
 
-fn trade(flat: &mut Flat) -> Option<Trade> {
+fn trade(flat: &mut Flat, pool: &mut StringPool) -> Option<Trade> {
     Some(Trade {
         ts: flat.ts()?,
-        market: flat.id("market")?,
-        buyer: flat.id("buyer")?,
-        seller: flat.id("seller")?,
+        market: flat.id("market", pool)?,
+        buyer: flat.id("buyer", pool)?,
+        seller: flat.id("seller", pool)?,
         size: flat.positive("size", Size::parse)?,
         price: flat.positive("price", Price::parse)?,
         buyer_fee: flat.optional("buyer_fee", Quote::parse)?.unwrap_or_default(),
@@ -130,14 +130,15 @@ fn trade(flat: &mut Flat) -> Option<Trade> {
     })
 }
 
-/// The event of `text` when it is one of the common, valid cases; `None` otherwise.
-pub(crate) fn event(text: &str) -> Option<Event> {
+/// The event of `text` when it is one of the common, valid cases; `None` otherwise. Its strings
+/// come from `pool` where it has some.
+pub(crate) fn event(text: &str, pool: &mut StringPool) -> Option<Event> {
     let mut flat = Flat::parse(text)?;
     let event = match flat.str("type")? {
-        "price" => Event::Price(price(&mut flat)?),
-        "trade" => Event::Trade(trade(&mut flat)?),
-        "deposit" => Event::Deposit(transfer(&mut flat)?),
-        "withdraw" => Event::Withdraw(transfer(&mut flat)?),
+        "price" => Event::Price(price(&mut flat, pool)?),
+        "trade" => Event::Trade(trade(&mut flat, pool)?),
+        "deposit" => Event::Deposit(transfer(&mut flat, pool)?),
+        "withdraw" => Event::Withdraw(transfer(&mut flat, pool)?),
         "clock" => Event::Clock { ts: flat.ts()? },
         _ => return None,
     };
@@ -170,8 +171,9 @@ mod tests {
         };
         let (mut fast, mut total) = (0, 0);
         for seed in seeds {
-            assert_eq!(event(seed).as_ref(), Event::parse_str(seed).ok().as_ref(), "{seed}");
-            assert!(event(seed).is_some(), "the fast path takes {seed}");
+            let mut pool = StringPool::default();
+            assert_eq!(event(seed, &mut pool).as_ref(), Event::parse_str(seed).ok().as_ref(), "{seed}");
+            assert!(event(seed, &mut pool).is_some(), "the fast path takes {seed}");
             for _ in 0..4_000 {
                 let mut bytes = seed.as_bytes().to_vec();
                 for _ in 0..1 + next(2) {
@@ -189,7 +191,7 @@ mod tests {
                 }
                 let Ok(text) = std::str::from_utf8(&bytes) else { continue };
                 total += 1;
-                if let Some(e) = event(text) {
+                if let Some(e) = event(text, &mut StringPool::default()) {
                     fast += 1;
                     assert_eq!(Ok(e), Event::parse_str(text), "{text}");
                 }

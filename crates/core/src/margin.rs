@@ -32,6 +32,19 @@ pub(crate) fn mul_i128(a: i128, b: i128) -> Option<i128> {
     a.checked_mul(b)
 }
 
+/// `a × b` in i128 for a 64-bit factor `b`, `None` when the product's magnitude reaches 2^127
+/// (overflow, and the one product that is exactly i128::MIN): one 64 × 64 → 128 multiply of the
+/// magnitudes when |a| < 2^64, else `checked_mul`.
+#[inline]
+pub(crate) fn mul_i128_i64(a: i128, b: i64) -> Option<i128> {
+    let (ua, ub) = (a.unsigned_abs(), u128::from(b.unsigned_abs()));
+    if let Ok(ua) = u64::try_from(ua) {
+        let magnitude = i128::try_from(u128::from(ua) * ub).ok()?; // < 2^127 unless both near 2^64
+        return Some(if (a < 0) != (b < 0) { -magnitude } else { magnitude });
+    }
+    a.checked_mul(i128::from(b))
+}
+
 fn fine_to_quote(fine: I256, round_up: bool) -> Result<Quote, Overflow> {
     let divisor = I256::from(FINE_PER_QUOTE);
     let mut q = fine / divisor;
@@ -417,6 +430,26 @@ mod tests {
 
     fn btc_params() -> MarketParams {
         Config::embedded_default().markets[0].params.clone()
+    }
+
+    /// The 64-bit-factor product equals `checked_mul` wherever it answers, and answers wherever
+    /// the product's magnitude is below 2^127.
+    #[test]
+    fn mul_i128_i64_equals_checked_mul() {
+        let mut next = crate::num::xorshift(0x0ddb_a11c_afe0_1234);
+        for round in 0..200_000u32 {
+            let shift = round % 127;
+            let a = (i128::from(next() as i64) << 64 | i128::from(next())) >> shift;
+            let b = (next() as i64) >> (round % 63);
+            let exact = a.checked_mul(i128::from(b));
+            match mul_i128_i64(a, b) {
+                Some(product) => assert_eq!(Some(product), exact, "{a} x {b}"),
+                None => assert!(exact.is_none_or(|p| p == i128::MIN), "{a} x {b} = {exact:?}"),
+            }
+        }
+        assert_eq!(mul_i128_i64(-(1 << 63), i64::MIN), Some(1 << 126));
+        assert_eq!(mul_i128_i64(i128::MAX, -1), Some(-i128::MAX));
+        assert_eq!(mul_i128_i64(i128::MAX, 2), None);
     }
 
     fn q(text: &str) -> Quote {

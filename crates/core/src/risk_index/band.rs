@@ -338,58 +338,139 @@ pub(crate) fn derive(
     point_box(exposures, bands)
 }
 
-/// What [`derive`] finds for the commonest account (one position in a size-basis market, no
-/// other collateral, mark = index, headroom above the slack), computed in checked i128
-/// arithmetic: the same band, or `None` wherever [`derive`] might answer otherwise (another
-/// shape, no headroom, a first attempt that does not certify, a value that might not fit), and
-/// then the caller runs [`derive`].
-///
-/// With one exposure and no collateral, [`derive`]'s first attempt is: slope = size × F − MM
-/// slope, half-width = ⌊h / |slope|⌋ (the allocation's `h × mark / (|slope| × mark)`), an edge
-/// on the losing side only, certified when S × F + f(edge) ≥ slack (the floor of a linear `f`
-/// over the band is at its edge; an open top needs slope ≥ 0, which holds for a long).
-/// `headroom_fine` is the exact equity − MM (Fine units).
-pub(crate) fn derive_single(account: &Account, markets: &[Market], headroom_fine: i128) -> Option<Band> {
-    let ([position], true) = (account.positions.as_slice(), account.collateral.is_empty()) else { return None };
-    let market = markets.get(position.market.0 as usize)?;
-    let mark = market.mark_price?.raw();
-    if market.params.tier_basis != TierBasis::Size || market.index_price.is_some_and(|i| i.raw() != mark) {
-        return None;
-    }
-    let slack = 2 * FINE_PER_QUOTE; // `slack(1)`
-    let h = headroom_fine.checked_sub(slack)?;
-    let k = crate::margin::position_mm_fine_narrow(&market.params, position.size, Price::from_raw(1))?;
-    let slope = crate::margin::mul_i128(i128::from(position.size.raw()), FINE_PER_QUOTE)?.checked_sub(k)?;
-    if h < 0 || slope == 0 {
-        return None;
-    }
-    let width = i64::try_from(h / slope.checked_abs()?).unwrap_or(i64::MAX);
-    let (lo, hi, edge) = if slope > 0 {
-        let lo = Some(mark.saturating_sub(width).min(mark)).filter(|lo| *lo > 0);
-        (lo, None, lo.unwrap_or(0))
-    } else {
-        let hi = mark.saturating_add(width).max(mark);
-        (None, Some(hi), hi)
+/// Most exposures [`derive_linear`] handles at once; an account exposed to more markets takes
+/// the general path.
+const LINEAR_MAX: usize = 4;
+
+/// One exposure whose value is linear in its price: `slope × p − cost_fine` (Fine units), with
+/// mark = index.
+#[derive(Clone, Copy, Debug)]
+struct Linear {
+    market: MarketId,
+    mark: i64,
+    /// size × F − MM slope + weighted collateral of the market (Fine per raw price unit).
+    slope: i128,
+    /// cost × F (zero for collateral alone).
+    cost_fine: i128,
+}
+
+/// The account's exposures when every one is linear in one price: positions in size-basis
+/// markets (MM is `slope × mark`) and collateral, each market tied (no basis EMA, mark = index).
+/// In [`exposures`]'s order. `None` for any other account, or where i128 might not hold a value.
+fn linear_exposures(
+    account: &Account,
+    assets: &[Asset],
+    markets: &[Market],
+    out: &mut [Linear; LINEAR_MAX],
+) -> Option<usize> {
+    let tied_mark = |market: &Market, mark: i64| {
+        let index = market.index_price.map_or(mark, Price::raw);
+        (market.params.mark_ema_ms == 0 && index == mark).then_some(mark)
     };
-    // f(p) = slope × p − cost × F; for a short the band's other end is a price of 0, where
-    // f = −cost × F ≥ f(hi) (cost < 0 < hi): the edge is the minimum either way.
-    let cost = crate::margin::mul_i128(position.cost.raw(), FINE_PER_QUOTE)?;
-    let at_edge = slope.checked_mul(i128::from(edge))?.checked_sub(cost)?;
-    let floor = crate::margin::mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?.checked_add(at_edge)?;
-    (floor >= slack).then_some(Band { market: position.market, lo, hi })
+    let mut n = 0;
+    for position in &account.positions {
+        let market = markets.get(position.market.0 as usize)?;
+        let mark = tied_mark(market, market.mark_price?.raw())?;
+        if market.params.tier_basis != TierBasis::Size {
+            return None;
+        }
+        let k = crate::margin::position_mm_fine_narrow(&market.params, position.size, Price::from_raw(1))?;
+        let slope = crate::margin::mul_i128(i128::from(position.size.raw()), FINE_PER_QUOTE)?.checked_sub(k)?;
+        let cost_fine = crate::margin::mul_i128(position.cost.raw(), FINE_PER_QUOTE)?;
+        *out.get_mut(n)? = Linear { market: position.market, mark, slope, cost_fine };
+        n += 1;
+    }
+    for (asset_id, amount) in &account.collateral {
+        let asset = assets.get(asset_id.0 as usize)?;
+        let market = markets.get(asset.index_market.0 as usize)?;
+        let Some(index) = market.index_price else { continue }; // counts zero, can only gain
+        let mark = tied_mark(market, market.mark_price.map_or(index.raw(), Price::raw))?;
+        // Two i64 factors: the product fits i128.
+        let weighted = i128::from(amount.raw()) * i128::from(asset.weight.raw());
+        match out[..n].iter_mut().find(|e| e.market == asset.index_market) {
+            Some(e) => e.slope = e.slope.checked_add(weighted)?,
+            None => {
+                *out.get_mut(n)? = Linear { market: asset.index_market, mark, slope: weighted, cost_fine: 0 };
+                n += 1;
+            }
+        }
+    }
+    Some(n)
+}
+
+/// What [`derive`] finds for an account whose exposures are all linear (see
+/// [`linear_exposures`]: the commonest accounts, one or several positions in size-basis markets
+/// with or without collateral), computed in checked i128 arithmetic: the same bands in
+/// `bands`, or `None` wherever [`derive`] might answer otherwise (another shape, no headroom, a
+/// first attempt that does not certify, a value that might not fit), and then the caller runs
+/// [`derive`].
+///
+/// [`derive`]'s first attempt for linear exposures: each market's sensitivity is |slope|, the
+/// half-width `h × mark / Σ |slope| × mark`, an edge on the losing side only (low when slope >
+/// 0, high when < 0), certified when S × F + Σ min over the band's ends of (slope × p −
+/// cost × F) ≥ slack (the floor of a linear function over an interval is at an end; an open
+/// low side is a price of 0, an open top only where slope ≥ 0). `headroom_fine` is the exact
+/// equity − MM (Fine units).
+pub(crate) fn derive_linear(
+    account: &Account,
+    assets: &[Asset],
+    markets: &[Market],
+    headroom_fine: i128,
+    bands: &mut Vec<Band>,
+) -> Option<()> {
+    let mut exposures = [Linear { market: MarketId(0), mark: 0, slope: 0, cost_fine: 0 }; LINEAR_MAX];
+    let n = linear_exposures(account, assets, markets, &mut exposures)?;
+    let exposures = &exposures[..n];
+    let slack = i128::try_from(account.positions.len()).ok()?.checked_add(1)?.checked_mul(FINE_PER_QUOTE)?;
+    let h = headroom_fine.checked_sub(slack)?;
+    if h < 0 {
+        return None; // a point box: the general path
+    }
+    let mut total = 0i128;
+    for e in exposures {
+        total = total.checked_add(crate::margin::mul_i128_i64(e.slope.checked_abs()?, e.mark)?)?;
+    }
+    let mut floor = crate::margin::mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?;
+    bands.clear();
+    for e in exposures {
+        let width = if total > 0 { Some(allocated_width_narrow(h, e.mark, total)?) } else { None };
+        let (lo, hi) = match width {
+            Some(w) if e.slope > 0 => (Some(e.mark.saturating_sub(w).min(e.mark)).filter(|lo| *lo > 0), None),
+            Some(w) if e.slope < 0 => (None, Some(e.mark.saturating_add(w).max(e.mark))),
+            _ => (None, None),
+        };
+        let at_lo = crate::margin::mul_i128_i64(e.slope, lo.unwrap_or(0))?;
+        let lowest = match hi {
+            Some(hi) => at_lo.min(crate::margin::mul_i128_i64(e.slope, hi)?),
+            None if e.slope >= 0 => at_lo,
+            None => return None, // unbounded below: the general path decides
+        };
+        floor = floor.checked_add(lowest.checked_sub(e.cost_fine)?)?;
+        bands.push(Band { market: e.market, lo, hi });
+    }
+    (floor >= slack).then_some(())
 }
 
 /// h × mark / total (a half-width in raw price units), by i128 division where the values fit:
 /// the box is certified afterwards, so only the 256-bit fallback needs to be exact.
 fn allocated_width(h: I256, mark: i64, total: I256) -> i64 {
     if let (Ok(h), Ok(total)) = (i128::try_from(h), i128::try_from(total)) {
-        let mark = i128::from(mark.max(1));
-        let per_unit = total / mark + i128::from(total % mark != 0); // rounded up: a narrower band
-        if per_unit > 0 {
-            return i64::try_from(h / per_unit).unwrap_or(i64::MAX);
+        if let Some(width) = allocated_width_narrow(h, mark, total) {
+            return width;
         }
     }
     i64::try_from(h * I256::from(mark) / total).unwrap_or(i64::MAX)
+}
+
+/// [`allocated_width`] in i128: `None` where the per-unit share is not positive.
+fn allocated_width_narrow(h: i128, mark: i64, total: i128) -> Option<i64> {
+    let mark = mark.max(1);
+    // Rounded up: a narrower band. In u64 where the total fits (one hardware division).
+    let per_unit = match u64::try_from(total) {
+        Ok(total) => i128::from(total.div_ceil(mark.unsigned_abs())),
+        Err(_) => total / i128::from(mark) + i128::from(total % i128::from(mark) != 0),
+    };
+    (per_unit > 0).then(|| i64::try_from(h / per_unit).unwrap_or(i64::MAX))
 }
 
 /// Bands that trigger on any move of any exposed price (requires mark = index everywhere).
@@ -482,5 +563,52 @@ mod tests {
         derive(account.settlement, 1, None, &markets, &mut scratch).unwrap();
         let mark = markets[0].mark_price.unwrap().raw();
         assert_eq!(scratch.bands, vec![Band { market: MarketId(0), lo: Some(mark), hi: Some(mark) }]);
+    }
+
+    /// Wherever the i128 fast path answers, it gives the general derivation's bands: random
+    /// accounts of one to three positions, long and short, with and without BTC collateral, at
+    /// magnitudes from small to near the ends of i128; and it answers for most ordinary ones,
+    /// several-position accounts included.
+    #[test]
+    fn linear_derivation_equals_the_general_one() {
+        let engine = crate::Engine::new(&Config::embedded_default());
+        let mut next = crate::num::xorshift(0x5151_7a7a_0101_2323);
+        let (mut answered, mut answered_several, mut ordinary) = (0, 0, 0);
+        for round in 0..2_000u32 {
+            let bits = [20u32, 34, 44, 52, 62][(round % 5) as usize];
+            let magnitude = |n: u64| ((n >> (64 - bits)) as i64).max(1);
+            let markets = markets_at(&[10_000, 500, 20]);
+            let mut account = Account::new("a");
+            account.settlement = Quote::from_raw(i128::from(magnitude(next())) * 1_000_000);
+            if next().is_multiple_of(3) {
+                account.collateral.push((AssetId(0), Size::from_raw(magnitude(next()))));
+            }
+            for market in 0..3u16 {
+                if market == 0 || next().is_multiple_of(2) {
+                    let size = Size::from_raw(magnitude(next()) * if next().is_multiple_of(2) { 1 } else { -1 });
+                    let entry = Price::from_raw(markets[market as usize].mark_price.unwrap().raw() / 100 * 99);
+                    let cost = size.mul_price(entry);
+                    account.positions.push(Position { market: MarketId(market), size, cost });
+                }
+            }
+            let Ok(health) = crate::margin::health(&account, engine.assets(), &markets) else { continue };
+            if health.below_maintenance() {
+                continue;
+            }
+            let mut scratch = Scratch::default();
+            exposures(&account, engine.assets(), &markets, &mut scratch.exposures).unwrap();
+            let headroom = headroom(account.settlement, &scratch.exposures, &markets);
+            let Ok(headroom_narrow) = i128::try_from(headroom) else { continue };
+            ordinary += usize::from(bits <= 44);
+            let mut fast = Vec::new();
+            if derive_linear(&account, engine.assets(), &markets, headroom_narrow, &mut fast).is_some() {
+                derive(account.settlement, account.positions.len(), None, &markets, &mut scratch).unwrap();
+                assert_eq!(fast, scratch.bands, "{account:?}");
+                answered += usize::from(bits <= 44);
+                answered_several += usize::from(bits <= 44 && account.positions.len() > 1);
+            }
+        }
+        assert!(answered * 10 > ordinary * 9, "the fast path answers {answered} of {ordinary} ordinary accounts");
+        assert!(answered_several * 4 > ordinary, "several-position accounts too ({answered_several})");
     }
 }

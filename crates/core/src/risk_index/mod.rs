@@ -330,9 +330,8 @@ impl RiskIndex {
                 return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
             }
         }
-        if let Some(band) = margin.and_then(|m| band::derive_single(account, engine.markets, m)) {
-            self.scratch.bands.clear();
-            self.scratch.bands.push(band);
+        let linear = |m| band::derive_linear(account, engine.assets, engine.markets, m, &mut self.scratch.bands);
+        if margin.and_then(linear).is_some() {
             #[cfg(debug_assertions)]
             self.assert_general_derivation_agrees(engine, id);
             self.insert_box(id);
@@ -355,8 +354,9 @@ impl RiskIndex {
         let account = &engine.accounts[id as usize];
         let fast = self.scratch.bands.clone();
         let mut scratch = band::Scratch::default();
-        band::exposures(account, engine.assets, engine.markets, &mut scratch.exposures).expect("one priced position");
-        band::derive(account.settlement, 1, None, engine.markets, &mut scratch).expect("a certified box");
+        band::exposures(account, engine.assets, engine.markets, &mut scratch.exposures).expect("priced positions");
+        let positions = account.positions.len();
+        band::derive(account.settlement, positions, None, engine.markets, &mut scratch).expect("a certified box");
         assert_eq!(scratch.bands, fast, "the fast derivation agrees with the general one");
     }
 

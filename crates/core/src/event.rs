@@ -538,7 +538,7 @@ mod tests {
         let mut pool = StringPool::default();
         for round in 0..40 {
             let mut batch = Vec::new();
-            for (i, line) in lines.iter().enumerate() {
+            for i in 0..lines.len() {
                 let line = &lines[(i * 7 + round) % lines.len()];
                 let pooled = ParsedLine::parse_pooled(line.as_bytes(), &mut pool);
                 assert_eq!(pooled, ParsedLine::parse(line.as_bytes()), "{line}");

@@ -1,8 +1,9 @@
 //! Account ids by name, without a second copy of every name.
 //!
 //! An open-addressing table (linear probing, at most 3/4 full) of 8-byte slots: the upper 32 bits
-//! of a keyed 64-bit hash of the name (SipHash with a per-process random key) as a tag, and the
-//! id. The slot a lookup starts at is also given by the tag (its top bits), so the table grows
+//! of a keyed 64-bit hash of the name (foldhash, quality variant, with a per-process random seed:
+//! a few nanoseconds for a short name where SipHash took ~20, and still seeded so that colliding
+//! names cannot be prepared in advance) as a tag, and the id. The slot a lookup starts at is also given by the tag (its top bits), so the table grows
 //! without rehashing a name. The account table holds the name, and a lookup compares it on a tag
 //! match; names whose tags are equal simply occupy further slots of the probe sequence. At a
 //! million accounts this takes 16 bytes per account (2^21 slots).
@@ -15,10 +16,10 @@
 //! observable, and it is rebuilt from the account table after a snapshot load.
 
 use crate::state::{Account, AccountId};
-use std::collections::hash_map::RandomState;
+use foldhash::quality::RandomState;
 use std::hash::BuildHasher;
 
-/// The index; `S` hashes names (keyed SipHash by default; tests force collisions with another).
+/// The index; `S` hashes names (seeded foldhash by default; tests force collisions with another).
 #[derive(Clone, Debug, Default)]
 pub struct NameIndex<S = RandomState> {
     key: S,

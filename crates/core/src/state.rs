@@ -45,9 +45,13 @@ impl Position {
 /// One account. `settlement` is the balance of the settlement asset, where realized PnL and fees
 /// are booked; it may go negative (a loss beyond the settlement balance, backed by other
 /// collateral). `collateral` holds the other assets (strictly positive balances, sorted by id).
+///
+/// The name is stored inline in the record when it has at most 24 bytes (`CompactString`): a
+/// lookup by name compares it in the record it has already fetched, with no second cache miss on
+/// a separate heap block, and a short name needs no allocation of its own.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
-    pub name: Box<str>,
+    pub name: compact_str::CompactString,
     pub settlement: Quote,
     pub collateral: Vec<(AssetId, Size)>,
     pub positions: Vec<Position>,

@@ -33,7 +33,7 @@
 //! prices do not move). Collateral weights are fixed by the configuration.
 //!
 //! **Lazy deletion.** Re-classifying an account bumps its epoch; its old entries stay in the
-//! structures and are dropped when popped or when a merge or compaction meets them. Compaction of
+//! structures and are dropped when popped or by a compaction. Compaction of
 //! every market runs when stored entries exceed twice the live ones (plus a constant).
 //!
 //! The index is derived state: it is not serialized, not hashed, and `Engine::from_snapshot`
@@ -367,11 +367,10 @@ impl RiskIndex {
         let mut count = 0u16;
         for band in &scratch.bands {
             let sides = &mut markets[band.market.0 as usize].sides;
-            let is_live = |e: &Entry| records[e.id as usize].epoch == e.epoch;
             for (side, key) in [(LO, band.lo), (HI, band.hi.map(|hi| -hi))] {
                 if let Some(key) = key {
                     *stored += 1;
-                    *stored -= sides[side].push(Entry { key, id, epoch }, is_live);
+                    sides[side].push(Entry { key, id, epoch });
                     count += 1;
                 }
             }

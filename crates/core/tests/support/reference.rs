@@ -339,12 +339,12 @@ impl Memo {
     /// The reference health of `account`, recomputed unless its inputs are exactly as last time.
     pub fn health(&mut self, account: &Account, assets: &[Asset], markets: &[Market]) -> Result<&RefHealth, String> {
         let inputs = inputs_of(account, assets, markets);
-        let fresh = self.entries.get(&account.name).is_none_or(|(seen, _)| *seen != inputs);
+        let fresh = self.entries.get(&*account.name).is_none_or(|(seen, _)| *seen != inputs);
         if fresh {
             let health = account_health(account, assets, markets)?;
-            self.entries.insert(account.name.clone(), (inputs, health));
+            self.entries.insert(account.name.as_str().into(), (inputs, health));
         }
-        Ok(&self.entries[&account.name].1)
+        Ok(&self.entries[&*account.name].1)
     }
 }
 

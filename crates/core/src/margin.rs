@@ -259,6 +259,35 @@ pub fn below_maintenance_quick(account: &Account, assets: &[Asset], markets: &[M
     verdict_from_fine_margin(margin_fine_narrow(account, assets, markets)?, account.positions.len())
 }
 
+/// Whether `account` is below its initial margin, decided without divisions where the exact
+/// equity and the exact Σ IM are clearly apart; `None` otherwise (and where i128 might overflow):
+/// then [`health`] decides. Agrees with `health(..).below_initial()` whenever it answers, for the
+/// reason of [`below_maintenance_quick`]: equity rounds down and each position's IM up, by less
+/// than one Quote unit each. Compared at 10^-32 (Fine × Rate raw), where each position's exact IM
+/// is its exact MM (Fine) times `im_factor` raw and one Quote unit is 10^16.
+pub fn below_initial_quick(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<bool> {
+    const QUOTE_UNIT: i128 = 10_000_000_000_000_000; // one Quote raw unit at 10^-32
+    let mut equity_fine = collateral_fine_narrow(account, assets, markets)?;
+    let mut im = 0i128;
+    for position in &account.positions {
+        let market = &markets[position.market.0 as usize];
+        let mark = market.mark_price?;
+        let value = mul_i128(position.unrealized_pnl(mark).ok()?.raw(), FINE_PER_QUOTE)?;
+        equity_fine = equity_fine.checked_add(value)?;
+        let mm_fine = position_mm_fine_narrow(&market.params, position.size, mark)?;
+        im = im.checked_add(mul_i128(mm_fine, i128::from(market.params.im_factor.raw()))?)?;
+    }
+    let equity = mul_i128(equity_fine, i128::from(Rate::ONE_RAW))?;
+    let slack = QUOTE_UNIT.checked_mul(i128::try_from(account.positions.len()).ok()? + 1)?;
+    if equity >= im.checked_add(slack)? {
+        Some(false)
+    } else if equity < im {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 /// Pure: the below-maintenance verdict of an exact fine margin (equity − Σ MM at 10^-24) for an
 /// account with `positions` positions, or `None` inside the rounding band, where only [`health`]
 /// can decide (see [`below_maintenance_quick`] for why the band is (positions + 1) Quote units).
@@ -430,6 +459,60 @@ mod tests {
 
     fn btc_params() -> MarketParams {
         Config::embedded_default().markets[0].params.clone()
+    }
+
+    /// Wherever the quick initial-margin test answers, it is the exact health's verdict, across
+    /// magnitudes, collateral, several positions, both tier modes and bases, and accounts near the
+    /// boundary; and it answers for most.
+    #[test]
+    fn below_initial_quick_agrees_with_health() {
+        let engine = crate::Engine::new(&Config::embedded_default());
+        let assets = engine.assets().to_vec();
+        let mut markets = engine.markets().to_vec();
+        markets[1].params.tier_basis = TierBasis::Notional;
+        for (tier, from) in markets[1].params.tiers.iter_mut().zip([0i128, 5, 25, 100]) {
+            tier.from_raw = from * 100_000 * Quote::ONE_RAW;
+        }
+        markets[2].params.tier_mode = TierMode::Whole;
+        let mut next = crate::num::xorshift(0x1a2b_3c4d_5e6f_7081);
+        let (mut decided, mut rounds, mut near) = (0, 0, 0);
+        for bits in [12u32, 30, 40, 50, 62] {
+            for _ in 0..2_000 {
+                rounds += 1;
+                let magnitude = |n: u64| ((n >> (64 - bits)) as i64).max(1);
+                for m in markets.iter_mut() {
+                    m.mark_price = Some(Price::from_raw(magnitude(next())));
+                    m.index_price = m.mark_price;
+                }
+                let mut account = Account::new("a");
+                if next().is_multiple_of(4) {
+                    account.collateral.push((crate::state::AssetId(0), Size::from_raw(magnitude(next()))));
+                }
+                for market in 0..3u16 {
+                    if next().is_multiple_of(2) {
+                        let size = Size::from_raw(magnitude(next()) * if next().is_multiple_of(2) { 1 } else { -1 });
+                        let cost = size.mul_price(Price::from_raw(magnitude(next())));
+                        account.positions.push(crate::state::Position { market: MarketId(market), size, cost });
+                    }
+                }
+                let Ok(health) = health(&account, &assets, &markets) else { continue };
+                // Put the account near its boundary (within a few Quote units) half of the time.
+                account.settlement = if next().is_multiple_of(2) {
+                    Quote::from_raw(health.initial_margin.raw() - health.equity.raw() + (next() % 7) as i128 - 3)
+                } else {
+                    Quote::from_raw(i128::from(magnitude(next())) * (next() % 3) as i128 - 1_000)
+                };
+                let Ok(health) = crate::margin::health(&account, &assets, &markets) else { continue };
+                near += usize::from((health.equity.raw() - health.initial_margin.raw()).abs() < 10);
+                if let Some(quick) = below_initial_quick(&account, &assets, &markets) {
+                    decided += 1;
+                    assert_eq!(quick, health.below_initial(), "{account:?}");
+                }
+            }
+        }
+        let far = rounds - near;
+        assert!(decided * 3 > far * 2, "the quick test decides most cases away from the boundary ({decided} of {far})");
+        assert!(near > rounds / 10, "boundary cases are exercised ({near})");
     }
 
     /// The 64-bit-factor product equals `checked_mul` wherever it answers, and answers wherever

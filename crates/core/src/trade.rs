@@ -122,7 +122,9 @@ impl Engine {
         let settlement_before = std::mem::replace(&mut self.accounts[index].settlement, party.settlement);
         self.accounts[index].set_position(party.position);
         let frozen = self.frozen_dependency_at(&self.accounts[index], now_ms);
-        let health = self.health_of(&self.accounts[index]);
+        // The exact health only where the division-free test cannot decide, or to report a refusal.
+        let quick = crate::margin::below_initial_quick(&self.accounts[index], &self.assets, &self.markets);
+        let health = (quick != Some(false)).then(|| self.health_of(&self.accounts[index]));
         let account = &mut self.accounts[index];
         account.settlement = settlement_before;
         account.set_position(before);
@@ -130,6 +132,7 @@ impl Engine {
             let market = self.markets[frozen.0 as usize].name.to_string();
             return Err(Error::MarketFrozen { market, what: "new exposure" });
         }
+        let Some(health) = health else { return Ok(()) };
         let health = health?;
         if health.below_initial() {
             return Err(Error::InsufficientMargin {

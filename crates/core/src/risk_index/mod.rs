@@ -384,7 +384,12 @@ impl RiskIndex {
         let RiskIndex { records, markets, stored, .. } = self;
         for slot in markets.iter_mut() {
             for side in slot.sides.iter_mut() {
-                *stored -= side.merge(|e| records[e.id as usize].epoch == e.epoch);
+                let prefetch = |e: &Entry| {
+                    if let Some(record) = records.get(e.id as usize) {
+                        crate::prefetch::read(record);
+                    }
+                };
+                *stored -= side.merge(|e| records[e.id as usize].epoch == e.epoch, prefetch);
             }
         }
     }

@@ -83,14 +83,16 @@ impl Side {
     }
 
     /// Sort `fresh` into `base`, dropping stale entries from both (a compaction: it also reads
-    /// every entry's account record). Returns how many were dropped.
-    pub fn merge(&mut self, is_live: impl Fn(&Entry) -> bool) -> usize {
+    /// every entry's account record, which `prefetch` is asked for a few entries ahead: the
+    /// records are read in id order scattered over the whole table). Returns how many were
+    /// dropped.
+    pub fn merge(&mut self, is_live: impl Fn(&Entry) -> bool, prefetch: impl Fn(&Entry)) -> usize {
         self.merges += 1;
         let before = self.len();
         let mut fresh = std::mem::take(&mut self.fresh).into_vec();
-        fresh.retain(&is_live);
+        retain_ahead(&mut fresh, &is_live, &prefetch);
         fresh.sort_unstable();
-        self.base.retain(&is_live);
+        retain_ahead(&mut self.base, &is_live, &prefetch);
         merge_sorted_into(&mut self.base, &fresh);
         fresh.clear();
         self.fresh = BinaryHeap::from(fresh); // keeps the allocation
@@ -112,6 +114,25 @@ impl Side {
     pub fn heap_bytes(&self) -> usize {
         (self.base.capacity() + self.fresh.capacity()) * std::mem::size_of::<Entry>()
     }
+}
+
+/// `entries.retain(is_live)`, in order, calling `prefetch` on the entry [`RETAIN_AHEAD`] places
+/// ahead of the one being judged, so that the memory `is_live` reads is on its way.
+fn retain_ahead(entries: &mut Vec<Entry>, is_live: impl Fn(&Entry) -> bool, prefetch: impl Fn(&Entry)) {
+    const RETAIN_AHEAD: usize = 16;
+    entries.iter().take(RETAIN_AHEAD).for_each(&prefetch);
+    let mut kept = 0;
+    for read in 0..entries.len() {
+        if let Some(ahead) = entries.get(read + RETAIN_AHEAD) {
+            prefetch(ahead);
+        }
+        let entry = entries[read];
+        if is_live(&entry) {
+            entries[kept] = entry;
+            kept += 1;
+        }
+    }
+    entries.truncate(kept);
 }
 
 /// Merge the ascending `extra` into the ascending `base`, in place, from the back.
@@ -165,7 +186,7 @@ mod tests {
         for id in 0..100 {
             side.push(entry(i64::from(id), id));
         }
-        let dropped = side.merge(|e| e.id % 2 == 0);
+        let dropped = side.merge(|e| e.id % 2 == 0, |_| {});
         assert_eq!(dropped, 50);
         assert!(side.iter().all(|e| e.id % 2 == 0));
         let mut seen = Vec::new();

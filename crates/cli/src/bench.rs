@@ -16,7 +16,7 @@ mod book;
 mod cpu;
 mod phases;
 
-pub use alloc::CountingAllocator;
+pub use alloc::{enable_huge_pages, CountingAllocator};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write as _;

@@ -166,6 +166,7 @@ impl StressArgs {
 }
 
 fn main() -> ExitCode {
+    bench::enable_huge_pages();
     let cli = Cli::parse();
     match cli.command {
         Command::Replay { config, events, out, state_out, strict, report } => {

@@ -35,7 +35,7 @@ pub fn memory_one_position(accounts: usize, seed: u64, progress: &indicatif::Pro
             .target("<= 256", |v| v <= 256.0)
             .note("bytes requested from the allocator, engine + name index + risk index, / accounts"),
         Figure::new("memory_one_position_malloc", per(after.footprint, before.footprint), "bytes/account")
-            .note("the same with glibc chunk overhead (8-byte header, 16-byte granularity)"),
+            .note("bytes of the blocks handed out (the allocator's size-class rounding)"),
         Figure::new("memory_one_position_rss", per(after.rss, before.rss), "bytes/account")
             .note("resident set growth while building, / accounts"),
         Figure::new("memory_one_position_blocks", per(after.blocks, before.blocks), "allocations/account"),

@@ -9,8 +9,8 @@
 //! of CPU per event (docs/performance.md). Where the kernel has THP disabled, it is a no-op.
 //!
 //! **Counting**, for `solvent bench`'s memory figures: per thread (a `Cell`, no atomics on the
-//! hot path), the bytes requested, the bytes of the blocks handed out (mimalloc's usable size:
-//! its size-class rounding) and the number of live blocks. The engine is single-threaded, so the
+//! hot path), the bytes requested, the bytes of the blocks handed out (mimalloc's size class
+//! for each request, `mi_good_size`) and the number of live blocks. The engine is single-threaded, so the
 //! building thread's counters are the book's.
 
 use mimalloc::MiMalloc;
@@ -31,10 +31,10 @@ pub fn enable_huge_pages() {
     unsafe { libmimalloc_sys::mi_option_set(libmimalloc_sys::mi_option_large_os_pages, 1) };
 }
 
-/// The bytes of the block at `ptr` (at least the requested size).
-fn block_bytes(ptr: *mut u8) -> i64 {
-    // SAFETY: `ptr` is a live block of this allocator (mimalloc), as `mi_usable_size` requires.
-    unsafe { libmimalloc_sys::mi_usable_size(ptr.cast()) as i64 }
+/// The bytes of the block mimalloc hands out for a request of `size` bytes (its size class).
+fn block_bytes(size: usize) -> i64 {
+    // SAFETY: `mi_good_size` is a pure computation on an integer.
+    unsafe { libmimalloc_sys::mi_good_size(size) as i64 }
 }
 
 fn count(requested: i64, footprint: i64, blocks: i64) {
@@ -51,7 +51,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded contract.
         let ptr = unsafe { MiMalloc.alloc(layout) };
         if !ptr.is_null() {
-            count(layout.size() as i64, block_bytes(ptr), 1);
+            count(layout.size() as i64, block_bytes(layout.size()), 1);
         }
         ptr
     }
@@ -60,25 +60,23 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded contract.
         let ptr = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            count(layout.size() as i64, block_bytes(ptr), 1);
+            count(layout.size() as i64, block_bytes(layout.size()), 1);
         }
         ptr
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let block = block_bytes(ptr);
         // SAFETY: forwarded contract.
         unsafe { MiMalloc.dealloc(ptr, layout) };
-        count(-(layout.size() as i64), -block, -1);
+        count(-(layout.size() as i64), -block_bytes(layout.size()), -1);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let old_block = block_bytes(ptr);
         // SAFETY: forwarded contract.
         let new = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !new.is_null() {
             let requested = new_size as i64 - layout.size() as i64;
-            count(requested, block_bytes(new) - old_block, 0);
+            count(requested, block_bytes(new_size) - block_bytes(layout.size()), 0);
         }
         new
     }

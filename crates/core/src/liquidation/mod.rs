@@ -192,25 +192,16 @@ impl Engine {
     /// The reference for the risk index: every account that needs liquidation now, by a full scan
     /// of the accounts, sorted by name. O(accounts); for tests and benchmarks.
     pub fn liquidation_candidates_full_scan(&self) -> Vec<AccountId> {
-        /// Accounts whose position and collateral entries are fetched together before any is
-        /// evaluated: their heap blocks miss the cache independently, so the misses overlap
-        /// instead of being paid one after another.
-        const BLOCK: usize = 32;
         let context = crate::risk_index::scan::ScanContext::new(&self.assets, &self.markets);
+        let accounts = self.accounts.as_slice();
         let mut ids = Vec::new();
-        for (b, block) in self.accounts.chunks(BLOCK).enumerate() {
-            let mut fetched = [(None, None); BLOCK];
-            for (slot, account) in fetched.iter_mut().zip(block) {
-                *slot = (account.positions.first().map(|p| p.size), account.collateral.first().map(|c| c.1));
+        for (i, account) in accounts.iter().enumerate() {
+            crate::prefetch::scan_ahead(accounts, i);
+            if account.positions.is_empty() && !account.settlement.is_negative() {
+                continue;
             }
-            std::hint::black_box(&fetched); // a prefetch in safe code: the loads must happen here
-            for (k, account) in block.iter().enumerate() {
-                if account.positions.is_empty() && !account.settlement.is_negative() {
-                    continue;
-                }
-                if context.below_maintenance(account, &self.markets) != Some(false) && self.needs_liquidation(account) {
-                    ids.push(AccountId((b * BLOCK + k) as u32));
-                }
+            if !context.certainly_above(account) && self.needs_liquidation(account) {
+                ids.push(AccountId(i as u32));
             }
         }
         ids.sort_unstable_by(|a, b| self.accounts[a.0 as usize].name.cmp(&self.accounts[b.0 as usize].name));

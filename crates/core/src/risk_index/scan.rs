@@ -5,52 +5,46 @@
 //! `r` (exposure `x` = |size| in size basis, |size| × m in notional basis; marginal MM of `x` in
 //! the bracket = r·x − c, whole MM = r·x, c = 0):
 //!
-//! - `long` = m × (F − r) and `short` = m × (F + r), with F = 10^8 (Fine per Quote raw), so that
-//!   F × size × m − MM = size × (long or short, by the sign of size) + constant;
+//! - `long` = m × (F − r) and `short` = −m × (F + r), with F = 10^8 (Fine per Quote raw), so that
+//!   F × size × m − MM = |size| × (`long` or `short`, by the sign of size) + `constant`;
 //! - `constant` = c × m (size basis) or c (notional basis);
 //! - `end`: one past the largest |size| raw inside the bracket, found exactly by integer division
 //!   in notional basis (|size| × m ≤ X ⟺ |size| ≤ ⌊X / m⌋ for m > 0), and capped so that
 //!   |size| × max(|long|, |short|) < 2^118.
 //!
-//! An account's margin is then F × (settlement − Σ cost) + Σ (size × per unit + constant) +
+//! An account's margin is then F × (settlement − Σ cost) + Σ (|size| × per unit + constant) +
 //! Σ amount × (index × weight) over its other collateral: one multiply per entry and one per
-//! account. Every term is bounded before it is formed (see [`ScanContext::margin`]), so nothing
-//! can overflow; where a bound is not met (huge magnitudes, a position beyond the precomputed
-//! brackets, a market without a mark, more than [`MAX_ENTRIES`] entries) the answer is `None` and
-//! the caller computes the exact health.
+//! account. Every term is bounded before it is formed (see [`ScanContext::margin_over_slack`]),
+//! so nothing can overflow; where a bound is not met (huge magnitudes, a position beyond the
+//! precomputed brackets, a market without a mark, [`ENTRIES_LIMIT`] entries or more) the answer
+//! is `None` and the caller computes the exact health.
 
 use crate::config::{MarketParams, TierBasis, TierMode};
 use crate::margin::FINE_PER_QUOTE;
-use crate::state::{Account, Asset, Market};
+use crate::num::Size;
+use crate::state::{Account, Asset, AssetId, Market, Position};
 
 /// Every product term (a position's, a bracket constant, a collateral entry's) is below
 /// 2^TERM_BITS in magnitude.
 const TERM_BITS: u32 = 118;
 /// The largest term magnitude allowed: 2^TERM_BITS − 1.
 const TERM_MAX: u128 = (1 << TERM_BITS) - 1;
-/// At most this many positions and this many collateral entries per account on the fast path.
-const MAX_ENTRIES: usize = 32;
+/// Fewer than this many positions and collateral entries per account on the fast path (a power
+/// of two).
+const ENTRIES_LIMIT: usize = 32;
 
-/// One MM bracket of one market at the scan's mark. See the module documentation.
+/// One MM bracket of one market at the scan's mark (see the module documentation). 64 bytes: a
+/// market's first bracket is its whole entry in [`ScanContext::markets`].
 #[derive(Clone, Copy, Debug)]
 struct Bracket {
     /// One past the largest |size| raw in the bracket; 0 for an unusable market (nothing fits).
     end: u64,
-    long: i128,
-    short: i128,
+    /// Fine per unit of |size|, for a long and for a short position.
+    per_unit: [i128; 2],
     constant: i128,
 }
 
-const NO_BRACKET: Bracket = Bracket { end: 0, long: 0, short: 0, constant: 0 };
-
-/// A market as the scan sees it: its first bracket inline (nearly every position lies in it),
-/// the others in [`ScanContext::beyond`].
-#[derive(Clone, Copy, Debug)]
-struct MarketView {
-    first: Bracket,
-    /// The range of this market's further brackets in [`ScanContext::beyond`].
-    beyond: (u32, u32),
-}
+const NO_BRACKET: Bracket = Bracket { end: 0, per_unit: [0; 2], constant: 0 };
 
 /// A collateral asset at the scan's index: Fine per raw unit (index × weight; 0 while its index
 /// market has no index, the asset then counts zero), and one past the largest amount raw whose
@@ -62,7 +56,10 @@ struct AssetView {
 }
 
 pub(crate) struct ScanContext {
-    markets: Vec<MarketView>,
+    /// Per market, its first bracket (nearly every position lies in it).
+    markets: Vec<Bracket>,
+    /// Per market, the range of its further brackets in `beyond`.
+    beyond_ranges: Vec<(u32, u32)>,
     beyond: Vec<Bracket>,
     assets: Vec<AssetView>,
 }
@@ -97,7 +94,7 @@ fn brackets(params: &MarketParams, mark: i64) -> Vec<Bracket> {
         };
         let constant = if notional { c } else { c.and_then(|c| c.checked_mul(mark)) };
         let long = mark.checked_mul(FINE_PER_QUOTE - rate);
-        let short = mark.checked_mul(FINE_PER_QUOTE + rate);
+        let short = mark.checked_mul(FINE_PER_QUOTE + rate).map(|v| -v);
         let (Some(constant), Some(long), Some(short)) = (constant, long, short) else { break };
         if constant.unsigned_abs() > TERM_MAX {
             break;
@@ -111,7 +108,7 @@ fn brackets(params: &MarketParams, mark: i64) -> Vec<Bracket> {
         });
         let cap = term_end(long.unsigned_abs().max(short.unsigned_abs()));
         let end = top_size.saturating_add(1).min(cap);
-        out.push(Bracket { end, long, short, constant });
+        out.push(Bracket { end, per_unit: [long, short], constant });
         match next.and_then(|n| rate.checked_mul(n - tier.from_raw)).and_then(|w| below.checked_add(w)) {
             Some(sum) if end > top_size => below = sum,
             _ => break, // the last bracket, or cut short by a bound
@@ -130,66 +127,95 @@ impl ScanContext {
                 AssetView { per_unit, end: term_end(per_unit.unsigned_abs()) }
             })
             .collect();
-        let mut beyond = Vec::new();
-        let markets = markets
-            .iter()
-            .map(|m| {
-                let all = m.mark_price.map_or_else(Vec::new, |mark| brackets(&m.params, mark.raw()));
-                let start = beyond.len() as u32;
-                beyond.extend(all.iter().skip(1));
-                MarketView { first: all.first().copied().unwrap_or(NO_BRACKET), beyond: (start, beyond.len() as u32) }
-            })
-            .collect();
-        ScanContext { markets, beyond, assets }
+        let (mut firsts, mut beyond_ranges, mut beyond) = (Vec::new(), Vec::new(), Vec::new());
+        for m in markets {
+            let all = m.mark_price.map_or_else(Vec::new, |mark| brackets(&m.params, mark.raw()));
+            firsts.push(all.first().copied().unwrap_or(NO_BRACKET));
+            let start = beyond.len() as u32;
+            beyond.extend(all.iter().skip(1));
+            beyond_ranges.push((start, beyond.len() as u32));
+        }
+        ScanContext { markets: firsts, beyond_ranges, beyond, assets }
     }
 
-    /// The bracket beyond the first that holds |size| = `abs`, if one was precomputed.
-    #[cold]
+    /// The Fine term of a position beyond its market's first bracket (|size| × per unit +
+    /// constant, below 2^119), if its bracket was precomputed.
     #[inline(never)]
-    fn bracket_beyond(&self, view: &MarketView, abs: u64) -> Option<&Bracket> {
-        let (start, end) = view.beyond;
-        self.beyond.get(start as usize..end as usize)?.iter().find(|b| abs < b.end)
+    fn term_beyond(&self, position: &Position) -> Option<i128> {
+        let (start, end) = *self.beyond_ranges.get(position.market.0 as usize)?;
+        let abs = position.size.raw().unsigned_abs();
+        let bracket = self.beyond.get(start as usize..end as usize)?.iter().find(|b| abs < b.end)?;
+        Some(i128::from(abs) * bracket.per_unit[usize::from(position.size.is_negative())] + bracket.constant)
     }
 
-    /// Exact margin (equity − Σ MM, Fine) of `account`, or `None` where a bound is not met.
-    ///
-    /// Bounds: |settlement| and each |cost| < 2^120 (checked), at most 32 positions, so the Quote
-    /// sum stays below 33 × 2^120 < 2^126; it is checked below 2^97 before it is scaled by
-    /// F < 2^27. Each position term, bracket constant and collateral term is below 2^118 (by the
-    /// brackets' and assets' `end`), at most 32 of each: the Fine sum stays below 3 × 2^123, and
-    /// the margin below 2^124 + 3 × 2^123 < 2^126.
+    /// The Fine term of a position (below 2^119), if its bracket was precomputed.
     #[inline(always)]
-    pub fn margin(&self, account: &Account) -> Option<i128> {
-        let (positions, collateral) = (account.positions.as_slice(), account.collateral.as_slice());
-        let mut quote = account.settlement.raw(); // settlement − Σ cost, Quote raw
-        if positions.len() > MAX_ENTRIES || collateral.len() > MAX_ENTRIES || !fits(quote, 120) {
+    fn position_term(&self, position: &Position) -> Option<i128> {
+        let first = self.markets.get(position.market.0 as usize)?;
+        let abs = position.size.raw().unsigned_abs();
+        if abs < first.end {
+            Some(i128::from(abs) * first.per_unit[usize::from(position.size.is_negative())])
+        } else {
+            self.term_beyond(position)
+        }
+    }
+
+    /// The Fine term of a collateral entry (amount × index × weight, below 2^118), if the
+    /// amount is within its bound.
+    #[inline(always)]
+    fn collateral_term(&self, asset: AssetId, amount: Size) -> Option<i128> {
+        let view = self.assets.get(asset.0 as usize)?;
+        (amount.raw().unsigned_abs() < view.end).then(|| i128::from(amount.raw()) * view.per_unit)
+    }
+
+    /// Exact margin (equity − Σ MM, Fine) of `account` minus the rounding slack, (positions + 1)
+    /// Quote units, or `None` where a bound is not met.
+    ///
+    /// The commonest accounts, one position and at most one collateral entry, take straight-line
+    /// code: position term below 2^119, collateral term below 2^118, settlement − cost checked and
+    /// below 2^97 before it is scaled by F < 2^27 (< 2^124): the result is below 2^125.
+    #[inline(always)]
+    fn margin_over_slack(&self, account: &Account) -> Option<i128> {
+        let [position] = account.positions.as_slice() else { return self.margin_over_slack_general(account) };
+        let mut fine = self.position_term(position)?;
+        match account.collateral.as_slice() {
+            [] => {}
+            [(asset, amount)] => fine += self.collateral_term(*asset, *amount)?,
+            _ => return self.margin_over_slack_general(account),
+        }
+        let quote = account.settlement.raw().checked_sub(position.cost.raw())?;
+        if !fits(quote, 97) {
             return None;
         }
-        let mut fine = 0i128; // Σ size × per unit + constants + collateral, Fine
+        Some((quote - 2) * FINE_PER_QUOTE + fine)
+    }
+
+    /// [`ScanContext::margin_over_slack`] for any account.
+    ///
+    /// Bounds: fewer than 32 positions and 32 collateral entries; settlement − Σ cost is summed
+    /// with checked arithmetic and must lie below 2^97 before the slack is taken and it is scaled
+    /// by F < 2^27 (< 2^124). Each position term is below 2^119, each collateral term below
+    /// 2^118, fewer than 32 of each: the Fine sum stays below 2^124 + 2^123, and the result below
+    /// 2^126.
+    #[inline(never)]
+    fn margin_over_slack_general(&self, account: &Account) -> Option<i128> {
+        let (positions, collateral) = (account.positions.as_slice(), account.collateral.as_slice());
+        if positions.len() >= ENTRIES_LIMIT || collateral.len() >= ENTRIES_LIMIT {
+            return None;
+        }
+        let mut quote = account.settlement.raw(); // settlement − Σ cost, Quote raw
+        let mut fine = 0i128; // Σ |size| × per unit + constants + collateral, Fine
         for position in positions {
-            let cost = position.cost.raw();
-            let view = self.markets.get(position.market.0 as usize)?;
-            let size = position.size.raw();
-            let abs = size.unsigned_abs();
-            let bracket = if abs < view.first.end { &view.first } else { self.bracket_beyond(view, abs)? };
-            if !fits(cost, 120) {
-                return None;
-            }
-            let per_unit = if size < 0 { bracket.short } else { bracket.long };
-            quote -= cost;
-            fine += i128::from(size) * per_unit + bracket.constant;
+            fine += self.position_term(position)?;
+            quote = quote.checked_sub(position.cost.raw())?;
         }
         for (asset, amount) in collateral {
-            let view = self.assets.get(asset.0 as usize)?;
-            if amount.raw().unsigned_abs() >= view.end {
-                return None;
-            }
-            fine += i128::from(amount.raw()) * view.per_unit;
+            fine += self.collateral_term(*asset, *amount)?;
         }
         if !fits(quote, 97) {
             return None;
         }
-        Some(quote * FINE_PER_QUOTE + fine)
+        Some((quote - (positions.len() as i128 + 1)) * FINE_PER_QUOTE + fine)
     }
 
     /// Whether `account` is certainly not below maintenance: its exact margin is at least
@@ -197,8 +223,14 @@ impl ScanContext {
     /// each position's MM up, by less than one unit each). `false` means "not known".
     #[inline(always)]
     pub fn certainly_above(&self, account: &Account) -> bool {
-        // At most 32 positions here (else `margin` is `None`): the slack fits easily.
-        self.margin(account).is_some_and(|m| m >= (account.positions.len() as i128 + 1) * FINE_PER_QUOTE)
+        self.margin_over_slack(account).is_some_and(|m| m >= 0)
+    }
+
+    /// Exact margin (equity − Σ MM, Fine) of `account`, or `None` where a bound is not met.
+    #[cfg(test)]
+    fn margin(&self, account: &Account) -> Option<i128> {
+        let slack = (account.positions.len() as i128 + 1) * FINE_PER_QUOTE;
+        self.margin_over_slack(account).map(|m| m + slack)
     }
 }
 

@@ -42,10 +42,10 @@ pub fn prefetch_value<T: ?Sized>(value: &T) {
 }
 
 /// How many accounts ahead of itself the full scan asks for an account record ([`scan_record`]).
-pub(crate) const SCAN_RECORDS_AHEAD: usize = 24;
+pub(crate) const SCAN_RECORDS_AHEAD: usize = 32;
 /// How many accounts ahead of itself the full scan asks for position blocks ([`scan_positions`]):
 /// fewer than for records, whose pointers it reads to do so.
-pub(crate) const SCAN_POSITIONS_AHEAD: usize = 8;
+pub(crate) const SCAN_POSITIONS_AHEAD: usize = 16;
 
 /// Hint that the full scan will soon read `account`'s record (both cache lines it may span).
 #[inline(always)]

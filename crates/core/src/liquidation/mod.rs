@@ -25,6 +25,7 @@ use crate::effect::{Effect, EffectKind};
 use crate::engine::Engine;
 use crate::margin::Health;
 use crate::num::{Overflow, Price, Quote, Size};
+use crate::risk_index::scan::ScanContext;
 use crate::state::{Account, AccountId, Asset, Market, MarketId, Position};
 use crate::trade::fill;
 
@@ -192,29 +193,43 @@ impl Engine {
     /// The reference for the risk index: every account that needs liquidation now, by a full scan
     /// of the accounts, sorted by name. O(accounts); for tests and benchmarks.
     pub fn liquidation_candidates_full_scan(&self) -> Vec<AccountId> {
-        /// Accounts whose position and collateral entries are fetched together before any is
-        /// evaluated: their heap blocks miss the cache independently, so the misses overlap
-        /// instead of being paid one after another.
-        const BLOCK: usize = 32;
-        let context = crate::risk_index::scan::ScanContext::new(&self.assets, &self.markets);
+        use crate::prefetch::{scan_positions, scan_record, SCAN_POSITIONS_AHEAD, SCAN_RECORDS_AHEAD};
+        let context = ScanContext::new(&self.assets, &self.markets);
+        let accounts = self.accounts.as_slice();
         let mut ids = Vec::new();
-        for (b, block) in self.accounts.chunks(BLOCK).enumerate() {
-            let mut fetched = [(None, None); BLOCK];
-            for (slot, account) in fetched.iter_mut().zip(block) {
-                *slot = (account.positions.first().map(|p| p.size), account.collateral.first().map(|c| c.1));
-            }
-            std::hint::black_box(&fetched); // a prefetch in safe code: the loads must happen here
-            for (k, account) in block.iter().enumerate() {
-                if account.positions.is_empty() && !account.settlement.is_negative() {
-                    continue;
-                }
-                if context.below_maintenance(account, &self.markets) != Some(false) && self.needs_liquidation(account) {
-                    ids.push(AccountId((b * BLOCK + k) as u32));
-                }
-            }
+        // While there are accounts far enough ahead, hint their records and position blocks
+        // (their misses then overlap the evaluation of the accounts in between); then the rest.
+        let near = accounts.get(SCAN_POSITIONS_AHEAD..).unwrap_or_default();
+        let far = accounts.get(SCAN_RECORDS_AHEAD..).unwrap_or_default();
+        for (i, ((account, near), far)) in accounts.iter().zip(near).zip(far).enumerate() {
+            scan_record(far);
+            scan_positions(near);
+            self.full_scan_visit(&context, AccountId(i as u32), account, &mut ids);
+        }
+        for (i, account) in accounts.iter().enumerate().skip(far.len()) {
+            self.full_scan_visit(&context, AccountId(i as u32), account, &mut ids);
         }
         ids.sort_unstable_by(|a, b| self.accounts[a.0 as usize].name.cmp(&self.accounts[b.0 as usize].name));
         ids
+    }
+
+    /// One account of the full scan: skipped when it has nothing at risk or the scan's fast path
+    /// clears it, else decided exactly (out of line: rare, and the loop keeps its registers).
+    #[inline(always)]
+    fn full_scan_visit(&self, context: &ScanContext, id: AccountId, account: &Account, ids: &mut Vec<AccountId>) {
+        let at_risk = !account.positions.is_empty() || account.settlement.is_negative();
+        if at_risk && !context.certainly_above(account) {
+            self.full_scan_exact(account, id, ids);
+        }
+    }
+
+    /// The full scan's exact decision for an account its fast path could not clear.
+    #[cold]
+    #[inline(never)]
+    fn full_scan_exact(&self, account: &Account, id: AccountId, ids: &mut Vec<AccountId>) {
+        if self.needs_liquidation(account) {
+            ids.push(id);
+        }
     }
 
     /// Whether the waterfall must handle `account` now: it has a position or a negative

@@ -155,10 +155,16 @@ impl RiskIndex {
         self.queue_id(id.0);
     }
 
-    /// Hint that `id` will be touched soon: asks the cache for its record (`crate::prefetch`).
+    /// Hint that `id` will be touched soon: asks the cache for its record and for its word of each
+    /// market's holder bit set, which its recheck sets (`crate::prefetch`).
     pub(crate) fn prefetch(&self, id: AccountId) {
         if let Some(record) = self.records.get(id.0 as usize) {
             crate::prefetch::read(record);
+        }
+        for slot in &self.markets {
+            if let Some(word) = slot.holders.get(id.0 as usize / 64) {
+                crate::prefetch::read(word);
+            }
         }
     }
 

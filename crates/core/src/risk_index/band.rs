@@ -354,75 +354,83 @@ struct Linear {
     cost_fine: i128,
 }
 
-/// The account's exposures when every one is linear in one price: positions in size-basis
-/// markets (MM is `slope × mark`) and collateral, each market tied (no basis EMA, mark = index).
-/// In [`exposures`]'s order. `None` for any other account, or where i128 might not hold a value.
-fn linear_exposures(
-    account: &Account,
-    assets: &[Asset],
-    markets: &[Market],
-    out: &mut [Linear; LINEAR_MAX],
-) -> Option<usize> {
-    let tied_mark = |market: &Market, mark: i64| {
-        let index = market.index_price.map_or(mark, Price::raw);
-        (market.params.mark_ema_ms == 0 && index == mark).then_some(mark)
-    };
-    let mut n = 0;
-    for position in &account.positions {
-        let market = markets.get(position.market.0 as usize)?;
-        let mark = tied_mark(market, market.mark_price?.raw())?;
-        if market.params.tier_basis != TierBasis::Size {
-            return None;
-        }
-        let k = crate::margin::position_mm_fine_narrow(&market.params, position.size, Price::from_raw(1))?;
-        let slope = crate::margin::mul_i128(i128::from(position.size.raw()), FINE_PER_QUOTE)?.checked_sub(k)?;
-        let cost_fine = crate::margin::mul_i128(position.cost.raw(), FINE_PER_QUOTE)?;
-        *out.get_mut(n)? = Linear { market: position.market, mark, slope, cost_fine };
-        n += 1;
-    }
-    for (asset_id, amount) in &account.collateral {
-        let asset = assets.get(asset_id.0 as usize)?;
-        let market = markets.get(asset.index_market.0 as usize)?;
-        let Some(index) = market.index_price else { continue }; // counts zero, can only gain
-        let mark = tied_mark(market, market.mark_price.map_or(index.raw(), Price::raw))?;
-        // Two i64 factors: the product fits i128.
-        let weighted = i128::from(amount.raw()) * i128::from(asset.weight.raw());
-        match out[..n].iter_mut().find(|e| e.market == asset.index_market) {
-            Some(e) => e.slope = e.slope.checked_add(weighted)?,
-            None => {
-                *out.get_mut(n)? = Linear { market: asset.index_market, mark, slope: weighted, cost_fine: 0 };
-                n += 1;
-            }
-        }
-    }
-    Some(n)
+/// An account whose exposures are all linear in one price each: positions in size-basis markets
+/// (MM is `slope × mark`) and collateral, each market tied (no basis EMA, mark = index); in
+/// [`exposures`]'s order. The commonest accounts. Its exact margin and its box both follow from
+/// the same per-market slopes, so the recheck computes them once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LinearAccount {
+    exposures: [Linear; LINEAR_MAX],
+    len: usize,
+    settlement_fine: i128,
+    /// Exact equity − Σ MM at the current prices (Fine units): the value of
+    /// `margin::margin_fine_narrow`.
+    pub margin_fine: i128,
 }
 
-/// What [`derive`] finds for an account whose exposures are all linear (see
-/// [`linear_exposures`]: the commonest accounts, one or several positions in size-basis markets
-/// with or without collateral), computed in checked i128 arithmetic: the same bands in
-/// `bands`, or `None` wherever [`derive`] might answer otherwise (another shape, no headroom, a
-/// first attempt that does not certify, a value that might not fit), and then the caller runs
-/// [`derive`].
+impl LinearAccount {
+    /// `account` as linear exposures, or `None` for any other account, or where i128 might not
+    /// hold a value.
+    pub(crate) fn of(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<LinearAccount> {
+        let empty = Linear { market: MarketId(0), mark: 0, slope: 0, cost_fine: 0 };
+        let mut out = [empty; LINEAR_MAX];
+        let tied_mark = |market: &Market, mark: i64| {
+            let index = market.index_price.map_or(mark, Price::raw);
+            (market.params.mark_ema_ms == 0 && index == mark).then_some(mark)
+        };
+        let mut len = 0;
+        for position in &account.positions {
+            let market = markets.get(position.market.0 as usize)?;
+            let mark = tied_mark(market, market.mark_price?.raw())?;
+            if market.params.tier_basis != TierBasis::Size {
+                return None;
+            }
+            let k = crate::margin::position_mm_fine_narrow(&market.params, position.size, Price::from_raw(1))?;
+            let slope = crate::margin::mul_i128(i128::from(position.size.raw()), FINE_PER_QUOTE)?.checked_sub(k)?;
+            let cost_fine = crate::margin::mul_i128(position.cost.raw(), FINE_PER_QUOTE)?;
+            *out.get_mut(len)? = Linear { market: position.market, mark, slope, cost_fine };
+            len += 1;
+        }
+        for (asset_id, amount) in &account.collateral {
+            let asset = assets.get(asset_id.0 as usize)?;
+            let market = markets.get(asset.index_market.0 as usize)?;
+            let Some(index) = market.index_price else { continue }; // counts zero, can only gain
+            let mark = tied_mark(market, market.mark_price.map_or(index.raw(), Price::raw))?;
+            // Two i64 factors: the product fits i128.
+            let weighted = i128::from(amount.raw()) * i128::from(asset.weight.raw());
+            match out[..len].iter_mut().find(|e| e.market == asset.index_market) {
+                Some(e) => e.slope = e.slope.checked_add(weighted)?,
+                None => {
+                    *out.get_mut(len)? = Linear { market: asset.index_market, mark, slope: weighted, cost_fine: 0 };
+                    len += 1;
+                }
+            }
+        }
+        // (size × mark − cost) × F − k × mark + W × index = slope × mark − cost × F, per market.
+        let settlement_fine = crate::margin::mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?;
+        let mut margin_fine = settlement_fine;
+        for e in &out[..len] {
+            let value = crate::margin::mul_i128_i64(e.slope, e.mark)?.checked_sub(e.cost_fine)?;
+            margin_fine = margin_fine.checked_add(value)?;
+        }
+        Some(LinearAccount { exposures: out, len, settlement_fine, margin_fine })
+    }
+}
+
+/// What [`derive`] finds for a [`LinearAccount`] with `positions` positions, computed in checked
+/// i128 arithmetic: the same bands in `bands`, or `None` wherever [`derive`] might answer
+/// otherwise (no headroom, a first attempt that does not certify, a value that might not fit),
+/// and then the caller runs [`derive`].
 ///
 /// [`derive`]'s first attempt for linear exposures: each market's sensitivity is |slope|, the
 /// half-width `h × mark / Σ |slope| × mark`, an edge on the losing side only (low when slope >
 /// 0, high when < 0), certified when S × F + Σ min over the band's ends of (slope × p −
 /// cost × F) ≥ slack (the floor of a linear function over an interval is at an end; an open
-/// low side is a price of 0, an open top only where slope ≥ 0). `headroom_fine` is the exact
-/// equity − MM (Fine units).
-pub(crate) fn derive_linear(
-    account: &Account,
-    assets: &[Asset],
-    markets: &[Market],
-    headroom_fine: i128,
-    bands: &mut Vec<Band>,
-) -> Option<()> {
-    let mut exposures = [Linear { market: MarketId(0), mark: 0, slope: 0, cost_fine: 0 }; LINEAR_MAX];
-    let n = linear_exposures(account, assets, markets, &mut exposures)?;
-    let exposures = &exposures[..n];
-    let slack = i128::try_from(account.positions.len()).ok()?.checked_add(1)?.checked_mul(FINE_PER_QUOTE)?;
-    let h = headroom_fine.checked_sub(slack)?;
+/// low side is a price of 0, an open top only where slope ≥ 0).
+pub(crate) fn derive_linear(account: &LinearAccount, positions: usize, bands: &mut Vec<Band>) -> Option<()> {
+    let exposures = &account.exposures[..account.len];
+    let slack = i128::try_from(positions).ok()?.checked_add(1)?.checked_mul(FINE_PER_QUOTE)?;
+    let h = account.margin_fine.checked_sub(slack)?;
     if h < 0 {
         return None; // a point box: the general path
     }
@@ -430,7 +438,7 @@ pub(crate) fn derive_linear(
     for e in exposures {
         total = total.checked_add(crate::margin::mul_i128_i64(e.slope.checked_abs()?, e.mark)?)?;
     }
-    let mut floor = crate::margin::mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?;
+    let mut floor = account.settlement_fine;
     bands.clear();
     for e in exposures {
         let width = if total > 0 { Some(allocated_width_narrow(h, e.mark, total)?) } else { None };
@@ -601,7 +609,11 @@ mod tests {
             let Ok(headroom_narrow) = i128::try_from(headroom) else { continue };
             ordinary += usize::from(bits <= 44);
             let mut fast = Vec::new();
-            if derive_linear(&account, engine.assets(), &markets, headroom_narrow, &mut fast).is_some() {
+            let linear = LinearAccount::of(&account, engine.assets(), &markets);
+            if let Some(linear) = &linear {
+                assert_eq!(linear.margin_fine, headroom_narrow, "the linear margin is the exact one: {account:?}");
+            }
+            if linear.and_then(|l| derive_linear(&l, account.positions.len(), &mut fast)).is_some() {
                 derive(account.settlement, account.positions.len(), None, &markets, &mut scratch).unwrap();
                 assert_eq!(fast, scratch.bands, "{account:?}");
                 answered += usize::from(bits <= 44);

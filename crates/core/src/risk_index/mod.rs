@@ -315,7 +315,19 @@ impl RiskIndex {
         for (asset, _) in &account.collateral {
             self.set_holder(engine.assets[asset.0 as usize].index_market, id);
         }
-        let margin = crate::margin::margin_fine_narrow(account, engine.assets, engine.markets);
+        // Linear accounts (the commonest) give their exact margin and their box from one pass.
+        let linear = band::LinearAccount::of(account, engine.assets, engine.markets);
+        let margin = match &linear {
+            Some(linear) => Some(linear.margin_fine),
+            None => crate::margin::margin_fine_narrow(account, engine.assets, engine.markets),
+        };
+        debug_assert!(
+            linear.is_none_or(|l| {
+                let narrow = crate::margin::margin_fine_narrow(account, engine.assets, engine.markets);
+                narrow.is_none_or(|n| n == l.margin_fine)
+            }),
+            "the linear margin is the exact margin"
+        );
         let slack = band::slack(account.positions.len());
         let clearly_above = margin.is_some_and(|m| ethnum::I256::from(m) >= slack);
         if margin.is_some_and(|m| m < 0) && !account.positions.is_empty() {
@@ -336,8 +348,8 @@ impl RiskIndex {
                 return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
             }
         }
-        let linear = |m| band::derive_linear(account, engine.assets, engine.markets, m, &mut self.scratch.bands);
-        if margin.and_then(linear).is_some() {
+        let positions = account.positions.len();
+        if linear.and_then(|l| band::derive_linear(&l, positions, &mut self.scratch.bands)).is_some() {
             #[cfg(debug_assertions)]
             self.assert_general_derivation_agrees(engine, id);
             self.insert_box(id);

@@ -26,7 +26,7 @@ impl<R: BufRead> LineReader<R> {
     /// The next line, or `None` at end of input.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         self.inner.consume(std::mem::take(&mut self.pending));
-        let newline = self.inner.fill_buf()?.iter().position(|&b| b == b'\n');
+        let newline = memchr::memchr(b'\n', self.inner.fill_buf()?);
         if let Some(end) = newline.filter(|&end| end <= self.max_bytes) {
             self.pending = end + 1;
             let chunk = self.inner.fill_buf()?; // the same bytes: the buffer is not empty
@@ -46,7 +46,7 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             saw_any = true;
-            let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            let (take, done) = match memchr::memchr(b'\n', chunk) {
                 Some(i) => (i, true),
                 None => (chunk.len(), false),
             };

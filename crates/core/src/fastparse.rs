@@ -40,7 +40,9 @@ impl<'a> Flat<'a> {
                 Token::U64(v) => Value::Uint(v),
                 Token::Bool(_) | Token::Null => return None,
             };
-            if flat.len == MAX_FAST_FIELDS || flat.fields[..flat.len].iter().any(|(k, _)| *k == key) {
+            // A duplicate key needs no check of its own: every lookup takes the first field of a
+            // name, so a second one stays unread and `all_used` declines the line.
+            if flat.len == MAX_FAST_FIELDS {
                 return None;
             }
             flat.fields[flat.len] = (key, value);
@@ -51,9 +53,22 @@ impl<'a> Flat<'a> {
     }
 
     fn get(&mut self, key: &str) -> Option<Value<'a>> {
-        let k = self.fields[..self.len].iter().position(|(name, _)| *name == key)?;
+        let k = self.position(key)?;
         self.used |= 1 << k;
         Some(self.fields[k].1)
+    }
+
+    /// The index of a field named `key`. Lines usually list their fields in the order the readers
+    /// below ask for them, so the field after the highest one read is tried first. Which of two
+    /// fields of the same name is found does not matter: the other stays unread, and
+    /// `all_used` declines the line.
+    fn position(&self, key: &str) -> Option<usize> {
+        let fields = &self.fields[..self.len];
+        let next = (u16::BITS - self.used.leading_zeros()) as usize; // after the highest field read
+        if fields.get(next).is_some_and(|(name, _)| *name == key) {
+            return Some(next);
+        }
+        fields.iter().position(|(name, _)| *name == key)
     }
 
     fn str(&mut self, key: &str) -> Option<&'a str> {
@@ -85,7 +100,7 @@ impl<'a> Flat<'a> {
         key: &str,
         parse: fn(&str) -> Result<T, NumError>,
     ) -> Option<Option<T>> {
-        if !self.fields[..self.len].iter().any(|(name, _)| *name == key) {
+        if self.position(key).is_none() {
             return Some(None);
         }
         parse(self.str(key)?).ok().filter(|v| *v >= T::default()).map(Some)
@@ -198,5 +213,23 @@ mod tests {
             }
         }
         assert!(fast > total / 20, "the fast path answers often enough to be tested ({fast} of {total})");
+    }
+
+    /// A repeated key is never taken by the fast path (whichever copy a lookup finds, the other
+    /// stays unread), so the general parser reports it.
+    #[test]
+    fn repeated_keys_are_declined() {
+        let lines = [
+            r#"{"type":"price","ts":5,"ts":5,"market":"BTC-PERP","source":"s1","price":"7900.5"}"#,
+            r#"{"type":"price","ts":5,"market":"BTC-PERP","source":"s1","price":"7900.5","market":"BTC-PERP"}"#,
+            r#"{"type":"price","ts":5,"market":"BTC-PERP","source":"s1","price":"1","conf":"1","conf":"2"}"#,
+            r#"{"type":"trade","ts":0,"market":"M","buyer":"a","seller":"b","size":"1","price":"7","buyer":"a"}"#,
+            r#"{"type":"deposit","type":"deposit","ts":0,"account":"a","asset":"USDC","amount":"4"}"#,
+            r#"{"type":"clock","ts":0,"ts":1}"#,
+        ];
+        for line in lines {
+            assert_eq!(event(line, &mut StringPool::default()), None, "{line}");
+            assert!(Event::parse_str(line).is_err(), "{line}");
+        }
     }
 }

@@ -270,18 +270,34 @@ pub fn below_initial_quick(account: &Account, assets: &[Asset], markets: &[Marke
     let mut equity_fine = collateral_fine_narrow(account, assets, markets)?;
     let mut im = 0i128;
     for position in &account.positions {
-        let market = &markets[position.market.0 as usize];
-        let mark = market.mark_price?;
-        let value = mul_i128(position.unrealized_pnl(mark).ok()?.raw(), FINE_PER_QUOTE)?;
-        equity_fine = equity_fine.checked_add(value)?;
-        let mm_fine = position_mm_fine_narrow(&market.params, position.size, mark)?;
-        im = im.checked_add(mul_i128(mm_fine, i128::from(market.params.im_factor.raw()))?)?;
+        let (value_fine, mm_fine, params) = position_fine_narrow(position, markets)?;
+        equity_fine = equity_fine.checked_add(value_fine)?;
+        im = im.checked_add(mul_i128(mm_fine, i128::from(params.im_factor.raw()))?)?;
     }
-    let equity = mul_i128(equity_fine, i128::from(Rate::ONE_RAW))?;
+    let margin = mul_i128(equity_fine, i128::from(Rate::ONE_RAW))?.checked_sub(im)?;
     let slack = QUOTE_UNIT.checked_mul(i128::try_from(account.positions.len()).ok()? + 1)?;
-    if equity >= im.checked_add(slack)? {
+    verdict_outside_slack(margin, slack)
+}
+
+/// One position's exact unrealized PnL and maintenance margin at its market's mark (Fine units),
+/// with the market's parameters; `None` where i128 might not hold them (or there is no mark).
+fn position_fine_narrow<'m>(
+    position: &crate::state::Position,
+    markets: &'m [Market],
+) -> Option<(i128, i128, &'m MarketParams)> {
+    let market = &markets[position.market.0 as usize];
+    let mark = market.mark_price?;
+    let value_fine = mul_i128(position.unrealized_pnl(mark).ok()?.raw(), FINE_PER_QUOTE)?;
+    let mm_fine = position_mm_fine_narrow(&market.params, position.size, mark)?;
+    Some((value_fine, mm_fine, &market.params))
+}
+
+/// Pure: below (`Some(true)`) when the exact `margin` is negative, not below (`Some(false)`) when
+/// it is at least `slack` (the most the rounding can take away), `None` in between.
+fn verdict_outside_slack(margin: i128, slack: i128) -> Option<bool> {
+    if margin >= slack {
         Some(false)
-    } else if equity < im {
+    } else if margin < 0 {
         Some(true)
     } else {
         None
@@ -292,14 +308,7 @@ pub fn below_initial_quick(account: &Account, assets: &[Asset], markets: &[Marke
 /// account with `positions` positions, or `None` inside the rounding band, where only [`health`]
 /// can decide (see [`below_maintenance_quick`] for why the band is (positions + 1) Quote units).
 pub(crate) fn verdict_from_fine_margin(margin: i128, positions: usize) -> Option<bool> {
-    let slack = (positions as i128 + 1) * FINE_PER_QUOTE;
-    if margin >= slack {
-        Some(false)
-    } else if margin < 0 {
-        Some(true)
-    } else {
-        None
-    }
+    verdict_outside_slack(margin, (positions as i128 + 1) * FINE_PER_QUOTE)
 }
 
 /// The exact margin, equity − Σ MM before any rounding (Fine units), in i128; `None` where an
@@ -307,11 +316,8 @@ pub(crate) fn verdict_from_fine_margin(margin: i128, positions: usize) -> Option
 pub(crate) fn margin_fine_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<i128> {
     let mut margin = collateral_fine_narrow(account, assets, markets)?;
     for position in &account.positions {
-        let market = &markets[position.market.0 as usize];
-        let mark = market.mark_price?;
-        let value = mul_i128(position.unrealized_pnl(mark).ok()?.raw(), FINE_PER_QUOTE)?;
-        let mm = position_mm_fine_narrow(&market.params, position.size, mark)?;
-        margin = margin.checked_add(value)?.checked_sub(mm)?;
+        let (value_fine, mm_fine, _) = position_fine_narrow(position, markets)?;
+        margin = margin.checked_add(value_fine)?.checked_sub(mm_fine)?;
     }
     Some(margin)
 }

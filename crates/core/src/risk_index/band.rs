@@ -105,6 +105,12 @@ fn fine() -> I256 {
     I256::from(FINE_PER_QUOTE)
 }
 
+/// Mark and index of `market` move as one price: no basis EMA, and equal now (see
+/// [`Exposure::tied`]).
+fn tied(market: &Market, mark: i64, index: i64) -> bool {
+    market.params.mark_ema_ms == 0 && mark == index
+}
+
 /// Collect the markets `account` is exposed to into `out`: its positions, and its collateral
 /// whose index market has an index (collateral without one counts zero and can only gain).
 pub(crate) fn exposures(
@@ -118,7 +124,7 @@ pub(crate) fn exposures(
         let market = &markets[position.market.0 as usize];
         let mark = market.mark_price.ok_or(Unbandable)?.raw();
         let index = market.index_price.map_or(mark, Price::raw);
-        let tied = market.params.mark_ema_ms == 0 && mark == index;
+        let tied = tied(market, mark, index);
         let mm_slope = (market.params.tier_basis == TierBasis::Size)
             .then(|| position_mm_fine(&market.params, position.size, Price::from_raw(1)));
         out.push(Exposure {
@@ -140,7 +146,7 @@ pub(crate) fn exposures(
             Some(exposure) => exposure.weighted += weighted,
             None => {
                 let mark = market.mark_price.map_or(index.raw(), Price::raw);
-                let tied = market.params.mark_ema_ms == 0 && mark == index.raw();
+                let tied = tied(market, mark, index.raw());
                 let (market, index, position) = (asset.index_market, index.raw(), None);
                 out.push(Exposure { market, mark, index, position, weighted, tied, mm_slope: None });
             }
@@ -259,7 +265,7 @@ pub(crate) fn box_floor(settlement: Quote, exposures: &[Exposure], bands: &[Band
 }
 
 /// The rounding slack for an account with `positions` positions, Fine units.
-pub(crate) fn slack(positions: usize) -> I256 {
+fn slack(positions: usize) -> I256 {
     I256::from(positions as i128 + 1) * fine()
 }
 
@@ -376,7 +382,7 @@ impl LinearAccount {
         let mut out = [empty; LINEAR_MAX];
         let tied_mark = |market: &Market, mark: i64| {
             let index = market.index_price.map_or(mark, Price::raw);
-            (market.params.mark_ema_ms == 0 && index == mark).then_some(mark)
+            tied(market, mark, index).then_some(mark)
         };
         let mut len = 0;
         for position in &account.positions {

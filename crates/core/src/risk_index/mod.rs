@@ -328,15 +328,14 @@ impl RiskIndex {
             }),
             "the linear margin is the exact margin"
         );
-        let slack = band::slack(account.positions.len());
-        let clearly_above = margin.is_some_and(|m| ethnum::I256::from(m) >= slack);
-        if margin.is_some_and(|m| m < 0) && !account.positions.is_empty() {
+        let verdict = margin.and_then(|m| crate::margin::verdict_from_fine_margin(m, account.positions.len()));
+        if verdict == Some(true) && !account.positions.is_empty() {
             // Certainly below maintenance (see `margin::below_maintenance_quick`): a candidate
             // when any position is in a live market, else parked. The same decision as
             // `needs_liquidation_given`, without the rounded health.
             return account.positions.iter().any(|p| !engine.markets[p.market.0 as usize].frozen);
         }
-        if !clearly_above {
+        if verdict != Some(false) {
             let health = match crate::margin::health(account, engine.assets, engine.markets) {
                 Ok(health) => health,
                 Err(_) => {

@@ -176,34 +176,15 @@ mod tests {
             r#"{"type":"withdraw","ts":9,"account":"bob","asset":"BTC","amount":"0.5"}"#,
             r#" { "type" : "clock" , "ts" : 0 } "#,
         ];
-        let alphabet = b"{}[]\":,. 0123456789-+eE\\tnulrfas\n\x01";
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = crate::num::xorshift(0x2545_f491_4f6c_dd1d);
         let (mut fast, mut total) = (0, 0);
         for seed in seeds {
             let mut pool = StringPool::default();
             assert_eq!(event(seed, &mut pool).as_ref(), Event::parse_str(seed).ok().as_ref(), "{seed}");
             assert!(event(seed, &mut pool).is_some(), "the fast path takes {seed}");
             for _ in 0..4_000 {
-                let mut bytes = seed.as_bytes().to_vec();
-                for _ in 0..1 + next(2) {
-                    let at = next(bytes.len());
-                    match next(3) {
-                        0 => {
-                            bytes.remove(at);
-                        }
-                        1 => bytes.insert(at, alphabet[next(alphabet.len())]),
-                        _ => bytes[at] = alphabet[next(alphabet.len())],
-                    }
-                    if bytes.is_empty() {
-                        break;
-                    }
-                }
+                let edits = 1 + (next() % 2) as usize;
+                let bytes = crate::json::mutated(seed, edits, &mut next);
                 let Ok(text) = std::str::from_utf8(&bytes) else { continue };
                 total += 1;
                 if let Some(e) = event(text, &mut StringPool::default()) {

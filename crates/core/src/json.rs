@@ -328,6 +328,28 @@ pub(crate) mod flat {
     }
 }
 
+/// Tests: `line` after `edits` random one-byte edits (a byte removed, inserted or replaced, the
+/// new bytes drawn from JSON's punctuation, digits, escapes and a few letters), to probe a
+/// parser's edges. `next` is the caller's seeded generator.
+#[cfg(test)]
+pub(crate) fn mutated(line: &str, edits: usize, next: &mut impl FnMut() -> u64) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"{}[]\":,. 0123456789-+eE\\tnulrfas\n\x01";
+    let mut bytes = line.as_bytes().to_vec();
+    for _ in 0..edits {
+        let at = (next() % (bytes.len() as u64 + 1)) as usize;
+        let byte = ALPHABET[(next() % ALPHABET.len() as u64) as usize];
+        match next() % 3 {
+            1 => bytes.insert(at, byte),
+            _ if at == bytes.len() => {}
+            0 => {
+                bytes.remove(at);
+            }
+            _ => bytes[at] = byte,
+        }
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,32 +383,12 @@ mod tests {
             r#"{"type":"params","ts":0,"market":"BTC-PERP","adl_enabled":true,"conf":null,"x":false}"#,
             r#"{}"#,
         ];
-        let alphabet = b"{}[]\":,. 0123456789-+eE\\tnulrfas\n\x01";
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = crate::num::xorshift(0x2545_f491_4f6c_dd1d);
         let (mut fast, mut total) = (0, 0);
         for seed in seeds {
             for _ in 0..3_000 {
-                let mut bytes = seed.as_bytes().to_vec();
-                for _ in 0..1 + next(3) {
-                    let at = next(bytes.len().max(1));
-                    match next(3) {
-                        0 if !bytes.is_empty() => {
-                            bytes.remove(at.min(bytes.len() - 1));
-                        }
-                        1 => bytes.insert(at, alphabet[next(alphabet.len())]),
-                        _ if !bytes.is_empty() => {
-                            let len = bytes.len();
-                            bytes[at.min(len - 1)] = alphabet[next(alphabet.len())];
-                        }
-                        _ => {}
-                    }
-                }
+                let edits = 1 + (next() % 3) as usize;
+                let bytes = super::mutated(seed, edits, &mut next);
                 let Ok(text) = std::str::from_utf8(&bytes) else { continue };
                 total += 1;
                 if let Some(fields) = flat::parse(text) {

@@ -16,7 +16,7 @@ mod book;
 mod cpu;
 mod phases;
 
-pub use alloc::{enable_huge_pages, CountingAllocator};
+pub use alloc::{enable_huge_pages, start_counting, CountingAllocator};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write as _;
@@ -103,6 +103,7 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     if options.accounts < 2 {
         return Err("--accounts must be at least 2".into());
     }
+    start_counting();
     let n = options.accounts;
     let mut figures = Vec::new();
     if options.runs(Phase::Memory) {

@@ -8,14 +8,16 @@
 //! `solvent bench` at 1M accounts this cut the replay's applying thread from ~0.75 to ~0.67 µs
 //! of CPU per event (docs/performance.md). Where the kernel has THP disabled, it is a no-op.
 //!
-//! **Counting**, for `solvent bench`'s memory figures: per thread (a `Cell`, no atomics on the
-//! hot path), the bytes requested, the bytes of the blocks handed out (mimalloc's size class
-//! for each request, `mi_good_size`) and the number of live blocks. The engine is single-threaded, so the
-//! building thread's counters are the book's.
+//! **Counting**, for `solvent bench`'s memory figures, once [`start_counting`] is called (the
+//! bench does, first thing; every other command pays one relaxed load per allocation): per
+//! thread (a `Cell`), the bytes requested, the bytes of the blocks handed out (mimalloc's size
+//! class for each request, `mi_good_size`) and the number of live blocks. The engine is
+//! single-threaded, so the building thread's counters are the book's.
 
 use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct CountingAllocator;
 
@@ -41,13 +43,32 @@ pub fn enable_huge_pages() {
     }
 }
 
+/// Whether allocations are counted (off until [`start_counting`]).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+/// Count allocations from now on. Blocks allocated before and freed after are counted as freed
+/// only, so call it before the measured work allocates.
+pub fn start_counting() {
+    COUNTING.store(true, Ordering::Relaxed);
+}
+
 /// The bytes of the block mimalloc hands out for a request of `size` bytes (its size class).
 fn block_bytes(size: usize) -> i64 {
+    if size == 0 {
+        return 0;
+    }
     // SAFETY: `mi_good_size` is a pure computation on an integer.
     unsafe { libmimalloc_sys::mi_good_size(size) as i64 }
 }
 
-fn count(requested: i64, footprint: i64, blocks: i64) {
+/// A block of `old_size` bytes (0: none) became one of `new_size` bytes (0: freed); `blocks` is
+/// the change in the number of live blocks.
+fn count(new_size: usize, old_size: usize, blocks: i64) {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return;
+    }
+    let requested = new_size as i64 - old_size as i64;
+    let footprint = block_bytes(new_size) - block_bytes(old_size);
     // `try_with`: counting must never panic, even while a thread is being torn down.
     let _ = REQUESTED.try_with(|c| c.set(c.get() + requested));
     let _ = FOOTPRINT.try_with(|c| c.set(c.get() + footprint));
@@ -61,7 +82,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded contract.
         let ptr = unsafe { MiMalloc.alloc(layout) };
         if !ptr.is_null() {
-            count(layout.size() as i64, block_bytes(layout.size()), 1);
+            count(layout.size(), 0, 1);
         }
         ptr
     }
@@ -70,7 +91,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: forwarded contract.
         let ptr = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            count(layout.size() as i64, block_bytes(layout.size()), 1);
+            count(layout.size(), 0, 1);
         }
         ptr
     }
@@ -78,15 +99,14 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded contract.
         unsafe { MiMalloc.dealloc(ptr, layout) };
-        count(-(layout.size() as i64), -block_bytes(layout.size()), -1);
+        count(0, layout.size(), -1);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded contract.
         let new = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !new.is_null() {
-            let requested = new_size as i64 - layout.size() as i64;
-            count(requested, block_bytes(new_size) - block_bytes(layout.size()), 0);
+            count(new_size, layout.size(), 0);
         }
         new
     }

@@ -121,7 +121,28 @@ pub enum EffectKind {
     },
 }
 
+/// The one way effects leave the core: every handler emits through a sink, so that each effect is
+/// built in one place (`Effect::new`) and the engine can give every effect of an accepted event its
+/// canonical encoding and chain link in one place too (`Engine::apply`).
+pub trait EffectSink {
+    /// Append the effect `kind` of input event `seq`, stamped with engine time `ts`.
+    fn emit(&mut self, seq: u64, ts: u64, kind: EffectKind);
+}
+
+impl EffectSink for Vec<Effect> {
+    #[inline]
+    fn emit(&mut self, seq: u64, ts: u64, kind: EffectKind) {
+        self.push(Effect::new(seq, ts, kind));
+    }
+}
+
 impl Effect {
+    /// The builder of every effect.
+    #[inline]
+    pub fn new(seq: u64, ts: u64, kind: EffectKind) -> Effect {
+        Effect { seq, ts, kind }
+    }
+
     /// The effect of a refused event: `oracle_rejected` for a price tick refused on arrival,
     /// `rejected` for everything else. Both carry the stable error kind.
     pub fn rejected(seq: u64, ts: u64, error: &Error) -> Effect {
@@ -135,7 +156,7 @@ impl Effect {
             },
             None => EffectKind::Rejected { error: error.kind().to_string(), message: error.to_string() },
         };
-        Effect { seq, ts, kind }
+        Effect::new(seq, ts, kind)
     }
 
     /// The stable error kind when this effect reports a refused event.

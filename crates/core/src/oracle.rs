@@ -319,7 +319,7 @@ fn frozen_effect(market: &Market, usable: u32, now_ms: u64, seq: u64) -> Effect 
         quorum: market.params.quorum,
         mark_price: market.mark_price,
     };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 #[cold]
@@ -330,7 +330,7 @@ fn thawed_effect(market: &Market, usable: u32, index: Price, now_ms: u64, seq: u
         quorum: market.params.quorum,
         index_price: index,
     };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 #[cold]
@@ -340,7 +340,7 @@ fn clamped_effect(market: &Market, raw_index: Price, index: Price, now_ms: u64, 
         market.name, market.params.max_jump
     );
     let kind = EffectKind::Alert { alert: "jump_clamped".into(), market: market.name.to_string(), message };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 /// Store each source's new status; a source that stops counting is counted and reported.
@@ -373,7 +373,7 @@ fn unusable_effect(market_name: &str, source_name: &str, status: SourceStatus, n
         event_refused: false,
         message,
     };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 impl Engine {

@@ -9,7 +9,7 @@
 //! likewise (`flipped`). The inventory's realized gain or loss against its takeover price goes to
 //! the insurance fund (a loss beyond the fund becomes bad debt, repaid by socialized loss).
 
-use crate::effect::{Effect, EffectKind};
+use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::AuctionTake;
@@ -67,7 +67,7 @@ impl Engine {
             reason: reason.into(),
             remaining: market.inventory.size.checked_abs().unwrap_or(Size::MAX),
         };
-        out.push(Effect { seq, ts: self.last_ts, kind });
+        out.emit(seq, self.last_ts, kind);
     }
 
     /// Start an auction in every live market with inventory and none running.
@@ -105,7 +105,7 @@ impl Engine {
             };
             self.next_auction_id += 1;
             self.markets[i].auction = Some(auction);
-            out.push(Effect { seq, ts: now, kind });
+            out.emit(seq, now, kind);
         }
     }
 
@@ -169,7 +169,7 @@ impl Engine {
             remaining,
             inventory_pnl: inventory_fill.realized_pnl,
         };
-        out.push(Effect { seq, ts: now, kind });
+        out.emit(seq, now, kind);
         if !inventory_fill.realized_pnl.is_zero() {
             self.push_insurance(seq, out, "inventory_pnl", inventory_fill.realized_pnl, None);
         }

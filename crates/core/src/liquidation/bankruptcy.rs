@@ -8,7 +8,7 @@
 //! counterparty can take goes to the inventory at mark. Whatever loss is still left is shared
 //! pro rata by accounts with positions and positive equity, never by an account without one.
 
-use crate::effect::{Effect, EffectKind};
+use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::num::{Overflow, Price, Quote, Round, Size};
 use crate::state::{AccountId, MarketId};
@@ -68,11 +68,7 @@ impl Engine {
         let account = self.account_mut(id);
         account.settlement = account.settlement.checked_add(cover)?;
         self.insurance_fund = self.insurance_fund.checked_sub(cover)?;
-        out.push(Effect {
-            seq,
-            ts: self.last_ts,
-            kind: EffectKind::Bankruptcy { account: name.clone(), deficit, covered_by_fund: cover },
-        });
+        out.emit(seq, self.last_ts, EffectKind::Bankruptcy { account: name.clone(), deficit, covered_by_fund: cover });
         if cover.is_positive() {
             self.push_insurance(seq, out, "bankruptcy_cover", cover.checked_neg()?, Some(name.clone()));
         }
@@ -150,10 +146,10 @@ impl Engine {
         out: &mut Vec<Effect>,
     ) -> Result<(), Overflow> {
         let after = self.health_of(&self.accounts[id.0 as usize])?;
-        out.push(Effect {
+        out.emit(
             seq,
-            ts: self.last_ts,
-            kind: EffectKind::Liquidation {
+            self.last_ts,
+            EffectKind::Liquidation {
                 account: self.accounts[id.0 as usize].name.to_string(),
                 market: self.markets[market_id.0 as usize].name.to_string(),
                 closed_size: closed,
@@ -165,7 +161,7 @@ impl Engine {
                 equity_after: after.equity,
                 maintenance_margin_after: after.maintenance_margin,
             },
-        });
+        );
         Ok(())
     }
 
@@ -201,10 +197,10 @@ impl Engine {
             let take = if position.size.is_positive() { take_abs } else { take_abs.checked_neg()? };
             self.cross(id, counterparty, market_id, take, bankruptcy_price)?;
             remaining = remaining.checked_sub(take)?;
-            out.push(Effect {
+            out.emit(
                 seq,
-                ts: self.last_ts,
-                kind: EffectKind::Adl {
+                self.last_ts,
+                EffectKind::Adl {
                     account: self.accounts[counterparty.0 as usize].name.to_string(),
                     counterparty: bankrupt.clone(),
                     market: self.markets[market_id.0 as usize].name.to_string(),
@@ -212,7 +208,7 @@ impl Engine {
                     price: bankruptcy_price,
                     rank_score: score.to_decimal(),
                 },
-            });
+            );
         }
         Ok(remaining)
     }
@@ -309,7 +305,7 @@ impl Engine {
                 accounts: eligible.len() as u64,
                 bankrupt: bankrupt.into(),
             };
-            out.push(Effect { seq, ts: self.last_ts, kind });
+            out.emit(seq, self.last_ts, kind);
         }
         Ok(absorbed)
     }

@@ -79,6 +79,10 @@ pub struct PositionDump {
     pub adl_quantile: Option<u8>,
 }
 
+/// ADL quantiles of every holder of every market at one state ([`Engine::adl_quantile_table`]).
+#[derive(Clone, Debug, Default)]
+pub struct AdlQuantiles(BTreeMap<(MarketId, AccountId), u8>);
+
 impl Engine {
     /// The whole state as a dump.
     pub fn dump(&self) -> StateDump {
@@ -123,6 +127,20 @@ impl Engine {
         let Ok(ranked) = self.adl_ranking(market, -side, None) else { return Vec::new() };
         let n = ranked.len();
         ranked.into_iter().enumerate().map(|(rank, (id, _))| (id, 5 - (5 * rank / n) as u8)).collect()
+    }
+
+    /// Every holder's ADL quantile in every market, ranked once: a read model computes it once
+    /// per state and answers many [`Engine::account_dump_ranked`] from it.
+    pub fn adl_quantile_table(&self) -> AdlQuantiles {
+        AdlQuantiles(self.all_adl_quantiles())
+    }
+
+    /// [`Engine::account_dump`] with the quantiles of [`Engine::adl_quantile_table`] (of this
+    /// same state): no ranking per call.
+    pub fn account_dump_ranked(&self, name: &str, table: &AdlQuantiles) -> Option<AccountDump> {
+        let id = self.account_id(name).ok()?;
+        let account = &self.accounts[id.0 as usize];
+        Some(self.account_dump_of(account, |m| table.0.get(&(m, id)).copied()))
     }
 
     fn all_adl_quantiles(&self) -> BTreeMap<(MarketId, AccountId), u8> {

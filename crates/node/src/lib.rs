@@ -25,6 +25,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod stream;
 pub mod telemetry;
+pub mod view;
 pub mod worker;
 
 pub use error::NodeError;

@@ -40,6 +40,9 @@ pub struct Engine {
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
     pub(crate) risk: RiskIndex,
+    /// Scratch of the running waterfall (ADL books, losses to socialize); empty between events.
+    #[serde(skip)]
+    pub(crate) waterfall: crate::liquidation::adl_book::WaterfallScratch,
 }
 
 /// Which collateral asset a name refers to.
@@ -108,6 +111,7 @@ impl Engine {
             last_seq: 0,
             next_auction_id: 1,
             max_clock_jump_ms: config.max_clock_jump_ms,
+            waterfall: Default::default(),
         }
     }
 
@@ -258,6 +262,7 @@ impl Engine {
     /// index rechecks it at the next pass.
     pub(crate) fn account_mut(&mut self, id: AccountId) -> &mut Account {
         self.risk.touch(id);
+        self.waterfall.touch(id);
         &mut self.accounts[id.0 as usize]
     }
 
@@ -313,6 +318,11 @@ impl Engine {
     /// Largest clock step one event may make (`max_clock_jump_ms` of the config).
     pub fn max_clock_jump_ms(&self) -> u64 {
         self.max_clock_jump_ms
+    }
+    /// Accounts the waterfall has evaluated to rank holders for ADL or to socialize a loss, over
+    /// the engine's life (not state: not hashed, not in snapshots). Telemetry and tests.
+    pub fn waterfall_work(&self) -> u64 {
+        self.waterfall.work
     }
     /// Counters and sizes of the risk index (benchmarks, telemetry).
     pub fn risk_index_stats(&self) -> RiskIndexStats {

@@ -131,3 +131,60 @@ fn off_mark_closing_trade_is_refused() {
         refused(&mut engine, &mut seq, &line, "invalid_params");
     }
 }
+
+/// `pairs` long/short pairs at about 10x on BTC-PERP (deposits vary a little, so that the
+/// accounts fail over several ticks), then the price falls 10% a second for 7 s. Returns the
+/// waterfall's work (accounts evaluated to rank or socialize), the bankruptcies and the ADL fills.
+fn mass_bankruptcy(pairs: usize) -> (u64, usize, usize) {
+    let mut seq = 0;
+    let mut engine = priced_engine(&mut seq);
+    for i in 0..pairs {
+        let margin = 1_000 + (i % 97) * 3;
+        for side in ["long", "short"] {
+            let deposit =
+                format!(r#"{{"type":"deposit","ts":2000,"account":"{side}{i}","asset":"USDC","amount":"{margin}"}}"#);
+            accepted(&mut engine, &mut seq, &deposit);
+        }
+        let trade = format!(
+            r#"{{"type":"trade","ts":2000,"market":"BTC-PERP","buyer":"long{i}","seller":"short{i}","size":"1","price":"10000"}}"#
+        );
+        accepted(&mut engine, &mut seq, &trade);
+    }
+    let work_before = engine.waterfall_work();
+    let (mut bankruptcies, mut adl) = (0, 0);
+    let mut price = 10_000u64;
+    for second in 1..=7u64 {
+        price = price * 9 / 10;
+        let ts = 2000 + second * 1000;
+        let mut effects = apply(&mut engine, &mut seq, &format!(r#"{{"type":"clock","ts":{ts}}}"#));
+        for source in ["s1", "s2", "s3", "s4", "s5"] {
+            let tick =
+                format!(r#"{{"type":"price","ts":{ts},"market":"BTC-PERP","source":"{source}","price":"{price}"}}"#);
+            effects.extend(apply(&mut engine, &mut seq, &tick));
+        }
+        assert!(effects.iter().all(|e| e.rejection_kind().is_none()), "{effects:?}");
+        bankruptcies += effects.iter().filter(|e| e.type_name() == "bankruptcy").count();
+        adl += effects.iter().filter(|e| e.type_name() == "adl").count();
+    }
+    (engine.waterfall_work() - work_before, bankruptcies, adl)
+}
+
+/// N bankruptcies in one event used to rank every holder again for each (O(N²): 0.9 s at 4,000
+/// accounts, over 300 s at 100,000). The waterfall's work now grows linearly with the book:
+/// four times the accounts, at most 4.5 times the work, and a small constant per account.
+#[test]
+fn mass_bankruptcy_work_grows_linearly() {
+    let (small_work, small_bankrupt, small_adl) = mass_bankruptcy(250);
+    let (large_work, large_bankrupt, large_adl) = mass_bankruptcy(1_000);
+    assert!(
+        small_bankrupt >= 200 && large_bankrupt >= 800,
+        "most longs go bankrupt: {small_bankrupt}, {large_bankrupt}"
+    );
+    assert!(small_adl > 0 && large_adl >= 4 * small_adl - 10, "ADL absorbs them: {small_adl}, {large_adl}");
+    eprintln!(
+        "work {small_work} / {large_work}, bankrupt {small_bankrupt} / {large_bankrupt}, adl {small_adl} / {large_adl}"
+    );
+    let accounts = 2 * 1_000 + 3;
+    assert!(large_work <= 4 * accounts as u64, "work {large_work} for {accounts} accounts");
+    assert!(large_work * 2 <= small_work * 9, "work {small_work} -> {large_work} for 4x the accounts");
+}

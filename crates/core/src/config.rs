@@ -17,6 +17,10 @@ pub const MAX_ASSETS: usize = 64;
 pub const MAX_SOURCES: usize = 32;
 pub const MAX_TIERS: usize = 32;
 pub const MAX_ID_BYTES: usize = 64;
+/// Latest event time accepted at all: 9999-12-31T23:59:59.999Z in Unix milliseconds.
+pub const MAX_TS_MS: u64 = 253_402_300_799_999;
+/// Default of `max_clock_jump_ms`: one hour.
+pub const DEFAULT_MAX_CLOCK_JUMP_MS: u64 = 3_600_000;
 
 /// Whether tier `from` bounds are base units or quote notional.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +75,10 @@ pub struct MarketParams {
     pub auction_duration_ms: u64,
     /// Auto-deleveraging after the insurance fund; when off, the loss is socialized instead.
     pub adl_enabled: bool,
+    /// Every trade fill, reducing and closing ones included, must be priced within this fraction
+    /// of the mark (`price_out_of_band` otherwise): colluding accounts cannot move value between
+    /// them at an arbitrary price and leave the loss to the insurance fund or to everyone.
+    pub max_trade_deviation: Rate,
 }
 
 /// A tier as written in TOML or a `params` event: decimal strings.
@@ -147,6 +155,9 @@ impl MarketParams {
         if self.auction_duration_ms == 0 {
             return bad("auction_duration_ms must be positive");
         }
+        if !self.max_trade_deviation.is_positive() || !self.max_trade_deviation.is_fraction() {
+            return bad("max_trade_deviation must be in (0, 1]");
+        }
         Ok(())
     }
 }
@@ -174,6 +185,9 @@ pub struct MarketConfig {
 pub struct Config {
     pub settlement_asset: String,
     pub max_accounts: usize,
+    /// Largest step one clock-advancing event may move the engine clock (`clock_jump` beyond it);
+    /// the first event that sets the clock (while it is 0) is bounded only by [`MAX_TS_MS`].
+    pub max_clock_jump_ms: u64,
     pub assets: Vec<AssetConfig>,
     pub markets: Vec<MarketConfig>,
 }
@@ -183,6 +197,8 @@ pub struct Config {
 struct RawConfig {
     settlement_asset: String,
     max_accounts: usize,
+    #[serde(default = "default_max_clock_jump_ms")]
+    max_clock_jump_ms: u64,
     #[serde(default)]
     assets: Vec<RawAsset>,
     markets: Vec<RawMarket>,
@@ -223,6 +239,8 @@ struct RawMarket {
     auction_duration_ms: u64,
     #[serde(default = "default_true")]
     adl_enabled: bool,
+    #[serde(default = "default_max_trade_deviation")]
+    max_trade_deviation: Rate,
     tiers: Vec<TierSpec>,
 }
 
@@ -236,6 +254,11 @@ fn default_auction_floor_discount() -> Rate {
 
 fn default_auction_duration_ms() -> u64 {
     60_000
+}
+
+/// Default of `max_trade_deviation`: 10% either side of the mark.
+pub fn default_max_trade_deviation() -> Rate {
+    Rate::from_raw(10_000_000)
 }
 
 fn default_true() -> bool {
@@ -255,6 +278,10 @@ enum SourceSpec {
 struct SourceTable {
     name: String,
     public_key: Option<String>,
+}
+
+fn default_max_clock_jump_ms() -> u64 {
+    DEFAULT_MAX_CLOCK_JUMP_MS
 }
 
 fn default_max_future_ms() -> u64 {
@@ -300,6 +327,9 @@ impl Config {
         if raw.max_accounts == 0 || raw.max_accounts > u32::MAX as usize {
             return Err(ConfigError::Invalid("max_accounts must be in 1..=4294967295".into()));
         }
+        if raw.max_clock_jump_ms == 0 {
+            return Err(ConfigError::Invalid("max_clock_jump_ms must be positive".into()));
+        }
         if raw.markets.is_empty() || raw.markets.len() > MAX_MARKETS {
             return Err(ConfigError::Invalid(format!("between 1 and {MAX_MARKETS} markets")));
         }
@@ -326,7 +356,13 @@ impl Config {
             }
             assets.push(AssetConfig { name: asset.name, weight: asset.weight, index_market: asset.index_market });
         }
-        Ok(Config { settlement_asset: raw.settlement_asset, max_accounts: raw.max_accounts, assets, markets })
+        Ok(Config {
+            settlement_asset: raw.settlement_asset,
+            max_accounts: raw.max_accounts,
+            max_clock_jump_ms: raw.max_clock_jump_ms,
+            assets,
+            markets,
+        })
     }
 }
 
@@ -373,6 +409,7 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
         auction_floor_discount: raw.auction_floor_discount,
         auction_duration_ms: raw.auction_duration_ms,
         adl_enabled: raw.adl_enabled,
+        max_trade_deviation: raw.max_trade_deviation,
     };
     params.validate().map_err(invalid)?;
     if params.quorum as usize > sources.len() {

@@ -34,10 +34,15 @@ pub struct Engine {
     pub(crate) last_seq: u64,
     /// Id of the next Dutch auction.
     pub(crate) next_auction_id: u64,
+    /// Largest clock step one event may make (`Config::max_clock_jump_ms`).
+    pub(crate) max_clock_jump_ms: u64,
     /// Derived state: which accounts a price move can have pushed below maintenance (issue 5).
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
     pub(crate) risk: RiskIndex,
+    /// Scratch of the running waterfall (ADL books, losses to socialize); empty between events.
+    #[serde(skip)]
+    pub(crate) waterfall: crate::liquidation::adl_book::WaterfallScratch,
 }
 
 /// Which collateral asset a name refers to.
@@ -105,6 +110,8 @@ impl Engine {
             last_ts: 0,
             last_seq: 0,
             next_auction_id: 1,
+            max_clock_jump_ms: config.max_clock_jump_ms,
+            waterfall: Default::default(),
         }
     }
 
@@ -136,8 +143,8 @@ impl Engine {
     fn apply_valid(&mut self, event: &Event, seq: u64, out: &mut Vec<Effect>) -> Result<(), Error> {
         let ts = event.ts();
         let advances_clock = event.advances_clock();
-        if advances_clock && ts < self.last_ts {
-            return Err(Error::TimeBackwards { ts, last_ts: self.last_ts });
+        if advances_clock {
+            self.check_clock_step(ts)?;
         }
         let effects_before = out.len();
         let previous_ts = self.last_ts; // handlers for clock and auction_take commit time early
@@ -177,6 +184,23 @@ impl Engine {
                 Err(error)
             }
         }
+    }
+
+    /// A clock-advancing `ts` must not go backwards, nor jump more than `max_clock_jump_ms`
+    /// ahead (one bad writer could otherwise freeze every market and stop liquidations by
+    /// making all honest later events `time_backwards`). While the clock is still 0 (nothing has
+    /// set it), the first time is bounded only by `MAX_TS_MS`.
+    fn check_clock_step(&self, ts: u64) -> Result<(), Error> {
+        let last_ts = self.last_ts;
+        if ts < last_ts {
+            return Err(Error::TimeBackwards { ts, last_ts });
+        }
+        let limit =
+            if last_ts == 0 { crate::config::MAX_TS_MS } else { last_ts.saturating_add(self.max_clock_jump_ms) };
+        if ts > limit.min(crate::config::MAX_TS_MS) {
+            return Err(Error::ClockJump { ts, last_ts, max_jump_ms: self.max_clock_jump_ms });
+        }
+        Ok(())
     }
 
     /// Parse and apply one input line; a refusal becomes a `rejected` effect. Empty lines are skipped.
@@ -238,6 +262,7 @@ impl Engine {
     /// index rechecks it at the next pass.
     pub(crate) fn account_mut(&mut self, id: AccountId) -> &mut Account {
         self.risk.touch(id);
+        self.waterfall.touch(id);
         &mut self.accounts[id.0 as usize]
     }
 
@@ -289,6 +314,15 @@ impl Engine {
     }
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+    /// Largest clock step one event may make (`max_clock_jump_ms` of the config).
+    pub fn max_clock_jump_ms(&self) -> u64 {
+        self.max_clock_jump_ms
+    }
+    /// Accounts the waterfall has evaluated to rank holders for ADL or to socialize a loss, over
+    /// the engine's life (not state: not hashed, not in snapshots). Telemetry and tests.
+    pub fn waterfall_work(&self) -> u64 {
+        self.waterfall.work
     }
     /// Counters and sizes of the risk index (benchmarks, telemetry).
     pub fn risk_index_stats(&self) -> RiskIndexStats {

@@ -57,8 +57,12 @@ pub enum Error {
     // ---- sequencing ----
     #[error("time went backwards: ts {ts} is before the last accepted ts {last_ts}")]
     TimeBackwards { ts: u64, last_ts: u64 },
+    #[error("clock jump refused: ts {ts} is more than {max_jump_ms} ms after the engine clock {last_ts} (or beyond year 9999)")]
+    ClockJump { ts: u64, last_ts: u64, max_jump_ms: u64 },
 
     // ---- business rules ----
+    #[error("market {market}: trade price {price} is more than {max_deviation} away from the mark {mark}")]
+    PriceOutOfBand { market: String, price: String, mark: String, max_deviation: String },
     #[error("self-trade: buyer and seller are both {0:?}")]
     SelfTrade(String),
     #[error("market {0} has no mark price yet")]
@@ -124,6 +128,8 @@ impl Error {
             Error::FutureTs { .. } => "future_ts",
             Error::ReplayedTick { .. } => "replayed",
             Error::TimeBackwards { .. } => "time_backwards",
+            Error::ClockJump { .. } => "clock_jump",
+            Error::PriceOutOfBand { .. } => "price_out_of_band",
             Error::SelfTrade(_) => "self_trade",
             Error::NoMarkPrice(_) => "no_mark_price",
             Error::InsufficientMargin { .. } => "insufficient_margin",

@@ -94,6 +94,7 @@ pub struct ParamsUpdate {
     pub auction_floor_discount: Option<Rate>,
     pub auction_duration_ms: Option<u64>,
     pub adl_enabled: Option<bool>,
+    pub max_trade_deviation: Option<Rate>,
 }
 
 impl Event {
@@ -477,6 +478,7 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         auction_floor_discount: optional_decimal(fields, "auction_floor_discount", Rate::parse)?,
         auction_duration_ms: fields.take_u64("auction_duration_ms")?,
         adl_enabled: fields.take_bool("adl_enabled")?,
+        max_trade_deviation: optional_decimal(fields, "max_trade_deviation", Rate::parse)?,
     })
 }
 

@@ -210,4 +210,5 @@ fn encode_params(params: &MarketParams, sink: &mut impl Sink) {
     sink.i64(params.auction_floor_discount.raw());
     sink.u64(params.auction_duration_ms);
     sink.u8(u8::from(params.adl_enabled));
+    sink.i64(params.max_trade_deviation.raw());
 }

@@ -53,6 +53,7 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     next.auction_floor_discount = update.auction_floor_discount.unwrap_or(next.auction_floor_discount);
     next.auction_duration_ms = update.auction_duration_ms.unwrap_or(next.auction_duration_ms);
     next.adl_enabled = update.adl_enabled.unwrap_or(next.adl_enabled);
+    next.max_trade_deviation = update.max_trade_deviation.unwrap_or(next.max_trade_deviation);
     next.validate()?;
     Ok(next)
 }

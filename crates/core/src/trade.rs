@@ -8,7 +8,7 @@
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::Trade;
-use crate::num::{Overflow, Price, Quote, Round, Size};
+use crate::num::{Overflow, Price, Quote, Rate, Round, Size};
 use crate::state::{Account, AccountId, MarketId, Position};
 
 /// The outcome of adding a signed `delta` to a position at `price`.
@@ -47,6 +47,13 @@ pub fn fill(position: Position, delta: Size, price: Price) -> Result<Fill, Overf
     Ok(Fill { position: Position { size: new_size, cost, ..position }, realized_pnl, adds_exposure: flipped })
 }
 
+/// Pure leaf: whether `price` lies within `max_deviation` x `mark` of `mark`, decided exactly
+/// (|price - mark| x 10^8 <= deviation raw x mark, in i128: no rounding, no overflow).
+pub fn within_band(price: Price, mark: Price, max_deviation: Rate) -> bool {
+    let distance = (i128::from(price.raw()) - i128::from(mark.raw())).abs();
+    distance * i128::from(Rate::ONE.raw()) <= i128::from(max_deviation.raw()) * i128::from(mark.raw())
+}
+
 /// One party's side of a trade, before it is written.
 struct PartyFill {
     id: AccountId,
@@ -69,8 +76,17 @@ impl Engine {
         let buyer_id = self.account_id(&trade.buyer)?;
         let seller_id = self.account_id(&trade.seller)?;
         let market = &self.markets[market_id.0 as usize];
-        if market.mark_price.is_none() {
+        let Some(mark) = market.mark_price else {
             return Err(Error::NoMarkPrice(trade.market.clone()));
+        };
+        let max_deviation = market.params.max_trade_deviation;
+        if !within_band(trade.price, mark, max_deviation) {
+            return Err(Error::PriceOutOfBand {
+                market: trade.market.clone(),
+                price: trade.price.to_string(),
+                mark: mark.to_string(),
+                max_deviation: max_deviation.to_string(),
+            });
         }
         let delta_sell = trade.size.checked_neg()?;
         let buyer = self.party_fill(buyer_id, market_id, trade.size, trade.price, trade.buyer_fee, trade.ts)?;

@@ -184,3 +184,24 @@ impl ServerSectionBuilder {
         }
     }
 }
+
+/// A deposit stamped u64::MAX (or an hour ahead) is refused before it is journaled; the honest
+/// event after it is accepted.
+#[test]
+fn an_event_stamped_ahead_of_the_wall_clock_is_refused_before_journaling() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let addr = server.local_addr();
+    let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    for ts in [u64::MAX, wall_ms + 3_600_000] {
+        let (status, response) = post(addr, TREASURY, &deposit(ts, "alice", "1"));
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(response["results"][0]["error"], "ts_ahead_of_wall_clock", "{response}");
+        assert_eq!(response["results"][0]["seq"], Value::Null, "not journaled: {response}");
+    }
+    let (_, response) = post(addr, TREASURY, &deposit(wall_ms, "alice", "1"));
+    assert_eq!(response["results"][0]["accepted"], true, "{response}");
+    server.shutdown().unwrap();
+    let (_, lines) = replay_journal(dir.path(), None);
+    assert_eq!(lines.len(), 1, "only the honest event was journaled");
+}

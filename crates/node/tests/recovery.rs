@@ -341,3 +341,22 @@ fn a_read_only_data_directory_refuses_to_start_with_a_clear_error() {
     tmpfs.remount("rw");
     assert_recovers_to_replay(&data, 1);
 }
+
+/// An engine-config.toml edited while the server was down is caught at the next start (the
+/// snapshot holds the old parameters, so the state would no longer equal a replay of the journal
+/// under the file); restoring the file starts again.
+#[test]
+fn an_edited_engine_config_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    post_deposits(server.local_addr(), 3);
+    server.shutdown().unwrap();
+    let path = dir.path().join(solvent_node::datadir::ENGINE_CONFIG_FILE);
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, original.replacen("im_factor = \"2\"", "im_factor = \"3\"", 1)).unwrap();
+    let error = try_start(dir.path(), test_section(), None).err().expect("an edited config is refused").to_string();
+    assert!(error.contains("was edited") && error.contains("engine-config.toml"), "{error}");
+    std::fs::write(&path, &original).unwrap();
+    let restarted = start(dir.path(), test_section());
+    assert_eq!(state(restarted.local_addr()).0, 3);
+}

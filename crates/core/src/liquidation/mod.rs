@@ -17,6 +17,7 @@
 //! moves are transfers. Each account's step is computed in full before it is written, so an
 //! arithmetic overflow skips that account with an `alert` and never leaves half a step.
 
+pub(crate) mod adl_book;
 pub mod auction;
 pub mod bankruptcy;
 pub mod sizing;
@@ -135,6 +136,7 @@ fn health_after_single(
 impl Engine {
     /// Run the waterfall until no account is below maintenance (or the round bound is hit).
     pub(crate) fn settle_risk(&mut self, seq: u64, out: &mut Vec<Effect>) {
+        self.waterfall.start();
         self.expire_auctions(seq, out);
         for round in 0..=MAX_ROUNDS {
             self.repay_bad_debt(seq, out);
@@ -164,7 +166,9 @@ impl Engine {
                     );
                 }
             }
+            self.socialize_pending(seq, out);
         }
+        self.waterfall.finish();
         // Liquidations may have sold out or flipped an inventory: end those auctions now.
         self.expire_auctions(seq, out);
         self.start_auctions(seq, out);

@@ -675,6 +675,14 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
     if event.advances_clock() && event.ts() < engine.last_ts() {
         verdict.error("time_backwards");
     }
+    let jump_limit = if engine.last_ts() == 0 {
+        solvent_core::config::MAX_TS_MS
+    } else {
+        engine.last_ts().saturating_add(engine.max_clock_jump_ms())
+    };
+    if event.advances_clock() && event.ts() > jump_limit.min(solvent_core::config::MAX_TS_MS) {
+        verdict.error("clock_jump");
+    }
     let settlement = engine.settlement_asset();
     let asset_id = |name: &str| engine.assets().iter().position(|a| &*a.name == name);
     match event {
@@ -814,8 +822,15 @@ fn trade_rule(engine: &Engine, t: &solvent_core::event::Trade, verdict: &mut Adm
         verdict.error("unknown_account");
         return;
     };
-    if engine.markets()[market_index].mark_price.is_none() {
+    let Some(mark) = engine.markets()[market_index].mark_price else {
         verdict.error("no_mark_price");
+        return;
+    };
+    // Every fill within the market's band around the mark, decided exactly in big integers.
+    let distance = (BigInt::from(t.price.raw()) - BigInt::from(mark.raw())).magnitude().clone();
+    let band = BigInt::from(engine.markets()[market_index].params.max_trade_deviation.raw()) * BigInt::from(mark.raw());
+    if BigInt::from(distance) * BigInt::from(solvent_core::Rate::ONE_RAW) > band {
+        verdict.error("price_out_of_band");
         return;
     }
     if !verdict.must_accept {

@@ -43,6 +43,9 @@ pub struct Engine {
     /// Scratch of the running waterfall (ADL books, losses to socialize); empty between events.
     #[serde(skip)]
     pub(crate) waterfall: crate::liquidation::adl_book::WaterfallScratch,
+    /// Markets with a running MM phase-in (derived from the markets; rebuilt on load).
+    #[serde(skip)]
+    pub(crate) phase_ins: u32,
 }
 
 /// Which collateral asset a name refers to.
@@ -86,6 +89,7 @@ impl Engine {
                 open_interest: Size::ZERO,
                 inventory: Position { market: MarketId(i as u16), size: Size::ZERO, cost: Quote::ZERO },
                 auction: None,
+                phase_in: None,
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -112,6 +116,7 @@ impl Engine {
             next_auction_id: 1,
             max_clock_jump_ms: config.max_clock_jump_ms,
             waterfall: Default::default(),
+            phase_ins: 0,
         }
     }
 
@@ -128,6 +133,7 @@ impl Engine {
             return Err("snapshot: asset flow table does not match the assets".into());
         }
         engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
+        engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
         Ok(engine)
     }
 
@@ -163,6 +169,10 @@ impl Engine {
                 let clock_moved = advances_clock && ts > previous_ts;
                 if advances_clock {
                     self.last_ts = ts;
+                }
+                if clock_moved && !matches!(event, Event::Params(_)) {
+                    // MM phase-ins step on clock-advancing events, never on the announcing one.
+                    self.step_phase_ins(ts);
                 }
                 if clock_moved && !matches!(event, Event::Clock { .. }) {
                     // Time passed: sources may have aged out (a clock event did this itself).

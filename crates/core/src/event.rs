@@ -5,7 +5,7 @@
 //! exactly, and ids are well formed. Every refusal is a typed [`Error`]; nothing panics. Checks that
 //! need the state (unknown market, time going backwards, margin) happen in the engine.
 
-use crate::config::{TierBasis, TierMode, TierSpec, MAX_ID_BYTES, MAX_TIERS};
+use crate::config::{CliffRange, TierBasis, TierMode, TierSpec, MAX_CLIFF_RANGES, MAX_ID_BYTES, MAX_TIERS};
 use crate::error::Error;
 use crate::json::{self, Fields};
 use crate::num::{Price, Quote, Rate, Size};
@@ -23,7 +23,8 @@ pub enum Event {
     Clock {
         ts: u64,
     },
-    Params(ParamsUpdate),
+    /// Boxed: the update is large and rare, and `Event` is copied per line in the pipeline.
+    Params(Box<ParamsUpdate>),
     /// Capital paid into the insurance fund (settlement asset) by the venue's treasury.
     FundDeposit {
         ts: u64,
@@ -95,6 +96,13 @@ pub struct ParamsUpdate {
     pub auction_duration_ms: Option<u64>,
     pub adl_enabled: Option<bool>,
     pub max_trade_deviation: Option<Rate>,
+    pub im_addon_rate: Option<Rate>,
+    pub mm_phase_in_ms: Option<u64>,
+    /// `Some(None)` removes the cap (`"oi_cap":"0"` in a line).
+    pub oi_cap: Option<Option<Size>>,
+    pub cliff_ranges: Option<Vec<CliffRange>>,
+    pub concentration_addon_rate: Option<Rate>,
+    pub incentive_rebate_rate: Option<Rate>,
 }
 
 impl Event {
@@ -193,7 +201,7 @@ impl Event {
             "trade" => Event::Trade(parse_trade(&mut fields)?),
             "auction_take" => Event::AuctionTake(parse_auction_take(&mut fields)?),
             "clock" => Event::Clock { ts: required_ts(&mut fields)? },
-            "params" => Event::Params(parse_params(&mut fields)?),
+            "params" => Event::Params(Box::new(parse_params(&mut fields)?)),
             "fund_deposit" => Event::FundDeposit {
                 ts: required_ts(&mut fields)?,
                 amount: required_positive(&mut fields, "amount", Quote::parse)?,
@@ -455,6 +463,21 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         None => None,
         Some(value) => Some(parse_tiers(value)?),
     };
+    let cliff_ranges = match fields.take_json("cliff_ranges")? {
+        None => None,
+        Some(value) => Some(parse_cliff_ranges(value)?),
+    };
+    let oi_cap = match optional_decimal(fields, "oi_cap", Size::parse)? {
+        None => None,
+        Some(cap) if cap.is_zero() => Some(None),
+        Some(cap) if cap.is_negative() => {
+            return Err(Error::ParamsOutOfBounds {
+                field: "oi_cap".into(),
+                reason: "must be positive (0 removes the cap)".into(),
+            })
+        }
+        Some(cap) => Some(Some(cap)),
+    };
     let quorum = match fields.take_u64("quorum")? {
         Some(q) => Some(u32::try_from(q).map_err(|_| Error::InvalidParams("quorum too large".into()))?),
         None => None,
@@ -479,7 +502,23 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         auction_duration_ms: fields.take_u64("auction_duration_ms")?,
         adl_enabled: fields.take_bool("adl_enabled")?,
         max_trade_deviation: optional_decimal(fields, "max_trade_deviation", Rate::parse)?,
+        im_addon_rate: optional_decimal(fields, "im_addon_rate", Rate::parse)?,
+        mm_phase_in_ms: fields.take_u64("mm_phase_in_ms")?,
+        oi_cap,
+        cliff_ranges,
+        concentration_addon_rate: optional_decimal(fields, "concentration_addon_rate", Rate::parse)?,
+        incentive_rebate_rate: optional_decimal(fields, "incentive_rebate_rate", Rate::parse)?,
     })
+}
+
+fn parse_cliff_ranges(value: serde_json::Value) -> Result<Vec<CliffRange>, Error> {
+    let expected = "an array of {from, to} objects with decimal price strings";
+    let invalid = || Error::InvalidFieldType { field: "cliff_ranges".into(), expected };
+    let array = value.as_array().ok_or_else(invalid)?;
+    if array.len() > MAX_CLIFF_RANGES {
+        return Err(Error::ParamsOutOfBounds { field: "cliff_ranges".into(), reason: "at most 16 ranges".into() });
+    }
+    array.iter().map(|range| serde_json::from_value::<CliffRange>(range.clone()).map_err(|_| invalid())).collect()
 }
 
 fn parse_tiers(value: serde_json::Value) -> Result<Vec<TierSpec>, Error> {

@@ -20,6 +20,7 @@ pub(crate) mod names;
 pub mod num;
 pub mod oracle;
 pub mod params;
+pub mod phase_in;
 pub mod prefetch;
 pub mod risk_index;
 pub mod state;

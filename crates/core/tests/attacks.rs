@@ -226,3 +226,30 @@ fn dust_trades_do_not_move_the_ema_mark() {
     accepted(&mut engine, &mut seq, &large);
     assert_eq!(mark(&engine), price("10200"));
 }
+
+/// A global deposit counter as wide as one account's balance overflowed when one account
+/// reached its limit, and then every deposit by anyone was refused. The limit now stops the one
+/// account (`balance_limit` for the settlement asset, `overflow` past a collateral
+/// balance's type) and everyone else keeps depositing.
+#[test]
+fn one_account_at_its_limit_does_not_stop_other_deposits() {
+    let mut seq = 0;
+    let mut engine = priced_engine(&mut seq);
+    let max_btc = solvent_core::Size::from_raw(i64::MAX).to_string();
+    let whale = format!(r#"{{"type":"deposit","ts":3000,"account":"whale","asset":"BTC","amount":"{max_btc}"}}"#);
+    accepted(&mut engine, &mut seq, &whale);
+    refused(
+        &mut engine,
+        &mut seq,
+        r#"{"type":"deposit","ts":3000,"account":"whale","asset":"BTC","amount":"1"}"#,
+        "overflow",
+    );
+    accepted(&mut engine, &mut seq, r#"{"type":"deposit","ts":3000,"account":"alice","asset":"BTC","amount":"1"}"#);
+    let limit = solvent_core::transfer::MAX_SETTLEMENT_BALANCE;
+    let usdc = format!(r#"{{"type":"deposit","ts":3000,"account":"whale","asset":"USDC","amount":"{limit}"}}"#);
+    accepted(&mut engine, &mut seq, &usdc);
+    let more = r#"{"type":"deposit","ts":3000,"account":"whale","asset":"USDC","amount":"0.0000000000000001"}"#;
+    refused(&mut engine, &mut seq, more, "balance_limit");
+    accepted(&mut engine, &mut seq, r#"{"type":"deposit","ts":3000,"account":"bob","asset":"USDC","amount":"1"}"#);
+    accepted(&mut engine, &mut seq, r#"{"type":"fund_deposit","ts":3000,"amount":"1"}"#);
+}

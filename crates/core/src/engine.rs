@@ -28,7 +28,9 @@ pub struct Engine {
     pub(crate) bad_debt: Quote,
     pub(crate) fees_collected: Quote,
     pub(crate) settlement_flows: Flows<Quote>,
-    pub(crate) asset_flows: Vec<Flows<Size>>,
+    /// Per collateral asset, at `Quote` precision (the amounts as given): wider than any one
+    /// account's balance, so one account at its limit cannot stop everyone's deposits.
+    pub(crate) asset_flows: Vec<Flows<Quote>>,
     pub(crate) last_ts: u64,
     /// Sequence number of the last event offered to `apply` (accepted or not); not hashed.
     pub(crate) last_seq: u64,
@@ -316,7 +318,7 @@ impl Engine {
     pub fn settlement_flows(&self) -> Flows<Quote> {
         self.settlement_flows
     }
-    pub fn asset_flows(&self, asset: AssetId) -> Flows<Size> {
+    pub fn asset_flows(&self, asset: AssetId) -> Flows<Quote> {
         self.asset_flows[asset.0 as usize]
     }
     pub fn last_ts(&self) -> u64 {

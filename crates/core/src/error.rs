@@ -77,6 +77,8 @@ pub enum Error {
     MarketFrozen { market: String, what: &'static str },
     #[error("auction {auction}: size {size} exceeds the {remaining} left")]
     AuctionSizeExceeded { auction: String, size: String, remaining: String },
+    #[error("account {account}: a deposit may not take its balance above {limit}")]
+    BalanceLimit { account: String, limit: String },
     #[error("account limit of {max} reached")]
     TooManyAccounts { max: usize },
     #[error("invalid params: {0}")]
@@ -142,6 +144,7 @@ impl Error {
             Error::MarketFrozen { .. } => "market_frozen",
             Error::AuctionSizeExceeded { .. } => "auction_size_exceeded",
             Error::TooManyAccounts { .. } => "too_many_accounts",
+            Error::BalanceLimit { .. } => "balance_limit",
             Error::InvalidParams(_) => "invalid_params",
             Error::ParamsOutOfBounds { .. } => "params_out_of_bounds",
             Error::OpenInterestCap { .. } => "open_interest_cap",

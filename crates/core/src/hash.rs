@@ -83,8 +83,8 @@ impl Engine {
             sink.str(&asset.name);
             sink.i64(asset.weight.raw());
             sink.str(&self.markets[asset.index_market.0 as usize].name);
-            sink.i64(self.asset_flows[i].deposited.raw());
-            sink.i64(self.asset_flows[i].withdrawn.raw());
+            sink.i128(self.asset_flows[i].deposited.raw());
+            sink.i128(self.asset_flows[i].withdrawn.raw());
         }
         let mut markets: Vec<&Market> = self.markets.iter().collect();
         markets.sort_unstable_by_key(|m| &m.name);

@@ -112,7 +112,7 @@ impl Engine {
             account.settlement = party.settlement;
             account.set_position(party.position);
         }
-        self.sample_basis(market_id, trade.price, trade.ts);
+        self.sample_basis(market_id, trade.price, trade.size, trade.ts);
         Ok(())
     }
 
@@ -169,14 +169,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Feed the trade price into the basis EMA and re-derive the mark (when `mark_ema_ms` > 0).
-    fn sample_basis(&mut self, market_id: MarketId, trade_price: Price, ts: u64) {
+    /// Feed the trade price into the basis EMA, weighted by the trade's share of the open
+    /// interest, and re-derive the mark (when `mark_ema_ms` > 0).
+    fn sample_basis(&mut self, market_id: MarketId, trade_price: Price, size: Size, ts: u64) {
         let market = &mut self.markets[market_id.0 as usize];
         let ema_ms = market.params.mark_ema_ms;
         let Some(index) = market.index_price.filter(|_| ema_ms > 0 && !market.frozen) else { return };
         let elapsed_ms = ts.saturating_sub(market.basis_ts);
-        market.basis_ema_raw =
-            crate::oracle::updated_basis(market.basis_ema_raw, index, trade_price, elapsed_ms, ema_ms);
+        market.basis_ema_raw = crate::oracle::updated_basis(
+            market.basis_ema_raw,
+            index,
+            trade_price,
+            elapsed_ms,
+            ema_ms,
+            size,
+            market.open_interest,
+        );
         market.basis_ts = ts;
         market.mark_price = Some(crate::oracle::mark_from(index, market.basis_ema_raw, &market.params));
     }

@@ -188,3 +188,68 @@ fn mass_bankruptcy_work_grows_linearly() {
     assert!(large_work <= 4 * accounts as u64, "work {large_work} for {accounts} accounts");
     assert!(large_work * 2 <= small_work * 9, "work {small_work} -> {large_work} for 4x the accounts");
 }
+
+/// With the trade-basis mark on, trades of 0.00000001 BTC used to move the mark to its cap as far
+/// as large ones. The EMA step is now weighted by the trade's share of the open interest.
+#[test]
+fn dust_trades_do_not_move_the_ema_mark() {
+    let mut seq = 0;
+    let mut engine = priced_engine(&mut seq);
+    accepted(&mut engine, &mut seq, r#"{"type":"params","ts":2000,"market":"BTC-PERP","mark_ema_ms":1000}"#);
+    let open =
+        r#"{"type":"trade","ts":2000,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"10","price":"10000"}"#;
+    accepted(&mut engine, &mut seq, open);
+    let mark = |engine: &Engine| engine.markets()[0].mark_price.unwrap();
+    let price = |text: &str| solvent_core::Price::parse(text).unwrap();
+    for i in 0..50u64 {
+        let ts = 3000 + i * 1000;
+        accepted(&mut engine, &mut seq, &format!(r#"{{"type":"clock","ts":{ts}}}"#));
+        for source in ["s1", "s2", "s3", "s4", "s5"] {
+            let tick =
+                format!(r#"{{"type":"price","ts":{ts},"market":"BTC-PERP","source":"{source}","price":"10000"}}"#);
+            accepted(&mut engine, &mut seq, &tick);
+        }
+        let dust = format!(
+            r#"{{"type":"trade","ts":{ts},"market":"BTC-PERP","buyer":"carol","seller":"bob","size":"0.00000001","price":"10999"}}"#
+        );
+        accepted(&mut engine, &mut seq, &dust);
+        // A dust share of the way (1e-9 of the basis of 999): under 1e-6 a trade, where one such
+        // trade used to move the mark to its cap of 10,200.
+        assert!(mark(&engine) <= price("10000.0001"), "dust trade {i} moved the mark to {}", mark(&engine));
+    }
+    // A trade as large as the open interest still moves it, up to the cap (2% of the index).
+    let ts = 3000 + 50 * 1000;
+    accepted(&mut engine, &mut seq, &format!(r#"{{"type":"clock","ts":{ts}}}"#));
+    let large = format!(
+        r#"{{"type":"trade","ts":{ts},"market":"BTC-PERP","buyer":"carol","seller":"bob","size":"10","price":"10999"}}"#
+    );
+    accepted(&mut engine, &mut seq, &large);
+    assert_eq!(mark(&engine), price("10200"));
+}
+
+/// A global deposit counter as wide as one account's balance overflowed when one account
+/// reached its limit, and then every deposit by anyone was refused. The limit now stops the one
+/// account (`balance_limit` for the settlement asset, `overflow` past a collateral
+/// balance's type) and everyone else keeps depositing.
+#[test]
+fn one_account_at_its_limit_does_not_stop_other_deposits() {
+    let mut seq = 0;
+    let mut engine = priced_engine(&mut seq);
+    let max_btc = solvent_core::Size::from_raw(i64::MAX).to_string();
+    let whale = format!(r#"{{"type":"deposit","ts":3000,"account":"whale","asset":"BTC","amount":"{max_btc}"}}"#);
+    accepted(&mut engine, &mut seq, &whale);
+    refused(
+        &mut engine,
+        &mut seq,
+        r#"{"type":"deposit","ts":3000,"account":"whale","asset":"BTC","amount":"1"}"#,
+        "overflow",
+    );
+    accepted(&mut engine, &mut seq, r#"{"type":"deposit","ts":3000,"account":"alice","asset":"BTC","amount":"1"}"#);
+    let limit = solvent_core::transfer::MAX_SETTLEMENT_BALANCE;
+    let usdc = format!(r#"{{"type":"deposit","ts":3000,"account":"whale","asset":"USDC","amount":"{limit}"}}"#);
+    accepted(&mut engine, &mut seq, &usdc);
+    let more = r#"{"type":"deposit","ts":3000,"account":"whale","asset":"USDC","amount":"0.0000000000000001"}"#;
+    refused(&mut engine, &mut seq, more, "balance_limit");
+    accepted(&mut engine, &mut seq, r#"{"type":"deposit","ts":3000,"account":"bob","asset":"USDC","amount":"1"}"#);
+    accepted(&mut engine, &mut seq, r#"{"type":"fund_deposit","ts":3000,"amount":"1"}"#);
+}

@@ -176,9 +176,7 @@ fn conservation(engine: &Engine, ledger: &Ledger, accounts_upnl: BigInt) -> Resu
         let id = solvent_core::state::AssetId(i as u16);
         let flows = engine.asset_flows(id);
         let (deposited, withdrawn) = (ledger.deposited(&asset.name), ledger.withdrawn(&asset.name));
-        if BigInt::from(flows.deposited.raw()) * quote_per_size() != deposited
-            || BigInt::from(flows.withdrawn.raw()) * quote_per_size() != withdrawn
-        {
+        if BigInt::from(flows.deposited.raw()) != deposited || BigInt::from(flows.withdrawn.raw()) != withdrawn {
             return Err(format!(
                 "conservation: engine {} flows in {} / out {} but accepted deposits {} / withdrawals {}",
                 asset.name,
@@ -691,6 +689,13 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
                 verdict.error("unknown_asset");
             } else if t.asset != settlement && !fits_size(t.amount) {
                 verdict.error("too_many_decimals");
+            } else if t.asset == settlement {
+                let held = engine.account(&t.account).map_or(0, |a| a.settlement.raw());
+                if BigInt::from(held) + BigInt::from(t.amount.raw())
+                    > BigInt::from(solvent_core::transfer::MAX_SETTLEMENT_BALANCE.raw())
+                {
+                    verdict.error("balance_limit");
+                }
             }
             verdict.must_accept = t.amount.is_positive();
         }

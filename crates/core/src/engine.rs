@@ -34,6 +34,9 @@ pub struct Engine {
     pub(crate) last_seq: u64,
     /// Id of the next Dutch auction.
     pub(crate) next_auction_id: u64,
+    /// Head of the hash chain over every effect of every accepted event (`effect::chain_link`);
+    /// hashed and snapshotted.
+    pub(crate) effect_chain: [u8; 32],
     /// Derived state: which accounts a price move can have pushed below maintenance (issue 5).
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
@@ -105,6 +108,7 @@ impl Engine {
             last_ts: 0,
             last_seq: 0,
             next_auction_id: 1,
+            effect_chain: crate::effect::CHAIN_GENESIS,
         }
     }
 
@@ -168,6 +172,7 @@ impl Engine {
                 // Every accepted event may have moved a mark (re-judging) or a balance: run the
                 // waterfall so that no live account is left below maintenance.
                 self.settle_risk(seq, out);
+                self.chain_effects(&out[effects_before..]);
                 Ok(())
             }
             Err(error) => {
@@ -202,6 +207,16 @@ impl Engine {
                 self.last_seq = seq;
                 out.push(Effect::rejected(seq, self.last_ts, error));
             }
+        }
+    }
+
+    /// Fold the effects of an accepted event into the chain: the one place every effect of the
+    /// state machine's history passes. Refusals (`rejected`, and `oracle_rejected` with
+    /// `event_refused`) are built outside it and not chained: they change no state.
+    fn chain_effects(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            debug_assert!(effect.rejection_kind().is_none(), "an accepted event emits no refusal");
+            self.effect_chain = crate::effect::chain_link(&self.effect_chain, effect);
         }
     }
 
@@ -289,6 +304,10 @@ impl Engine {
     }
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+    /// Head of the effect hash chain (genesis: all zero).
+    pub fn effect_chain_head(&self) -> [u8; 32] {
+        self.effect_chain
     }
     /// Counters and sizes of the risk index (benchmarks, telemetry).
     pub fn risk_index_stats(&self) -> RiskIndexStats {

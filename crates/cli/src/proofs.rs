@@ -1,7 +1,7 @@
 //! `solvent keygen`, `solvent sign`, `solvent verify`: thin wrappers over solvent-proofs.
 
 use crate::replay::load_config;
-use solvent_proofs::{keys, liabilities, signing, verify};
+use solvent_proofs::{health, keys, liabilities, signing, verify};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,15 @@ use std::path::{Path, PathBuf};
 pub enum VerifyWhat {
     /// An inclusion proof of one account against a signed liabilities root.
     Inclusion {
+        #[arg(long)]
+        proof: PathBuf,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        pubkey: PathBuf,
+    },
+    /// A zero-knowledge margin health proof against a signed liabilities root.
+    Health {
         #[arg(long)]
         proof: PathBuf,
         #[arg(long)]
@@ -91,10 +100,31 @@ pub enum ProveWhat {
         #[arg(long)]
         key: Option<PathBuf>,
     },
+    /// A zero-knowledge proof that an account is above maintenance margin at the public marks
+    /// and tier tables, bound to the signed liabilities root of the same state.
+    Health {
+        /// The state: a `solvent serve` snapshot file, or an event journal (JSON Lines) to replay.
+        #[arg(long)]
+        state: PathBuf,
+        /// The engine configuration of a journal; the embedded default when omitted.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
 }
 
 pub fn prove(what: &ProveWhat) -> Result<(), String> {
-    let ProveWhat::Liabilities { state, out, key } = what;
+    let (state, out, key) = match what {
+        ProveWhat::Liabilities { state, out, key } => (state, out, key),
+        ProveWhat::Health { state, config, account, out, key } => {
+            return prove_health(state, config.as_deref(), account, out, key.as_deref())
+        }
+    };
     let key = keys::load_signing_key(key.as_deref())?;
     let text = std::fs::read_to_string(state).map_err(|e| format!("cannot read state {}: {e}", state.display()))?;
     let statement = liabilities::statement_from_dump(&text)?;
@@ -121,13 +151,74 @@ pub fn prove(what: &ProveWhat) -> Result<(), String> {
     Ok(())
 }
 
-/// `solvent verify inclusion ...`.
+/// The engine of a snapshot file (by its magic) or of a replayed journal.
+fn load_engine(state: &Path, config: Option<&Path>) -> Result<solvent_core::Engine, String> {
+    let bytes = read(state, "state")?;
+    if bytes.starts_with(&solvent_node::snapshot::SNAPSHOT_MAGIC) {
+        let loaded = solvent_node::snapshot::decode(state, &bytes).map_err(|e| e.to_string())?;
+        return Ok(loaded.engine);
+    }
+    let mut engine = solvent_core::Engine::new(&load_config(config)?);
+    let mut effects = Vec::new();
+    for (i, line) in signing::lines(&bytes).enumerate() {
+        effects.clear();
+        engine.apply_line(i as u64 + 1, line, &mut effects);
+    }
+    Ok(engine)
+}
+
+fn prove_health(
+    state: &Path,
+    config: Option<&Path>,
+    account: &str,
+    out: &Path,
+    key: Option<&Path>,
+) -> Result<(), String> {
+    let key = keys::load_signing_key(key)?;
+    let engine = load_engine(state, config)?;
+    let statement = liabilities::statement_from_engine(&engine)?;
+    let proven = liabilities::Proven::new(&statement, &key)?;
+    let index = statement
+        .balances
+        .binary_search_by(|(name, _)| name.as_str().cmp(account))
+        .map_err(|_| format!("no account {account:?} in the state"))?;
+    let leaf = proven.leaf_of(&statement, index).hash;
+    let started = std::time::Instant::now();
+    let proof = health::prove(&engine, account, &proven.root, leaf, &key)?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    std::fs::write(out, proof.to_json()).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "health proof for {account} at seq {} ({} markets, {} bytes of range proof, {elapsed_ms:.1} ms) in {}",
+        proven.root.seq,
+        proof.statement.markets.len(),
+        proof.range_proof.to_bytes().len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `solvent verify inclusion ...` and `solvent verify health ...`.
 pub fn verify_proof(what: &VerifyWhat) -> Result<(), String> {
-    let VerifyWhat::Inclusion { proof, root, pubkey } = what;
+    let (proof, root, pubkey) = match what {
+        VerifyWhat::Inclusion { proof, root, pubkey } | VerifyWhat::Health { proof, root, pubkey } => {
+            (proof, root, pubkey)
+        }
+    };
     let key = keys::load_verifying_key(pubkey)?;
     let text = |path: &Path| std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
     let root_statement =
         liabilities::Root::from_json_verified(&text(root)?, &key).map_err(|e| format!("{}: {e}", root.display()))?;
+    if let VerifyWhat::Health { .. } = what {
+        let parsed = health::HealthProof::from_json(&text(proof)?).map_err(|e| format!("{}: {e}", proof.display()))?;
+        health::verify(&parsed, &root_statement, &key).map_err(|e| format!("{}: {e}", proof.display()))?;
+        println!(
+            "ok: the account of leaf {} is above maintenance margin at seq {} ({} markets at public marks)",
+            hex::encode(parsed.statement.leaf),
+            root_statement.seq,
+            parsed.statement.markets.len()
+        );
+        return Ok(());
+    }
     let inclusion =
         liabilities::Inclusion::from_json(&text(proof)?).map_err(|e| format!("{}: {e}", proof.display()))?;
     inclusion.verify(&root_statement).map_err(|e| format!("{}: {e}", proof.display()))?;

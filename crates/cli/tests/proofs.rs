@@ -84,3 +84,71 @@ fn liabilities_root_and_inclusion() {
         assert!(text(&bad).contains(&format!("changed-{name}: ")), "{}", text(&bad));
     }
 }
+
+fn three_positions(dir: &Path) -> PathBuf {
+    let mut lines = vec![r#"{"type":"clock","ts":1000}"#.to_string()];
+    for (market, price) in [("BTC-PERP", "10000"), ("ETH-PERP", "500"), ("SOL-PERP", "20")] {
+        for s in 1..=5 {
+            lines
+                .push(format!(r#"{{"type":"price","ts":1000,"market":"{market}","source":"s{s}","price":"{price}"}}"#));
+        }
+    }
+    lines.extend([
+        r#"{"type":"deposit","ts":2000,"account":"alice","asset":"USDC","amount":"600000"}"#.to_string(),
+        r#"{"type":"deposit","ts":2000,"account":"bob","asset":"USDC","amount":"5000000"}"#.to_string(),
+        r#"{"type":"trade","ts":3000,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"300","price":"10000"}"#
+            .to_string(),
+        r#"{"type":"trade","ts":3000,"market":"ETH-PERP","buyer":"bob","seller":"alice","size":"2000","price":"500"}"#
+            .to_string(),
+        r#"{"type":"trade","ts":3000,"market":"SOL-PERP","buyer":"alice","seller":"bob","size":"30000","price":"20"}"#
+            .to_string(),
+    ]);
+    let path = dir.join("events.jsonl");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+#[test]
+fn health_proof_against_the_liabilities_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = keygen(dir.path());
+    let events = three_positions(dir.path());
+    let state = dir.path().join("state.json");
+    let replay = solvent(&[
+        &"replay",
+        &"--events",
+        &events,
+        &"--strict",
+        &"--out",
+        &dir.path().join("fx"),
+        &"--state-out",
+        &state,
+    ]);
+    assert!(replay.status.success(), "{}", text(&replay));
+    let pol = dir.path().join("pol");
+    let key = std::fs::read_to_string(&secret).unwrap();
+    let with_key = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_solvent")).args(args).env("SOLVENT_ENGINE_KEY", key.trim()).output().unwrap()
+    };
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let proved = with_key(&["prove", "liabilities", "--state", &s(&state), "--out", &s(&pol)]);
+    assert!(proved.status.success(), "{}", text(&proved));
+    let proof = dir.path().join("alice.health.json");
+    let made = with_key(&["prove", "health", "--state", &s(&events), "--account", "alice", "--out", &s(&proof)]);
+    assert!(made.status.success(), "{}", text(&made));
+    let root = pol.join("root.json");
+    let check =
+        |proof: &Path| solvent(&[&"verify", &"health", &"--proof", &proof, &"--root", &root, &"--pubkey", &public]);
+    let ok = check(&proof);
+    assert!(ok.status.success() && text(&ok).starts_with("ok: the account of leaf"), "{}", text(&ok));
+    let mut bytes = std::fs::read(&proof).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"\"leaf\":\"").unwrap() + 8;
+    bytes[at] ^= 0x01;
+    let changed = dir.path().join("changed.health.json");
+    std::fs::write(&changed, &bytes).unwrap();
+    let bad = check(&changed);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("changed.health.json: "), "{}", text(&bad));
+    let nobody = with_key(&["prove", "health", "--state", &s(&events), "--account", "nobody", "--out", &s(&proof)]);
+    assert!(text(&nobody).contains("no account \"nobody\""), "{}", text(&nobody));
+}

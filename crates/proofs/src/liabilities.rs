@@ -408,3 +408,22 @@ pub fn proof_file_name(account: &str) -> String {
     name.push_str(".json");
     name
 }
+
+/// The balances of an engine's state, as [`statement_from_dump`] reads them from its dump.
+pub fn statement_from_engine(engine: &solvent_core::Engine) -> Result<Statement, String> {
+    let mut balances = Vec::with_capacity(engine.accounts().len());
+    for account in engine.accounts() {
+        let health = engine.health(&account.name).map_err(|e| format!("{}: {e}", account.name))?;
+        balances.push((account.name.to_string(), u128::try_from(health.equity.raw().max(0)).expect("non-negative")));
+    }
+    balances.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(Statement { seq: engine.last_seq(), state_hash: hex32(&engine.state_hash(), "state hash")?, balances })
+}
+
+impl Proven {
+    /// The leaf of account `index` (name order).
+    pub fn leaf_of(&self, statement: &Statement, index: usize) -> Node {
+        let (account, balance) = &statement.balances[index];
+        leaf(account, &self.salts[index], *balance)
+    }
+}

@@ -4,6 +4,7 @@ mod bench;
 mod lines;
 mod pipeline;
 mod progress;
+mod proofs;
 mod replay;
 mod report;
 
@@ -66,6 +67,38 @@ enum Command {
         /// phase other than `memory` runs; `ticks` reports the scan ratio only with `scan`.
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Phase>,
+    },
+    /// Write a new engine key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub (docs/proofs.md).
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replay events and write every effect with its chain link, signing the liquidation orders
+    /// (liquidation, adl, socialized_loss, auction_fill) with the engine key.
+    Sign {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        events: PathBuf,
+        /// The engine's secret key file; without it, the SOLVENT_ENGINE_KEY environment variable.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a proof: `solvent prove liabilities --state S --out DIR` (docs/proofs.md).
+    Prove {
+        #[command(subcommand)]
+        what: proofs::ProveWhat,
+    },
+    /// Check a signed effects file against its events (replay, encodings, chain, signatures), or
+    /// a proof (`solvent verify inclusion ...`); names the first line that fails and why.
+    #[command(args_conflicts_with_subcommands = true)]
+    Verify {
+        #[command(subcommand)]
+        what: Option<proofs::VerifyWhat>,
+        #[command(flatten)]
+        effects: proofs::VerifyEffectsArgs,
     },
     /// Print the embedded default configuration (TOML), or check a configuration file.
     Config {
@@ -191,6 +224,13 @@ fn main() -> ExitCode {
                 Err(message) => fail(&message),
             }
         }
+        Command::Keygen { out } => result(proofs::keygen(&out)),
+        Command::Sign { config, events, key, out } => {
+            result(proofs::sign(config.as_deref(), &events, key.as_deref(), &out))
+        }
+        Command::Prove { what } => result(proofs::prove(&what)),
+        Command::Verify { what: None, effects } => result(proofs::verify_effects(&effects)),
+        Command::Verify { what: Some(what), .. } => result(proofs::verify_proof(&what)),
         Command::Config { check: None } => {
             print!("{}", solvent_core::DEFAULT_CONFIG_TOML);
             ExitCode::SUCCESS
@@ -207,6 +247,13 @@ fn main() -> ExitCode {
             }
             Err(message) => fail(&message),
         },
+    }
+}
+
+fn result(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
     }
 }
 

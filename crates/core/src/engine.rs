@@ -38,6 +38,9 @@ pub struct Engine {
     pub(crate) next_auction_id: u64,
     /// Largest clock step one event may make (`Config::max_clock_jump_ms`).
     pub(crate) max_clock_jump_ms: u64,
+    /// Head of the hash chain over every effect of every accepted event (`effect::chain_link`);
+    /// hashed and snapshotted.
+    pub(crate) effect_chain: [u8; 32],
     /// Derived state: which accounts a price move can have pushed below maintenance (issue 5).
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
@@ -119,6 +122,7 @@ impl Engine {
             max_clock_jump_ms: config.max_clock_jump_ms,
             waterfall: Default::default(),
             phase_ins: 0,
+            effect_chain: crate::effect::CHAIN_GENESIS,
         }
     }
 
@@ -187,6 +191,7 @@ impl Engine {
                 // Every accepted event may have moved a mark (re-judging) or a balance: run the
                 // waterfall so that no live account is left below maintenance.
                 self.settle_risk(seq, out);
+                self.chain_effects(&out[effects_before..]);
                 Ok(())
             }
             Err(error) => {
@@ -238,6 +243,16 @@ impl Engine {
                 self.last_seq = seq;
                 out.push(Effect::rejected(seq, self.last_ts, error));
             }
+        }
+    }
+
+    /// Fold the effects of an accepted event into the chain: the one place every effect of the
+    /// state machine's history passes. Refusals (`rejected`, and `oracle_rejected` with
+    /// `event_refused`) are built outside it and not chained: they change no state.
+    fn chain_effects(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            debug_assert!(effect.rejection_kind().is_none(), "an accepted event emits no refusal");
+            self.effect_chain = crate::effect::chain_link(&self.effect_chain, effect);
         }
     }
 
@@ -335,6 +350,10 @@ impl Engine {
     /// the engine's life (not state: not hashed, not in snapshots). Telemetry and tests.
     pub fn waterfall_work(&self) -> u64 {
         self.waterfall.work
+    }
+    /// Head of the effect hash chain (genesis: all zero).
+    pub fn effect_chain_head(&self) -> [u8; 32] {
+        self.effect_chain
     }
     /// Counters and sizes of the risk index (benchmarks, telemetry).
     pub fn risk_index_stats(&self) -> RiskIndexStats {

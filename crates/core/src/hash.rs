@@ -5,13 +5,15 @@
 //! by asset and market name. Integers are fixed-width little-endian, strings length-prefixed,
 //! options tagged. The encoding starts with a version tag; changing it is a contract change.
 //! The sequence number is not part of the state (a rejected event must leave the hash unchanged).
+//! Version 2 ends with the head of the effect hash chain, so a state hash also commits to every
+//! effect the engine emitted on the way there.
 
 use crate::config::{MarketParams, TierBasis, TierMode};
 use crate::engine::Engine;
 use crate::num::Price;
 use crate::state::{Account, Market, Tick};
 
-const VERSION_TAG: &[u8] = b"solvent-state-v1";
+const VERSION_TAG: &[u8] = b"solvent-state-v2";
 
 /// Where canonical bytes go: a hasher, or a buffer in tests.
 pub trait Sink {
@@ -98,6 +100,7 @@ impl Engine {
         for account in accounts {
             self.encode_account(account, sink);
         }
+        sink.put(&self.effect_chain);
         self.encode_predictive(sink);
     }
 

@@ -100,8 +100,9 @@ impl Engine {
         for account in accounts {
             self.encode_account(account, sink);
         }
-        sink.put(&self.effect_chain);
         self.encode_predictive(sink);
+        // Last, so the ledger part of the encoding is the bytes before the final 32.
+        sink.put(&self.effect_chain);
     }
 
     /// The predictive-margin state, appended after the accounts only when some of it differs

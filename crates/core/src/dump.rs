@@ -18,6 +18,8 @@ pub struct StateDump {
     pub fees_collected: Quote,
     pub markets: BTreeMap<String, MarketDump>,
     pub accounts: BTreeMap<String, AccountDump>,
+    /// Latest market-less `signal` values by name.
+    pub signals: BTreeMap<String, crate::signal::SignalValue>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,12 @@ pub struct MarketDump {
     pub cliff_ranges: Vec<crate::config::CliffRange>,
     pub concentration_addon_rate: Rate,
     pub incentive_rebate_rate: Rate,
+    /// Latest `signal` values for this market by name.
+    pub signals: BTreeMap<String, crate::signal::SignalValue>,
+}
+
+fn signals_dump(signals: &crate::signal::Signals) -> BTreeMap<String, crate::signal::SignalValue> {
+    signals.iter().map(|(name, value)| (name.to_string(), *value)).collect()
 }
 
 #[derive(Serialize)]
@@ -133,6 +141,7 @@ impl Engine {
                     (a.name.to_string(), self.account_dump_of(a, |m| quantiles.get(&(m, AccountId(i as u32))).copied()))
                 })
                 .collect(),
+            signals: signals_dump(&self.signals),
         }
     }
 
@@ -255,5 +264,6 @@ fn market_dump(market: &Market) -> MarketDump {
         cliff_ranges: target.cliff_ranges.clone(),
         concentration_addon_rate: target.concentration_addon_rate,
         incentive_rebate_rate: target.incentive_rebate_rate,
+        signals: signals_dump(&market.signals),
     }
 }

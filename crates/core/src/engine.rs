@@ -38,6 +38,9 @@ pub struct Engine {
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
     pub(crate) risk: RiskIndex,
+    /// Latest market-less `signal` values, by name.
+    #[serde(default)]
+    pub(crate) signals: crate::signal::Signals,
     /// Markets with a running MM phase-in (derived from the markets; rebuilt on load).
     #[serde(skip)]
     pub(crate) phase_ins: u32,
@@ -85,6 +88,7 @@ impl Engine {
                 inventory: Position { market: MarketId(i as u16), size: Size::ZERO, cost: Quote::ZERO },
                 auction: None,
                 phase_in: None,
+                signals: Vec::new(),
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -110,6 +114,7 @@ impl Engine {
             last_seq: 0,
             next_auction_id: 1,
             phase_ins: 0,
+            signals: Vec::new(),
         }
     }
 
@@ -156,6 +161,7 @@ impl Engine {
             Event::Clock { ts } => self.clock(seq, *ts, out),
             Event::Params(p) => self.params(p),
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
+            Event::Signal(s) => self.signal(s),
         };
         match result {
             Ok(()) => {

@@ -23,6 +23,7 @@ pub mod params;
 pub mod phase_in;
 pub mod prefetch;
 pub mod risk_index;
+pub mod signal;
 pub mod state;
 pub mod trade;
 pub mod transfer;

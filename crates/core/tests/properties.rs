@@ -31,6 +31,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::Clock { .. }) => "clock",
         Some(Event::AuctionTake(_)) => "auction_take",
         Some(Event::FundDeposit { .. }) => "fund_deposit",
+        Some(Event::Signal(_)) => "signal",
         None => "raw_line",
     }
 }
@@ -189,6 +190,7 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("params: accepted", 400),
         ("params: invalid_params", 100),
         ("phase-in running", 2_000),
+        ("signal: accepted", 200),
         ("phase-in step", 100),
         ("trade: open_interest_cap", 20),
         ("clock: time_backwards", 15),

@@ -102,6 +102,18 @@ pub fn to_json_line(event: &Event) -> String {
         Event::FundDeposit { ts, amount } => {
             obj(vec![("type", "fund_deposit".into()), ("ts", (*ts).into()), ("amount", dec(amount))])
         }
+        Event::Signal(signal) => {
+            let mut fields = vec![
+                ("type", "signal".into()),
+                ("ts", signal.ts.into()),
+                ("name", signal.name.as_str().into()),
+                ("value", dec(signal.value)),
+            ];
+            if let Some(market) = &signal.market {
+                fields.push(("market", market.as_str().into()));
+            }
+            obj(fields)
+        }
         Event::Params(p) => {
             let mut fields = vec![("type", "params".into()), ("ts", p.ts.into()), ("market", p.market.as_str().into())];
             if let Some(basis) = p.tier_basis {
@@ -260,6 +272,11 @@ pub enum Op {
     },
     /// A top-up of the insurance fund (USDC).
     FundDeposit {
+        seed: u64,
+    },
+    /// An external input (never changes margin); market-less when `market` is `None`.
+    Signal {
+        market: Option<usize>,
         seed: u64,
     },
     Clock,
@@ -510,6 +527,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => (0usize..3, 0usize..8, prop_oneof![3 => 1u32..3_000, 1 => 3_000u32..12_000]).prop_map(|(market, bidder, frac_bp)| Op::AuctionTake { market, bidder, frac_bp }),
         2 => Just(Op::Clock),
         1 => any::<u64>().prop_map(|seed| Op::FundDeposit { seed }),
+        1 => (proptest::option::of(0usize..3), any::<u64>()).prop_map(|(market, seed)| Op::Signal { market, seed }),
         6 => invalid().prop_map(Op::Invalid),
     ]
 }
@@ -754,6 +772,16 @@ impl<'a> Resolver<'a> {
             Op::Clock => wrap(Event::Clock { ts }).expect(Expect::Accept),
             Op::FundDeposit { seed } => {
                 wrap(Event::FundDeposit { ts, amount: amount_of(0, *seed) }).expect(Expect::Accept)
+            }
+            Op::Signal { market, seed } => {
+                let signal = solvent_core::event::Signal {
+                    ts,
+                    name: ["funding_rate", "basis", "open_interest", "iv_index", "sentiment"][(*seed % 5) as usize]
+                        .into(),
+                    value: Quote::from_raw((*seed as i64 >> 8) as i128 * 1_000),
+                    market: market.map(|m| MARKETS[m].to_string()),
+                };
+                wrap(Event::Signal(signal)).expect(Expect::Accept)
             }
             Op::Invalid(kind) => self.invalid(kind, timed.json, ts, engine),
         };

@@ -51,6 +51,10 @@ pub struct MarketDump {
     pub incentive_rebate_rate: Rate,
     /// Latest `signal` values for this market by name.
     pub signals: BTreeMap<String, crate::signal::SignalValue>,
+    /// The liquidation map at the default step and range (`liquidation_map.rs`): in the whole
+    /// state dump only (it costs a pass over the accounts), absent before the first mark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liquidation_map: Option<crate::liquidation_map::LiquidationMap>,
 }
 
 fn signals_dump(signals: &crate::signal::Signals) -> BTreeMap<String, crate::signal::SignalValue> {
@@ -132,7 +136,21 @@ impl Engine {
             insurance_fund: self.insurance_fund,
             bad_debt: self.bad_debt,
             fees_collected: self.fees_collected,
-            markets: self.markets.iter().map(|m| (m.name.to_string(), market_dump(m))).collect(),
+            markets: self
+                .markets
+                .iter()
+                .map(|m| {
+                    let mut dump = market_dump(m);
+                    dump.liquidation_map = self
+                        .liquidation_map(
+                            &m.name,
+                            crate::liquidation_map::DEFAULT_MAP_STEP,
+                            crate::liquidation_map::DEFAULT_MAP_RANGE,
+                        )
+                        .ok();
+                    (m.name.to_string(), dump)
+                })
+                .collect(),
             accounts: self
                 .accounts
                 .iter()
@@ -265,5 +283,6 @@ fn market_dump(market: &Market) -> MarketDump {
         concentration_addon_rate: target.concentration_addon_rate,
         incentive_rebate_rate: target.incentive_rebate_rate,
         signals: signals_dump(&market.signals),
+        liquidation_map: None,
     }
 }

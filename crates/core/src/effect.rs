@@ -112,6 +112,18 @@ pub enum EffectKind {
         price: Price,
         remaining: Size,
         inventory_pnl: Quote,
+        /// Backstop rebate paid from the insurance fund for a fill inside a cliff range (absent
+        /// when none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rebate: Option<Quote>,
+    },
+    /// A `params` event set cliff ranges and a rebate: backstop makers are offered
+    /// `rebate_rate` × filled notional for auction takes filled at a price in [from, to].
+    LiquidityIncentive {
+        market: String,
+        from: Price,
+        to: Price,
+        rebate_rate: crate::num::Rate,
     },
     AuctionEnded {
         auction: String,
@@ -163,6 +175,7 @@ impl Effect {
             EffectKind::AuctionStarted { .. } => "auction_started",
             EffectKind::AuctionFill { .. } => "auction_fill",
             EffectKind::AuctionEnded { .. } => "auction_ended",
+            EffectKind::LiquidityIncentive { .. } => "liquidity_incentive",
         }
     }
 

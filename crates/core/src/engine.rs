@@ -159,7 +159,7 @@ impl Engine {
             Event::Trade(t) => self.trade(t),
             Event::AuctionTake(a) => self.auction_take(seq, a, out),
             Event::Clock { ts } => self.clock(seq, *ts, out),
-            Event::Params(p) => self.params(p),
+            Event::Params(p) => self.params(seq, p, out),
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
             Event::Signal(s) => self.signal(s),
         };

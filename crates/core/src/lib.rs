@@ -15,6 +15,7 @@ mod fastparse;
 pub mod hash;
 pub mod json;
 pub mod liquidation;
+pub mod liquidation_map;
 pub mod margin;
 pub(crate) mod names;
 pub mod num;

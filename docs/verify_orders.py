@@ -43,6 +43,10 @@ def flag(v):
     return bytes([1 if v else 0])
 
 
+def optional(encode):  # absent (None): byte 0; present: byte 1 and the value
+    return lambda v: bytes([0]) if v is None else bytes([1]) + encode(v)
+
+
 FIELDS = {
     "liquidation": [("account", string), ("market", string), ("closed_size", size), ("price", size),
                     ("penalty", quote), ("full", flag), ("equity_before", quote),
@@ -52,14 +56,15 @@ FIELDS = {
             ("price", size), ("rank_score", string)],
     "socialized_loss": [("amount", quote), ("accounts", count), ("bankrupt", string)],
     "auction_fill": [("auction", string), ("market", string), ("bidder", string), ("size", size),
-                     ("price", size), ("remaining", size), ("inventory_pnl", quote)],
+                     ("price", size), ("remaining", size), ("inventory_pnl", quote),
+                     ("rebate", optional(quote))],
 }
 
 
 def message(e):
     encoding = bytes([1]) + string(e["type"]) + count(e["seq"]) + count(e["ts"])
     for name, encode in FIELDS[e["type"]]:
-        encoding += encode(e[name])
+        encoding += encode(e.get(name))
     return b"solvent-order-v1" + bytes.fromhex(e["state_hash"]) + bytes.fromhex(e["chain"]) + encoding
 
 

@@ -18,6 +18,8 @@ pub struct StateDump {
     pub fees_collected: Quote,
     pub markets: BTreeMap<String, MarketDump>,
     pub accounts: BTreeMap<String, AccountDump>,
+    /// Latest market-less `signal` values by name.
+    pub signals: BTreeMap<String, crate::signal::SignalValue>,
 }
 
 #[derive(Serialize)]
@@ -47,6 +49,16 @@ pub struct MarketDump {
     pub cliff_ranges: Vec<crate::config::CliffRange>,
     pub concentration_addon_rate: Rate,
     pub incentive_rebate_rate: Rate,
+    /// Latest `signal` values for this market by name.
+    pub signals: BTreeMap<String, crate::signal::SignalValue>,
+    /// The liquidation map at the default step and range (`liquidation_map.rs`): in the whole
+    /// state dump only (it costs a pass over the accounts), absent before the first mark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liquidation_map: Option<crate::liquidation_map::LiquidationMap>,
+}
+
+fn signals_dump(signals: &crate::signal::Signals) -> BTreeMap<String, crate::signal::SignalValue> {
+    signals.iter().map(|(name, value)| (name.to_string(), *value)).collect()
 }
 
 #[derive(Serialize)]
@@ -128,7 +140,21 @@ impl Engine {
             insurance_fund: self.insurance_fund,
             bad_debt: self.bad_debt,
             fees_collected: self.fees_collected,
-            markets: self.markets.iter().map(|m| (m.name.to_string(), market_dump(m))).collect(),
+            markets: self
+                .markets
+                .iter()
+                .map(|m| {
+                    let mut dump = market_dump(m);
+                    dump.liquidation_map = self
+                        .liquidation_map(
+                            &m.name,
+                            crate::liquidation_map::DEFAULT_MAP_STEP,
+                            crate::liquidation_map::DEFAULT_MAP_RANGE,
+                        )
+                        .ok();
+                    (m.name.to_string(), dump)
+                })
+                .collect(),
             accounts: self
                 .accounts
                 .iter()
@@ -137,6 +163,7 @@ impl Engine {
                     (a.name.to_string(), self.account_dump_of(a, |m| quantiles.get(&(m, AccountId(i as u32))).copied()))
                 })
                 .collect(),
+            signals: signals_dump(&self.signals),
         }
     }
 
@@ -273,5 +300,7 @@ fn market_dump(market: &Market) -> MarketDump {
         cliff_ranges: target.cliff_ranges.clone(),
         concentration_addon_rate: target.concentration_addon_rate,
         incentive_rebate_rate: target.incentive_rebate_rate,
+        signals: signals_dump(&market.signals),
+        liquidation_map: None,
     }
 }

@@ -113,6 +113,18 @@ pub enum EffectKind {
         price: Price,
         remaining: Size,
         inventory_pnl: Quote,
+        /// Backstop rebate paid from the insurance fund for a fill inside a cliff range (absent
+        /// when none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rebate: Option<Quote>,
+    },
+    /// A `params` event set cliff ranges and a rebate: backstop makers are offered
+    /// `rebate_rate` × filled notional for auction takes filled at a price in [from, to].
+    LiquidityIncentive {
+        market: String,
+        from: Price,
+        to: Price,
+        rebate_rate: crate::num::Rate,
     },
     AuctionEnded {
         auction: String,
@@ -185,6 +197,7 @@ impl Effect {
             EffectKind::AuctionStarted { .. } => "auction_started",
             EffectKind::AuctionFill { .. } => "auction_fill",
             EffectKind::AuctionEnded { .. } => "auction_ended",
+            EffectKind::LiquidityIncentive { .. } => "liquidity_incentive",
         }
     }
 
@@ -277,6 +290,12 @@ impl Effect {
                 sink.str(market);
                 sink.str(message);
             }
+            EffectKind::LiquidityIncentive { market, from, to, rebate_rate } => {
+                sink.str(market);
+                sink.i64(from.raw());
+                sink.i64(to.raw());
+                sink.i64(rebate_rate.raw());
+            }
             EffectKind::Liquidation { .. } => self.encode_liquidation(sink),
             EffectKind::Insurance { reason, amount, balance, account } => {
                 sink.str(reason);
@@ -352,7 +371,7 @@ impl Effect {
                 sink.i64(floor_price.raw());
                 sink.u64(*duration_ms);
             }
-            EffectKind::AuctionFill { auction, market, bidder, size, price, remaining, inventory_pnl } => {
+            EffectKind::AuctionFill { auction, market, bidder, size, price, remaining, inventory_pnl, rebate } => {
                 sink.str(auction);
                 sink.str(market);
                 sink.str(bidder);
@@ -360,6 +379,13 @@ impl Effect {
                 sink.i64(price.raw());
                 sink.i64(remaining.raw());
                 sink.i128(inventory_pnl.raw());
+                match rebate {
+                    None => sink.u8(0),
+                    Some(rebate) => {
+                        sink.u8(1);
+                        sink.i128(rebate.raw());
+                    }
+                }
             }
             EffectKind::AuctionEnded { auction, market, reason, remaining } => {
                 sink.str(auction);

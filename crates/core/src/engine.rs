@@ -48,6 +48,9 @@ pub struct Engine {
     /// Scratch of the running waterfall (ADL books, losses to socialize); empty between events.
     #[serde(skip)]
     pub(crate) waterfall: crate::liquidation::adl_book::WaterfallScratch,
+    /// Latest market-less `signal` values, by name.
+    #[serde(default)]
+    pub(crate) signals: crate::signal::Signals,
     /// Markets with a running MM phase-in (derived from the markets; rebuilt on load).
     #[serde(skip)]
     pub(crate) phase_ins: u32,
@@ -95,6 +98,7 @@ impl Engine {
                 inventory: Position { market: MarketId(i as u16), size: Size::ZERO, cost: Quote::ZERO },
                 auction: None,
                 phase_in: None,
+                signals: Vec::new(),
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -123,6 +127,7 @@ impl Engine {
             waterfall: Default::default(),
             phase_ins: 0,
             effect_chain: crate::effect::CHAIN_GENESIS,
+            signals: Vec::new(),
         }
     }
 
@@ -198,8 +203,9 @@ impl Engine {
             Event::Trade(t) => self.trade(t),
             Event::AuctionTake(a) => self.auction_take(seq, a, out),
             Event::Clock { ts } => self.clock(seq, *ts, out),
-            Event::Params(p) => self.params(p),
+            Event::Params(p) => self.params(seq, p, out),
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
+            Event::Signal(s) => self.signal(s),
         };
         match result {
             Ok(()) => {

@@ -85,6 +85,8 @@ pub enum Error {
     InvalidParams(String),
     #[error("params field `{field}` out of bounds: {reason}")]
     ParamsOutOfBounds { field: String, reason: String },
+    #[error("signal {name:?}: at most {max} signal names per market (and {max} without one)")]
+    TooManySignals { max: usize, name: String },
     #[error("market {market}: open interest {open_interest} would exceed the cap {cap}")]
     OpenInterestCap { market: String, open_interest: String, cap: String },
     #[error("arithmetic overflow while applying the event")]
@@ -148,6 +150,7 @@ impl Error {
             Error::InvalidParams(_) => "invalid_params",
             Error::ParamsOutOfBounds { .. } => "params_out_of_bounds",
             Error::OpenInterestCap { .. } => "open_interest_cap",
+            Error::TooManySignals { .. } => "too_many_signals",
             Error::Overflow => "overflow",
         }
     }

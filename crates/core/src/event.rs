@@ -30,6 +30,20 @@ pub enum Event {
         ts: u64,
         amount: Quote,
     },
+    /// An external input an advisor may read (`signal.rs`); it never changes margin by itself.
+    Signal(Signal),
+}
+
+/// `{"type":"signal","ts":T,"name":"funding_rate","value":"0.0001","market":"BTC-PERP"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signal {
+    pub ts: u64,
+    /// An id (at most 64 bytes).
+    pub name: String,
+    /// Signed decimal at `Quote` precision (16 decimals).
+    pub value: Quote,
+    /// The market it is about; `None` for a market-less signal.
+    pub market: Option<String>,
 }
 
 /// A deposit or withdrawal. `amount` is parsed at `Quote` precision (16 decimals) and narrowed
@@ -115,6 +129,7 @@ impl Event {
             Event::Clock { ts } => *ts,
             Event::Params(p) => p.ts,
             Event::FundDeposit { ts, .. } => *ts,
+            Event::Signal(s) => s.ts,
         }
     }
 
@@ -165,6 +180,10 @@ impl Event {
             Event::Clock { .. } => Ok(()),
             Event::Params(p) => id("market", &p.market),
             Event::FundDeposit { amount, .. } => positive("amount", amount.is_positive()),
+            Event::Signal(s) => {
+                id("name", &s.name)?;
+                s.market.as_deref().map_or(Ok(()), |m| id("market", m))
+            }
         }
     }
 
@@ -206,6 +225,7 @@ impl Event {
                 ts: required_ts(&mut fields)?,
                 amount: required_positive(&mut fields, "amount", Quote::parse)?,
             },
+            "signal" => Event::Signal(parse_signal(&mut fields)?),
             other => return Err(Error::UnknownType(truncate(other))),
         };
         fields.finish(&kind)?;
@@ -279,6 +299,7 @@ impl Event {
             Event::Trade(t) => [t.market, t.buyer, t.seller].into_iter().for_each(|s| pool.give(s)),
             Event::AuctionTake(a) => [a.auction, a.bidder].into_iter().for_each(|s| pool.give(s)),
             Event::Params(p) => pool.give(p.market),
+            Event::Signal(s) => [s.name].into_iter().chain(s.market).for_each(|s| pool.give(s)),
             Event::Clock { .. } | Event::FundDeposit { .. } => {}
         }
     }
@@ -508,6 +529,22 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         cliff_ranges,
         concentration_addon_rate: optional_decimal(fields, "concentration_addon_rate", Rate::parse)?,
         incentive_rebate_rate: optional_decimal(fields, "incentive_rebate_rate", Rate::parse)?,
+    })
+}
+
+fn parse_signal(fields: &mut Fields) -> Result<Signal, Error> {
+    let market = match fields.take_string("market")? {
+        Some(name) => {
+            validate_id(&name).map_err(|reason| Error::InvalidId { field: "market".into(), reason })?;
+            Some(name.into_owned())
+        }
+        None => None,
+    };
+    Ok(Signal {
+        ts: required_ts(fields)?,
+        name: required_id(fields, "name")?,
+        value: optional_decimal(fields, "value", Quote::parse)?.ok_or(Error::MissingField("value"))?,
+        market,
     })
 }
 

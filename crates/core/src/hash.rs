@@ -109,8 +109,8 @@ impl Engine {
     /// from its defaults (so a state that uses none of it hashes as before; the encoding above is
     /// self-delimiting, so the appended block cannot be confused with it).
     fn encode_predictive(&self, sink: &mut impl Sink) {
-        let used = |m: &Market| m.phase_in.is_some() || predictive_params_used(&m.params);
-        if !self.markets.iter().any(used) {
+        let used = |m: &Market| m.phase_in.is_some() || predictive_params_used(&m.params) || !m.signals.is_empty();
+        if !self.markets.iter().any(used) && self.signals.is_empty() {
             return;
         }
         sink.put(b"predictive-v1");
@@ -130,7 +130,9 @@ impl Engine {
                     sink.u64(phase.steps);
                 }
             }
+            encode_signals(&market.signals, sink);
         }
+        encode_signals(&self.signals, sink);
     }
 
     fn encode_account(&self, account: &Account, sink: &mut impl Sink) {
@@ -282,4 +284,15 @@ fn encode_predictive_params(params: &MarketParams, sink: &mut impl Sink) {
     }
     sink.i64(params.concentration_addon_rate.raw());
     sink.i64(params.incentive_rebate_rate.raw());
+}
+
+/// Signals are kept sorted by name (`signal.rs`), so they are written as stored.
+fn encode_signals(signals: &crate::signal::Signals, sink: &mut impl Sink) {
+    debug_assert!(signals.windows(2).all(|w| w[0].0 < w[1].0), "signals are sorted by name");
+    sink.u64(signals.len() as u64);
+    for (name, signal) in signals {
+        sink.str(name);
+        sink.i128(signal.value.raw());
+        sink.u64(signal.ts);
+    }
 }

@@ -2,12 +2,13 @@
 //! same rules as the configuration file before anything changes.
 
 use crate::config::MarketParams;
+use crate::effect::{Effect, EffectKind};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::ParamsUpdate;
 
 impl Engine {
-    pub(crate) fn params(&mut self, update: &ParamsUpdate) -> Result<(), Error> {
+    pub(crate) fn params(&mut self, seq: u64, update: &ParamsUpdate, out: &mut Vec<Effect>) -> Result<(), Error> {
         let market_id = self.market_id(&update.market)?;
         let market = &self.markets[market_id.0 as usize];
         let next = patched(market.target_params(), update)?;
@@ -18,6 +19,18 @@ impl Engine {
                 market.sources.len(),
                 update.market
             )));
+        }
+        // Backstop incentives: one offer per cliff range while a rebate is set.
+        if next.incentive_rebate_rate.is_positive() {
+            for range in &next.cliff_ranges {
+                let kind = EffectKind::LiquidityIncentive {
+                    market: update.market.clone(),
+                    from: range.from,
+                    to: range.to,
+                    rebate_rate: next.incentive_rebate_rate,
+                };
+                out.push(Effect { seq, ts: update.ts, kind });
+            }
         }
         self.set_target_params(market_id, next, update.ts);
         Ok(())

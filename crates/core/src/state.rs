@@ -195,6 +195,9 @@ pub struct Market {
     /// A running MM phase-in (`phase_in.rs`): `params` then holds the effective tier rates.
     #[serde(default)]
     pub phase_in: Option<Box<crate::phase_in::PhaseIn>>,
+    /// Latest `signal` values for this market, by name (`signal.rs`).
+    #[serde(default)]
+    pub signals: crate::signal::Signals,
 }
 
 /// A Dutch auction of a market's liquidation inventory. What is for sale is always the whole

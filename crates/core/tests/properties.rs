@@ -31,6 +31,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::Clock { .. }) => "clock",
         Some(Event::AuctionTake(_)) => "auction_take",
         Some(Event::FundDeposit { .. }) => "fund_deposit",
+        Some(Event::Signal(_)) => "signal",
         None => "raw_line",
     }
 }
@@ -97,6 +98,9 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
     *tally.entry(format!("path {via}")).or_default() += 1;
     for effect in &harness.effects[effects_before..] {
         *tally.entry(format!("effect {}", effect.type_name())).or_default() += 1;
+        if matches!(effect.kind, solvent_core::EffectKind::AuctionFill { rebate: Some(_), .. }) {
+            *tally.entry("effect auction_fill with a rebate".into()).or_default() += 1;
+        }
     }
     if let (Outcome::Accepted, Some(before)) = (&outcome, sizes_before) {
         let after = trade_sizes(&harness.engine, harness.steps.last().unwrap()).unwrap();
@@ -189,6 +193,8 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("params: accepted", 400),
         ("params: invalid_params", 100),
         ("phase-in running", 2_000),
+        ("signal: accepted", 200),
+        ("effect liquidity_incentive", 100),
         ("phase-in step", 100),
         ("trade: open_interest_cap", 20),
         ("clock: time_backwards", 15),

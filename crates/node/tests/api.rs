@@ -117,6 +117,19 @@ fn reads_health_and_metrics() {
     let (_, markets) = get(addr, Some(MATCHER), "/v1/markets");
     assert_eq!(markets["markets"]["BTC-PERP"]["mark_price"], "10000", "{markets}");
     assert_eq!(markets["markets"]["BTC-PERP"]["open_interest"], "300");
+    // alice: 300 long at 10,000 on 400,000: below maintenance under 2,600,000 / 283.75 = 9,163
+    // (equity 300 p - 2,600,000 against MM 16.25 p): first at -9%. bob (short) only beyond +26%.
+    let (status, map) = get(addr, Some(VIEWER), "/v1/markets/BTC-PERP/liquidation_map?step=0.01&range=0.2");
+    assert_eq!(status, 200, "{map}");
+    assert_eq!((map["down"].as_array().map(Vec::len), map["up"].as_array().map(Vec::len)), (Some(20), Some(20)));
+    let buckets = map["down"].as_array().unwrap();
+    let hit: Vec<&Value> = buckets.iter().filter(|b| b["accounts"] != 0).collect();
+    assert_eq!(hit.len(), 1, "{map}");
+    assert_eq!((&hit[0]["move"], &hit[0]["size"]), (&Value::from("-0.09"), &Value::from("300")), "{map}");
+    let (status, error) = get(addr, Some(VIEWER), "/v1/markets/BTC-PERP/liquidation_map?step=0");
+    assert_eq!((status, &error["error"]), (400, &Value::from("params_out_of_bounds")));
+    let (status, error) = get(addr, Some(VIEWER), "/v1/markets/NOPE/liquidation_map");
+    assert_eq!((status, &error["error"]), (404, &Value::from("unknown_market")));
     let (_, insurance) = get(addr, Some(VIEWER), "/v1/insurance");
     assert!(insurance["insurance_fund"].is_string(), "{insurance}");
     let (status, health) = get(addr, None, "/v1/health");

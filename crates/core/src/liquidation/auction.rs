@@ -37,6 +37,23 @@ pub fn price_after(market: &Market, selling: bool, mark: Price, elapsed_ms: u64)
     i64::try_from(raw.max(1)).map(Price::from_raw).map_err(|_| Overflow)
 }
 
+/// Pure: the backstop rebate of a take of `size` at `price`: `incentive_rebate_rate` × notional
+/// when the price lies in one of the market's cliff ranges, rounded down, capped at `fund` (the
+/// insurance fund pays it: value moved, never created).
+pub fn incentive_rebate(
+    params: &crate::config::MarketParams,
+    size: Size,
+    price: Price,
+    fund: crate::num::Quote,
+) -> Result<crate::num::Quote, Overflow> {
+    let rate = params.incentive_rebate_rate;
+    if !rate.is_positive() || !params.cliff_ranges.iter().any(|r| r.contains(price)) {
+        return Ok(crate::num::Quote::ZERO);
+    }
+    let rebate = size.mul_price(price).mul_rate(rate, Round::Down)?;
+    Ok(rebate.min(fund.max(crate::num::Quote::ZERO)))
+}
+
 impl Engine {
     /// End auctions past their duration or whose inventory is gone or flipped.
     pub(crate) fn expire_auctions(&mut self, seq: u64, out: &mut Vec<Effect>) {
@@ -151,6 +168,9 @@ impl Engine {
             &[(bidder_before, bidder_after.size(market_id)), (market.inventory.size, inventory_fill.position.size)],
         )?;
         let (fund, bad_debt) = fund_after(self.insurance_fund, self.bad_debt, inventory_fill.realized_pnl)?;
+        let rebate = incentive_rebate(&market.params, take.size, price, fund)?;
+        let mut bidder_after = bidder_after;
+        bidder_after.settlement = bidder_after.settlement.checked_add(rebate)?;
         // Everything is checked: commit (the take's ts is trusted time, as `apply` will record).
         self.last_ts = now;
         *self.account_mut(bidder_id) = bidder_after;
@@ -168,10 +188,16 @@ impl Engine {
             price,
             remaining,
             inventory_pnl: inventory_fill.realized_pnl,
+            rebate: (!rebate.is_zero()).then_some(rebate),
         };
         out.emit(seq, now, kind);
         if !inventory_fill.realized_pnl.is_zero() {
             self.push_insurance(seq, out, "inventory_pnl", inventory_fill.realized_pnl, None);
+        }
+        if !rebate.is_zero() {
+            // Moved from the fund to the bidder (the fund never goes below zero: capped above).
+            self.insurance_fund = self.insurance_fund.checked_sub(rebate)?;
+            self.push_insurance(seq, out, "incentive_rebate", rebate.checked_neg()?, Some(take.bidder.clone()));
         }
         Ok(())
     }

@@ -768,6 +768,14 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
         }
         Event::Clock { .. } => {}
         Event::FundDeposit { amount, .. } => verdict.must_accept = amount.is_positive(),
+        Event::Signal(signal) => {
+            let known = signal.market.as_ref().is_none_or(|m| engine.markets().iter().any(|x| *x.name == **m));
+            if known {
+                verdict.must_accept = true;
+            } else {
+                verdict.error("unknown_market");
+            }
+        }
         // Auction rules (price, size, the taker's margin) are the liquidation tests' business.
         Event::AuctionTake(_) => verdict.must_accept = false,
     }

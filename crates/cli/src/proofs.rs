@@ -17,6 +17,16 @@ pub enum VerifyWhat {
         #[arg(long)]
         pubkey: PathBuf,
     },
+    /// Solvency: the signed total of liabilities does not exceed the published reserves.
+    Solvency {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        pubkey: PathBuf,
+        /// Published reserves in the settlement asset (decimal).
+        #[arg(long)]
+        reserves: String,
+    },
     /// A zero-knowledge margin health proof against a signed liabilities root.
     Health {
         #[arg(long)]
@@ -199,7 +209,20 @@ fn prove_health(
 
 /// `solvent verify inclusion ...` and `solvent verify health ...`.
 pub fn verify_proof(what: &VerifyWhat) -> Result<(), String> {
+    if let VerifyWhat::Solvency { root, pubkey, reserves } = what {
+        let key = keys::load_verifying_key(pubkey)?;
+        let text = std::fs::read_to_string(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+        let statement =
+            liabilities::Root::from_json_verified(&text, &key).map_err(|e| format!("{}: {e}", root.display()))?;
+        let surplus = liabilities::check_solvency(&statement, reserves)?;
+        println!(
+            "ok: solvent at seq {}: liabilities {} of {} accounts, reserves exceed them by {surplus} (raw units, 10^-16)",
+            statement.seq, statement.total, statement.accounts
+        );
+        return Ok(());
+    }
     let (proof, root, pubkey) = match what {
+        VerifyWhat::Solvency { .. } => unreachable!("handled above"),
         VerifyWhat::Inclusion { proof, root, pubkey } | VerifyWhat::Health { proof, root, pubkey } => {
             (proof, root, pubkey)
         }

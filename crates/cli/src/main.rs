@@ -85,6 +85,10 @@ enum Command {
         key: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+        /// Also sign each order as EIP-712 typed data with the engine's secp256k1 key (derived
+        /// from the same secret; `solvent keygen` prints its address).
+        #[arg(long)]
+        eip712: bool,
     },
     /// Make a proof: `solvent prove liabilities --state S --out DIR` (docs/proofs.md).
     Prove {
@@ -238,8 +242,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Keygen { out } => result(proofs::keygen(&out)),
-        Command::Sign { config, events, key, out } => {
-            result(proofs::sign(config.as_deref(), &events, key.as_deref(), &out))
+        Command::Sign { config, events, key, out, eip712 } => {
+            result(proofs::sign(config.as_deref(), &events, key.as_deref(), &out, eip712))
         }
         Command::Prove { what } => result(proofs::prove(&what)),
         Command::Verify { what: None, effects } => result(proofs::verify_effects(&effects)),

@@ -17,6 +17,16 @@ pub enum VerifyWhat {
         #[arg(long)]
         pubkey: PathBuf,
     },
+    /// Solvency: the signed total of liabilities does not exceed the published reserves.
+    Solvency {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        pubkey: PathBuf,
+        /// Published reserves in the settlement asset (decimal).
+        #[arg(long)]
+        reserves: String,
+    },
     /// A zero-knowledge margin health proof against a signed liabilities root.
     Health {
         #[arg(long)]
@@ -43,6 +53,9 @@ pub struct VerifyEffectsArgs {
     /// The engine configuration; the embedded default when omitted.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Also check every order's EIP-712 signature against this EVM address (0x + 40 hex digits).
+    #[arg(long)]
+    pub eip712_address: Option<String>,
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
@@ -56,17 +69,20 @@ pub fn keygen(prefix: &Path) -> Result<(), String> {
     let public = prefix.with_extension("pub");
     keys::write_pair(&key, &secret, &public)?;
     println!("secret key {} (keep it out of the repository), public key {}", secret.display(), public.display());
+    let evm = solvent_proofs::eip712::key(&key)?;
+    println!("EIP-712 order address 0x{}", hex::encode(solvent_proofs::eip712::address(evm.verifying_key())));
     Ok(())
 }
 
 /// `solvent sign`: replay and write the signed effects file.
-pub fn sign(config: Option<&Path>, events: &Path, key: Option<&Path>, out: &Path) -> Result<(), String> {
+pub fn sign(config: Option<&Path>, events: &Path, key: Option<&Path>, out: &Path, eip712: bool) -> Result<(), String> {
     let config = load_config(config)?;
     let key = keys::load_signing_key(key)?;
     let events = read(events, "events")?;
     let file = std::fs::File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let mut writer = BufWriter::new(file);
-    let summary = signing::sign_events(&config, &events, &key, &mut writer)?;
+    let evm = if eip712 { Some(solvent_proofs::eip712::key(&key)?) } else { None };
+    let summary = signing::sign_events_with(&config, &events, &key, evm.as_ref(), &mut writer)?;
     writer.flush().map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     eprintln!("lines {} effects {} signed {}", summary.lines, summary.effects, summary.signed);
     Ok(())
@@ -79,8 +95,19 @@ pub fn verify_effects(args: &VerifyEffectsArgs) -> Result<(), String> {
         (need(&args.events, "events")?, need(&args.effects, "effects")?, need(&args.pubkey, "pubkey")?);
     let config = load_config(args.config.as_deref())?;
     let key = keys::load_verifying_key(&pubkey)?;
-    let summary = verify::verify_effects(&config, &read(&events, "events")?, &read(&effects, "effects")?, &key)
-        .map_err(|failure| format!("{}: {failure}", effects.display()))?;
+    let address = match &args.eip712_address {
+        None => None,
+        Some(text) => {
+            let bytes = text.strip_prefix("0x").and_then(keys::strict_hex).filter(|b| b.len() == 20);
+            Some(
+                <[u8; 20]>::try_from(bytes.ok_or("--eip712-address: expected 0x and 40 lowercase hex digits")?)
+                    .expect("20"),
+            )
+        }
+    };
+    let summary =
+        verify::verify_effects_with(&config, &read(&events, "events")?, &read(&effects, "effects")?, &key, address)
+            .map_err(|failure| format!("{}: {failure}", effects.display()))?;
     println!("ok: {} events, {} effects, {} signatures verified", summary.events, summary.effects, summary.signatures);
     Ok(())
 }
@@ -199,7 +226,20 @@ fn prove_health(
 
 /// `solvent verify inclusion ...` and `solvent verify health ...`.
 pub fn verify_proof(what: &VerifyWhat) -> Result<(), String> {
+    if let VerifyWhat::Solvency { root, pubkey, reserves } = what {
+        let key = keys::load_verifying_key(pubkey)?;
+        let text = std::fs::read_to_string(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+        let statement =
+            liabilities::Root::from_json_verified(&text, &key).map_err(|e| format!("{}: {e}", root.display()))?;
+        let surplus = liabilities::check_solvency(&statement, reserves)?;
+        println!(
+            "ok: solvent at seq {}: liabilities {} of {} accounts, reserves exceed them by {surplus} (raw units, 10^-16)",
+            statement.seq, statement.total, statement.accounts
+        );
+        return Ok(());
+    }
     let (proof, root, pubkey) = match what {
+        VerifyWhat::Solvency { .. } => unreachable!("handled above"),
         VerifyWhat::Inclusion { proof, root, pubkey } | VerifyWhat::Health { proof, root, pubkey } => {
             (proof, root, pubkey)
         }

@@ -73,6 +73,15 @@ fn liabilities_root_and_inclusion() {
     };
     let ok = check(&proof, &root);
     assert!(ok.status.success() && text(&ok).starts_with("ok: whale"), "{}", text(&ok));
+    let root_text = std::fs::read_to_string(&root).unwrap();
+    let total: u128 = root_text.split("\"total_raw\":\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let whole = |raw: u128| format!("{}.{:016}", raw / 10u128.pow(16), raw % 10u128.pow(16));
+    let solvency = |reserves: String| {
+        solvent(&[&"verify", &"solvency", &"--root", &root, &"--pubkey", &public, &"--reserves", &reserves])
+    };
+    assert!(solvency(whole(total)).status.success(), "reserves equal to liabilities are enough");
+    let short = solvency(whole(total - 1));
+    assert!(!short.status.success() && text(&short).contains("insolvent"), "{}", text(&short));
     for (file, name) in [(&root, "root.json"), (&proof, "whale.json")] {
         let mut bytes = std::fs::read(file).unwrap();
         let middle = bytes.len() / 2;

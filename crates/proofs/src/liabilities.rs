@@ -427,3 +427,17 @@ impl Proven {
         leaf(account, &self.salts[index], *balance)
     }
 }
+
+/// Solvency against published reserves: the signed total of liabilities does not exceed them.
+/// `reserves` is a settlement amount in decimal (`"1250000.5"`).
+pub fn check_solvency(root: &Root, reserves: &str) -> Result<u128, String> {
+    let reserves = solvent_core::Quote::parse(reserves).map_err(|e| format!("reserves: {e}"))?;
+    let reserves = u128::try_from(reserves.raw()).map_err(|_| "reserves: negative".to_string())?;
+    if root.total > reserves {
+        return Err(format!(
+            "insolvent at seq {}: liabilities {} exceed reserves {} (raw units, 10^-16)",
+            root.seq, root.total, reserves
+        ));
+    }
+    Ok(reserves - root.total)
+}

@@ -11,6 +11,7 @@
 //! Reads engine state and encodings only; the core knows nothing of this crate. `docs/proofs.md`
 //! is the auditor's description.
 
+pub mod eip712;
 pub mod health;
 pub mod keys;
 pub mod liabilities;

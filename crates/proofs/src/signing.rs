@@ -89,6 +89,18 @@ pub fn sign_events(
     key: &SigningKey,
     out: &mut dyn Write,
 ) -> Result<SignSummary, String> {
+    sign_events_with(config, events, key, None, out)
+}
+
+/// [`sign_events`], and with `eip712` each order also as EIP-712 typed data (`"eip712_sig"`,
+/// r || s || v in hex, after `"sig"`).
+pub fn sign_events_with(
+    config: &Config,
+    events: &[u8],
+    key: &SigningKey,
+    eip712: Option<&k256::ecdsa::SigningKey>,
+    out: &mut dyn Write,
+) -> Result<SignSummary, String> {
     let mut replay = Replay::new(config);
     let mut summary = SignSummary::default();
     for line in lines(events) {
@@ -98,7 +110,16 @@ pub fn sign_events(
             let mut text = order::line_head(entry.effect, entry.chain_before.as_ref(), entry.state_hash.as_ref());
             match (entry.chain_before, entry.state_hash) {
                 (Some(chain), Some(hash)) => {
-                    text.push_str(&order::sig_field(&order::sign(key, entry.effect, &hash, &chain)));
+                    let mut tail = order::sig_field(&order::sign(key, entry.effect, &hash, &chain));
+                    if let Some(evm) = eip712 {
+                        let digest = crate::eip712::digest(entry.effect, &hash, &chain).expect("a signed type");
+                        tail.pop();
+                        tail.push_str(&format!(
+                            ",\"eip712_sig\":\"{}\"}}",
+                            hex::encode(crate::eip712::sign(evm, &digest)?)
+                        ));
+                    }
+                    text.push_str(&tail);
                     summary.signed += 1;
                 }
                 _ => text.push('}'),

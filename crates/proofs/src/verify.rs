@@ -35,6 +35,18 @@ pub fn verify_effects(
     effects: &[u8],
     key: &VerifyingKey,
 ) -> Result<VerifySummary, Failure> {
+    verify_effects_with(config, events, effects, key, None)
+}
+
+/// [`verify_effects`]; with `eip712_address`, every order must also carry an EIP-712 signature
+/// that recovers to that address.
+pub fn verify_effects_with(
+    config: &Config,
+    events: &[u8],
+    effects: &[u8],
+    key: &VerifyingKey,
+    eip712_address: Option<[u8; 20]>,
+) -> Result<VerifySummary, Failure> {
     let mut replay = Replay::new(config);
     let mut summary = VerifySummary::default();
     let mut file = lines(effects);
@@ -53,7 +65,7 @@ pub fn verify_effects(
                 )));
             };
             let text = std::str::from_utf8(text).map_err(|_| fail("not UTF-8".into()))?;
-            if check_line(&entry, text, key).map_err(fail)? {
+            if check_line(&entry, text, key, eip712_address).map_err(fail)? {
                 summary.signatures += 1;
             }
             summary.effects += 1;
@@ -66,7 +78,7 @@ pub fn verify_effects(
 }
 
 /// `Ok(true)` for a signed line whose signature verifies, `Ok(false)` for a matching unsigned one.
-fn check_line(entry: &Entry<'_>, text: &str, key: &VerifyingKey) -> Result<bool, String> {
+fn check_line(entry: &Entry<'_>, text: &str, key: &VerifyingKey, eip712: Option<[u8; 20]>) -> Result<bool, String> {
     let head = order::line_head(entry.effect, entry.chain_before.as_ref(), entry.state_hash.as_ref());
     let (Some(chain), Some(hash)) = (entry.chain_before, entry.state_hash) else {
         return if text.strip_prefix(head.as_str()) == Some("}") {
@@ -75,11 +87,28 @@ fn check_line(entry: &Entry<'_>, text: &str, key: &VerifyingKey) -> Result<bool,
             Err(difference(&head, "}", text))
         };
     };
-    let sig_hex = text
+    let rest = text
         .strip_prefix(head.as_str())
         .and_then(|rest| rest.strip_prefix(",\"sig\":\""))
         .and_then(|rest| rest.strip_suffix("\"}"))
         .ok_or_else(|| difference(&head, ",\"sig\":\"..\"}", text))?;
+    let (sig_hex, evm_hex) = match rest.split_once("\",\"eip712_sig\":\"") {
+        Some((sig, evm)) => (sig, Some(evm)),
+        None => (rest, None),
+    };
+    match (eip712, evm_hex) {
+        (None, None) => {}
+        (Some(_), None) => return Err("`eip712_sig` is missing".into()),
+        (None, Some(_)) => return Err("`eip712_sig` is present: pass the engine's EVM address to check it".into()),
+        (Some(address), Some(evm_hex)) => {
+            let bytes = strict_hex(evm_hex).ok_or("`eip712_sig` is not lowercase hex")?;
+            let bytes: [u8; 65] = bytes.try_into().map_err(|_| "`eip712_sig` is not 65 bytes".to_string())?;
+            let digest = crate::eip712::digest(entry.effect, &hash, &chain).ok_or("not an order type")?;
+            if crate::eip712::recover(&digest, &bytes) != Some(address) {
+                return Err("the EIP-712 signature does not recover to the engine's address".into());
+            }
+        }
+    }
     let bytes = strict_hex(sig_hex).ok_or("`sig` is not lowercase hex")?;
     let bytes: [u8; 64] = bytes.try_into().map_err(|_| "`sig` is not 64 bytes".to_string())?;
     let signature = Signature::from_bytes(&bytes);
@@ -150,7 +179,7 @@ mod tests {
                     }
                     _ => line.push('}'),
                 }
-                assert!(check_line(&entry, &line, &key.verifying_key()).is_ok(), "{line}");
+                assert!(check_line(&entry, &line, &key.verifying_key(), None).is_ok(), "{line}");
                 let bytes = line.as_bytes();
                 for i in 0..bytes.len() {
                     for change in [0x01u8, 0x20] {
@@ -158,7 +187,7 @@ mod tests {
                         changed[i] ^= change;
                         let Ok(text) = std::str::from_utf8(&changed) else { continue };
                         assert!(
-                            check_line(&entry, text, &key.verifying_key()).is_err(),
+                            check_line(&entry, text, &key.verifying_key(), None).is_err(),
                             "byte {i} ^ {change:#x}: {text}"
                         );
                         checked += 1;

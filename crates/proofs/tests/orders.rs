@@ -135,3 +135,56 @@ fn the_python_verifier_accepts_the_orders() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stdout).starts_with(&format!("line {}:", line + 1)));
 }
+
+/// Orders signed as EIP-712 typed data verify in Rust, and eth-account (PyPI) recovers the
+/// engine's address from every one, as an EVM contract would with ecrecover. Outside CI the
+/// Python half skips (loudly) when the package is absent.
+#[test]
+fn eip712_orders_recover_to_the_engine_address() {
+    use solvent_proofs::{eip712, signing::sign_events_with, verify::verify_effects_with};
+    let events = prefix(&black_thursday(), 700);
+    let evm = eip712::key(&key(7)).unwrap();
+    let address = eip712::address(evm.verifying_key());
+    let mut effects = Vec::new();
+    sign_events_with(&Config::embedded_default(), &events, &key(7), Some(&evm), &mut effects).unwrap();
+    let public = key(7).verifying_key();
+    let config = Config::embedded_default();
+    let summary = verify_effects_with(&config, &events, &effects, &public, Some(address)).unwrap();
+    assert!(summary.signatures > 0);
+    let other = eip712::address(eip712::key(&key(8)).unwrap().verifying_key());
+    assert!(verify_effects_with(&config, &events, &effects, &public, Some(other))
+        .unwrap_err()
+        .reason
+        .contains("recover"));
+    assert!(verify_effects(&config, &events, &effects, &public).unwrap_err().reason.contains("eip712_sig"));
+    let probe = std::process::Command::new("python3").args(["-c", "import eth_account"]).status();
+    if !matches!(probe, Ok(status) if status.success()) {
+        assert!(std::env::var_os("SOLVENT_CI").is_none(), "CI must have python3 with eth-account");
+        eprintln!("SKIPPED: python3 with the eth-account package is not installed");
+        return;
+    }
+    // The canonical encodings of the orders, in file order (what effectHash hashes).
+    let mut replay = solvent_proofs::signing::Replay::new(&config);
+    let mut encodings = String::new();
+    for line in solvent_proofs::signing::lines(&events) {
+        replay.apply(line);
+        for entry in replay.entries().iter().filter(|e| e.state_hash.is_some()) {
+            encodings.push_str(&hex::encode(entry.effect.canonical_bytes()));
+            encodings.push('\n');
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("effects.jsonl"), &effects).unwrap();
+    std::fs::write(dir.path().join("encodings.txt"), encodings).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(root().join("crates/proofs/tests/eip712_recover.py"))
+        .arg(dir.path().join("effects.jsonl"))
+        .arg(dir.path().join("encodings.txt"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let recovered = stdout.split_whitespace().next().unwrap().to_lowercase();
+    assert_eq!(recovered, format!("0x{}", hex::encode(address)), "one address for every order: {stdout}");
+    assert_eq!(stdout.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap(), summary.signatures);
+}

@@ -34,7 +34,7 @@ pub struct Engine {
     pub(crate) last_seq: u64,
     /// Id of the next Dutch auction.
     pub(crate) next_auction_id: u64,
-    /// Derived state: which accounts a price move can have pushed below maintenance (issue 5).
+    /// Derived state: which accounts a price move can have pushed below maintenance.
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
     pub(crate) risk: RiskIndex,

@@ -110,7 +110,7 @@ fn reads_health_and_metrics() {
     assert_eq!((status, &body["results"][0]["accepted"]), (200, &Value::Bool(true)), "{body}");
     let (status, account) = get(addr, Some(VIEWER), "/v1/accounts/alice");
     assert_eq!(status, 200);
-    assert_eq!(account["maintenance_margin"], "162500", "DESIGN's example: {account}");
+    assert_eq!(account["maintenance_margin"], "162500", "the worked example: {account}");
     assert_eq!(account["positions"]["BTC-PERP"]["size"], "300");
     let (status, missing) = get(addr, Some(VIEWER), "/v1/accounts/nobody");
     assert_eq!((status, &missing["error"]), (404, &Value::from("unknown_account")));

@@ -184,3 +184,14 @@ impl ServerSectionBuilder {
         }
     }
 }
+
+#[test]
+fn the_openapi_description_is_served_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let (status, spec) = get(server.local_addr(), None, "/v1/openapi.json");
+    assert_eq!(status, 200, "{spec}");
+    assert_eq!(spec, serde_json::from_str::<Value>(solvent_node::http::OPENAPI_JSON).unwrap());
+    assert!(spec["paths"]["/v1/accounts/{id}"]["get"].is_object(), "{spec}");
+    server.shutdown().unwrap();
+}

@@ -144,12 +144,14 @@ fn print_banner(server: &RunningServer, data_dir: &std::path::Path, demo: Option
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "solvent listening on {url}");
     let _ = writeln!(out, "data directory: {}", data_dir.display());
+    let _ = writeln!(out, "dashboard: {url}/ (asks for a viewer token)");
     if let Some(tokens) = demo {
         let _ = writeln!(
             out,
             "demo: simulated feed running (prices, deposits, leveraged trades, then a -30% crash over 30 s)"
         );
         let _ = writeln!(out, "  viewer token:   {}", tokens.viewer);
+        let _ = writeln!(out, "  dashboard with it: {url}/#token={}", tokens.viewer);
         let _ = writeln!(out, "  treasury token: {}", tokens.treasury);
         let _ = writeln!(out, "try:");
         let _ = writeln!(out, "  curl -s -H 'Authorization: Bearer {}' {url}/v1/accounts/whale", tokens.viewer);

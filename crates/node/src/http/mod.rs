@@ -10,6 +10,8 @@
 //! | `GET /v1/health` | none | liveness and readiness |
 //! | `GET /metrics` | none | Prometheus text |
 //! | `GET /v1/stream?from_seq=N` | any token | WebSocket of effects, resumable |
+//! | `GET /v1/dashboard` | any token | what the dashboard shows, from one view |
+//! | `GET /` | none | the dashboard page (asks for a viewer token) |
 //! | `GET /v1/openapi.json` | none | the OpenAPI description (`openapi.json`), tested against [`routes`] |
 
 mod events;
@@ -57,6 +59,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<App>)> {
         ("get", "/metrics", get(reads::metrics)),
         ("get", "/v1/stream", get(ws::stream)),
         ("get", "/v1/openapi.json", get(openapi)),
+        ("get", "/v1/dashboard", get(reads::dashboard)),
+        ("get", "/", get(reads::dashboard_page)),
     ]
 }
 

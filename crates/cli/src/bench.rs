@@ -1,5 +1,5 @@
-//! `solvent bench`: a synthetic book and the engine's hot paths, measured side by side in one run
-//! (issue 5). The figures, how to reproduce them and where the time goes: `docs/performance.md`.
+//! `solvent bench`: a synthetic book and the engine's hot paths, measured side by side in one run.
+//! The figures, how to reproduce them and where the time goes: `docs/performance.md`.
 //!
 //! Phases, in order: memory per account of a one-position book (built, measured, dropped); the
 //! main book (victims for the latency ladder, then `--accounts` accounts); full-scan revaluation

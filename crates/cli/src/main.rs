@@ -8,7 +8,7 @@ mod proofs;
 mod replay;
 mod report;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,7 +47,22 @@ enum Command {
         report: bool,
     },
     /// Run solvent as a service: durable journal, snapshots, HTTP + WebSocket API (docs/serve.md).
-    Serve(solvent_node::ServeOptions),
+    Serve(solvent_node::cli::ServeCommand),
+    /// Print the BLAKE3 hash of a token (read from stdin) for the server config, or generate a token.
+    Token(solvent_node::cli::TokenArgs),
+    /// Write a server's journal as JSON Lines (line N = seq N), for `solvent replay`.
+    ExportJournal(solvent_node::cli::ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, or write one page per command into a directory.
+    Man {
+        /// Write solvent.1 and solvent-COMMAND.1 here instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// Stress margin policies (static tiers, dynamic advisor, scaled static) on a population of
     /// accounts through Black Thursday, fixed shocks and Monte Carlo SVJD paths (docs/stress.md).
     Stress(StressArgs),
@@ -230,10 +245,14 @@ fn main() -> ExitCode {
                 Err(message) => fail(&message),
             }
         }
-        Command::Serve(options) => match solvent_node::run(options) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => fail(&error.to_string()),
-        },
+        Command::Serve(command) => done(solvent_node::cli::run_serve_command(command)),
+        Command::Token(args) => done(solvent_node::cli::token(&args)),
+        Command::ExportJournal(args) => done(solvent_node::cli::export_journal(&args)),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "solvent", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { out_dir } => done(man(out_dir.as_deref())),
         Command::Stress(args) => args.run(),
         Command::Bench { accounts, seed, json, only } => {
             match bench::run(&bench::BenchOptions { accounts, seed, json, only }) {
@@ -322,6 +341,25 @@ fn stress(
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The manual from the same definitions as the parser: one page, or a page per command.
+fn man(out_dir: Option<&std::path::Path>) -> Result<(), String> {
+    let command = Cli::command();
+    match out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            clap_mangen::generate_to(command, dir).map_err(|e| format!("writing pages into {}: {e}", dir.display()))
+        }
+        None => clap_mangen::Man::new(command).render(&mut std::io::stdout()).map_err(|e| e.to_string()),
+    }
+}
+
+fn done(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
 }
 
 fn fail(message: &str) -> ExitCode {

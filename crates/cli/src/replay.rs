@@ -18,12 +18,61 @@ pub struct ReplayOptions {
 }
 
 /// Counts of one run.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub lines: u64,
     pub events: u64,
     pub rejected: u64,
     pub effects: u64,
+    /// Refusals by stable error kind (`future_ts`, `time_backwards`, ...), for the hints.
+    pub rejected_by_kind: std::collections::BTreeMap<String, u64>,
+    /// `clock` events seen.
+    pub clock_events: u64,
+    /// Largest `ts` of any event (0 when none).
+    pub max_ts: u64,
+}
+
+/// A `ts` below this (in 1973 as milliseconds) but at least [`SECONDS_TS_MIN`] looks like
+/// seconds since the epoch, not milliseconds.
+const SECONDS_TS_MAX: u64 = 100_000_000_000;
+/// 2001-09-09 in seconds.
+const SECONDS_TS_MIN: u64 = 1_000_000_000;
+
+impl Summary {
+    /// What a newcomer needs to hear about this run: why events were refused and what to add,
+    /// and timestamps that look like seconds. One line each.
+    pub fn hints(&self) -> Vec<String> {
+        let mut hints = Vec::new();
+        if (SECONDS_TS_MIN..SECONDS_TS_MAX).contains(&self.max_ts) {
+            hints.push(format!(
+                "warning: the largest ts is {}, which looks like seconds since the epoch; ts is in milliseconds \
+                 (multiply by 1000), or ticks and time limits will not mean what you expect",
+                self.max_ts
+            ));
+        }
+        if self.rejected > 0 {
+            let kinds: Vec<String> = self.rejected_by_kind.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+            hints.push(format!("refused: {} of {} events ({})", self.rejected, self.events, kinds.join(", ")));
+        }
+        if let Some(&n) = self.rejected_by_kind.get("future_ts") {
+            let why = if self.clock_events == 0 {
+                "the file has no clock events, and price ticks never move the engine clock"
+            } else {
+                "price ticks never move the engine clock, and the clock events are too sparse"
+            };
+            hints.push(format!(
+                "hint: {n} price ticks were refused as future_ts (more than max_future_ms ahead of the engine clock): \
+                 {why}; add a line {{\"type\":\"clock\",\"ts\":T}} before each tick time T (docs/getting-started.md)"
+            ));
+        }
+        if let Some(&n) = self.rejected_by_kind.get("time_backwards") {
+            hints.push(format!(
+                "hint: {n} events were refused as time_backwards: deposits, trades, clock and other sequencer events \
+                 must not go back in time; sort the file by ts"
+            ));
+        }
+        hints
+    }
 }
 
 /// Load `--config FILE` or the embedded default.
@@ -86,6 +135,10 @@ impl<'w> Applier<'w> {
                 if !parsed.is_blank() {
                     self.summary.events += 1;
                 }
+                if let Some(event) = parsed.event() {
+                    self.summary.max_ts = self.summary.max_ts.max(event.ts());
+                    self.summary.clock_events += u64::from(matches!(event, solvent_core::Event::Clock { .. }));
+                }
                 engine.apply_parsed(seq, parsed, &mut self.effects);
             }
             None => {
@@ -95,8 +148,14 @@ impl<'w> Applier<'w> {
             }
         }
         for effect in &self.effects {
-            if effect.rejection_kind().is_some() {
+            if let Some(kind) = effect.rejection_kind() {
                 self.summary.rejected += 1;
+                match self.summary.rejected_by_kind.get_mut(kind) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.summary.rejected_by_kind.insert(kind.to_string(), 1);
+                    }
+                }
             }
             serde_json::to_writer(&mut *self.out, effect).map_err(|e| format!("writing effects: {e}"))?;
             self.out.write_all(b"\n").map_err(|e| format!("writing effects: {e}"))?;
@@ -158,6 +217,9 @@ pub fn run(options: &ReplayOptions) -> Result<(Summary, Engine), String> {
         summary.effects,
         hash
     );
+    for hint in summary.hints() {
+        eprintln!("{hint}");
+    }
     if options.report {
         eprint!("{}", crate::report::accounts_table(&engine));
     }

@@ -16,7 +16,7 @@ const OUTAGE_START_MS: u64 = T0_MS + (24 * 60 + 136) * 60 * 1_000; // 13 Mar 02:
 const OUTAGE_END_MS: u64 = T0_MS + (24 * 60 + 161) * 60 * 1_000; // 13 Mar 02:41
 
 /// (minutes since T0, BTC, ETH): anchors of the path, linear between them.
-const ANCHORS: [(u64, f64, f64); 9] = [
+const KNOTS: [(u64, f64, f64); 9] = [
     (0, 7_900.0, 195.0),
     (600, 7_400.0, 180.0),
     (720, 6_500.0, 150.0),
@@ -29,8 +29,8 @@ const ANCHORS: [(u64, f64, f64); 9] = [
 ];
 
 fn price_at(minute: u64, pick: fn(&(u64, f64, f64)) -> f64) -> String {
-    let i = ANCHORS.iter().rposition(|a| a.0 <= minute).unwrap();
-    let (a, b) = (ANCHORS[i], ANCHORS[(i + 1).min(ANCHORS.len() - 1)]);
+    let i = KNOTS.iter().rposition(|a| a.0 <= minute).unwrap();
+    let (a, b) = (KNOTS[i], KNOTS[(i + 1).min(KNOTS.len() - 1)]);
     let t = if b.0 == a.0 { 0.0 } else { (minute - a.0) as f64 / (b.0 - a.0) as f64 };
     format!("{:.2}", pick(&a) + (pick(&b) - pick(&a)) * t.min(1.0))
 }

@@ -1,4 +1,4 @@
-//! `solvent replay` end to end: the DESIGN example through the real binary, determinism,
+//! `solvent replay` end to end: the worked example through the real binary, determinism,
 //! `--strict`, `--state-out`, and hostile input.
 
 use std::io::Write;
@@ -30,7 +30,7 @@ fn state_hash(output: &Output) -> String {
     stderr[at + 11..].split_whitespace().next().unwrap().to_string()
 }
 
-/// The DESIGN example: three sources at 10,000; alice deposits 400,000 USDC and buys 300
+/// The worked example: three sources at 10,000; alice deposits 400,000 USDC and buys 300
 /// BTC-PERP from bob at 10,000; prices move to 9,500; alice asks for 100,000.
 fn design_events() -> Vec<String> {
     let mut lines = vec![r#"{"type":"clock","ts":1000}"#.to_string()];

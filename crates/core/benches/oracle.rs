@@ -3,7 +3,7 @@
 //! - `guarded_aggregation`: [`oracle::on_tick`] on the same market state: find the source, the
 //!   arrival checks (future ts, replay, signature when keyed), store the tick, judge every
 //!   source (staleness, confidence, outliers around a first median, quorum), the index, the jump
-//!   clamp, the mark and the status effects. This is the guards' cost; target (issue 3): < 2x
+//!   clamp, the mark and the status effects. This is the guards' cost; target: < 2x
 //!   `plain_median`.
 //! - `guarded_apply`: the whole `Engine::apply` of a price event, for context: it adds the event
 //!   validation, the market lookup and the engine's per-event waterfall pass, which a plain median

@@ -1,4 +1,4 @@
-//! Criterion benches of the hot paths of issue 5, on books built through `Engine::apply`:
+//! Criterion benches of the hot paths of the risk index, on books built through `Engine::apply`:
 //!
 //! - `indexed_tick`: a price tick through `apply` (oracle judging, the risk index's pass, the
 //!   waterfall) on books of 10,000 and 100,000 accounts, prices walking within +-0.3%;

@@ -418,6 +418,9 @@ pub enum ConfigError {
     Toml(#[from] toml::de::Error),
     #[error("config: {0}")]
     Invalid(String),
+    /// Every problem found, each with its field's path (`markets[1] (ETH-PERP).quorum: ...`).
+    #[error("config has {} problem(s):\n  - {}", .0.len(), .0.join("\n  - "))]
+    Problems(Vec<String>),
 }
 
 fn check_id(what: &str, id: &str) -> Result<(), ConfigError> {
@@ -432,7 +435,17 @@ impl Config {
 
     /// Parse and validate a TOML configuration.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)?;
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(error) => {
+                let mut problems = crate::config_check::problems(text);
+                if problems.is_empty() {
+                    return Err(error.into());
+                }
+                problems.truncate(crate::config_check::MAX_PROBLEMS);
+                return Err(ConfigError::Problems(problems));
+            }
+        };
         check_id("settlement_asset", &raw.settlement_asset)?;
         if raw.max_accounts == 0 || raw.max_accounts > u32::MAX as usize {
             return Err(ConfigError::Invalid("max_accounts must be in 1..=4294967295".into()));
@@ -446,7 +459,22 @@ impl Config {
         if raw.assets.len() > MAX_ASSETS {
             return Err(ConfigError::Invalid(format!("at most {MAX_ASSETS} collateral assets")));
         }
-        let markets = raw.markets.into_iter().map(validate_market).collect::<Result<Vec<_>, _>>()?;
+        let mut markets = Vec::with_capacity(raw.markets.len());
+        let mut problems = Vec::new();
+        for (i, market) in raw.markets.into_iter().enumerate() {
+            match validate_market(market) {
+                Ok(market) => markets.push(market),
+                Err(error) => {
+                    problems.push(format!("markets[{i}]: {}", error.to_string().trim_start_matches("config: ")))
+                }
+            }
+        }
+        if problems.len() > 1 {
+            return Err(ConfigError::Problems(problems));
+        }
+        if let Some(problem) = problems.pop() {
+            return Err(ConfigError::Invalid(problem));
+        }
         let mut names: Vec<&str> = markets.iter().map(|m| m.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {

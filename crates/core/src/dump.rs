@@ -1,5 +1,5 @@
 //! The state dump (`--state-out`, `GET /v1/accounts/{id}`): the state as JSON with amounts as
-//! decimal strings, keys sorted. Fields may be added, never renamed (DESIGN section 2).
+//! decimal strings, keys sorted. Fields may be added, never renamed.
 
 use crate::engine::Engine;
 use crate::margin;

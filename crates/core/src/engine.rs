@@ -41,7 +41,7 @@ pub struct Engine {
     /// Head of the hash chain over every effect of every accepted event (`effect::chain_link`);
     /// hashed and snapshotted.
     pub(crate) effect_chain: [u8; 32],
-    /// Derived state: which accounts a price move can have pushed below maintenance (issue 5).
+    /// Derived state: which accounts a price move can have pushed below maintenance.
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
     pub(crate) risk: RiskIndex,

@@ -6,6 +6,7 @@
 //! the modules.
 
 pub mod config;
+pub mod config_check;
 pub mod dump;
 pub mod effect;
 pub mod engine;

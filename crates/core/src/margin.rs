@@ -5,7 +5,7 @@
 //! - equity (and anything counted in the account's favour) rounds **down**;
 //! - maintenance and initial margin round **up** (per position; an account's MM is the sum).
 //!
-//! So an account passes a check only if it passes it exactly. DESIGN section 4 has the formulas.
+//! So an account passes a check only if it passes it exactly. docs/concepts.md has the formulas.
 
 use crate::config::{MarketParams, TierBasis, TierMode};
 use crate::num::{ceil_div_1e16, div_1e8, Overflow, Price, Quote, Rate, Round, Size};

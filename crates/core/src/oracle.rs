@@ -1,4 +1,4 @@
-//! Streaming oracle defence (DESIGN section 6).
+//! Streaming oracle defence.
 //!
 //! On arrival a tick is checked only for what it claims about itself: a whitelisted source, a
 //! valid signature when the source has a key, a timestamp not too far ahead of the engine clock
@@ -536,7 +536,7 @@ mod tests {
         params.mark_ema_ms = 0;
         assert_eq!(mark_from(p("100"), full, &params), p("100"));
     }
-    /// The obvious judging, written from DESIGN section 6 without the fast path's shortcuts (one
+    /// The obvious judging, written from docs/concepts.md without the fast path's shortcuts (one
     /// sort of (price, source) pairs, outliers tested one by one, usable set collected anew).
     fn judge_reference(market: &Market, now_ms: u64) -> Judgement {
         let params = &market.params;

@@ -117,7 +117,7 @@ fn ten_short_of_mm_at_100_closes_1_11111112() {
     assert!(started, "the inventory goes to auction: {out:?}");
 }
 
-/// DESIGN: 300 BTC long from 10,000 with 400,000 USDC; liquidation price about 9,163. At 9,150
+/// The worked example: 300 BTC long from 10,000 with 400,000 USDC; liquidation price about 9,163. At 9,150
 /// the deficit is MM - equity = 148,687.5 - 145,000 = 3,687.5; the top bracket (250-300 BTC,
 /// 10% MM, 2.5% penalty) releases (10% - 2.5%) x 9,150 = 686.25 per BTC, so 5.37340620 BTC
 /// (3,687.5 / 686.25 rounded up) close, all from the top bracket.

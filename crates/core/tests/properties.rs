@@ -1,6 +1,6 @@
 //! Property tests of the core engine against the reference evaluator and the invariants of
-//! DESIGN section 3, over random event sequences through the real `apply` / `apply_line` paths;
-//! plus fixed scenarios checked against hand-computed numbers from DESIGN section 4.
+//! docs/concepts.md, over random event sequences through the real `apply` / `apply_line` paths;
+//! plus fixed scenarios checked against hand-computed numbers from docs/concepts.md.
 
 mod support;
 
@@ -245,7 +245,7 @@ fn state_hash_ignores_config_order_on_random_sequences() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Fixed scenarios (DESIGN sections 2 and 4, hand-computed).
+// Fixed scenarios (hand-computed from the formulas of docs/concepts.md).
 
 fn q(text: &str) -> Quote {
     Quote::parse(text).unwrap()

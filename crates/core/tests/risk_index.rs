@@ -1,4 +1,4 @@
-//! Differential tests of the risk index (issue 5) against the full scan.
+//! Differential tests of the risk index against the full scan.
 //!
 //! Random sequences (seeded, reproducible) of deposits (USDC, BTC, ETH), withdrawals, trades,
 //! price ticks in all three markets (small moves, gaps up to the jump clamp, outlier sources),

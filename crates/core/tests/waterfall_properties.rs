@@ -1,4 +1,4 @@
-//! The liquidation waterfall under random books and violent price paths (issue 4): at least 200
+//! The liquidation waterfall under random books and violent price paths: at least 200
 //! accounts with random leverage, sides and collateral mixes; paths with gaps from -60% to +150%
 //! and oracle outages; backstop makers taking auctions. After every event, through the real
 //! `apply` path: conservation, zero-sum, insurance fund >= 0, no live account below maintenance,

@@ -1,6 +1,6 @@
 //! Dynamic margin advisor: turns a volatility forecast and a gap premium
 //! into per-bracket maintenance-margin rates and emits them as a `params`
-//! event (DESIGN section 2), the only way model output enters the core.
+//! event, the only way model output enters the core.
 //!
 //! For bracket i with static rate `tier_i`:
 //!
@@ -35,7 +35,7 @@ const RATE_SCALE: u64 = 100_000_000;
 /// i.e. with im_factor 2 no leverage above 1x).
 pub const DEFAULT_RATE_CAP: f64 = 0.5;
 
-/// One bracket of a tier table, decimals as strings (DESIGN section 2).
+/// One bracket of a tier table, decimals as strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tier {
     pub from: String,

@@ -15,7 +15,7 @@
 //!
 //! Two modes: [`GapMode::JumpOnly`] (default) takes the ES of the jump part
 //! of the move only, so that the advisor's `vol add-on + gap premium` does
-//! not count the diffusion twice (DESIGN section 4: "the gap premium is the
+//! not count the diffusion twice ("the gap premium is the
 //! expected shortfall of a jump over that horizon"); [`GapMode::TotalMove`]
 //! takes the ES of the whole simulated move (diffusion with stochastic
 //! variance plus jumps).

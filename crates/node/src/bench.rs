@@ -1,6 +1,8 @@
 //! The load test (loopback only, bounded in count and time): acknowledged events/s and request
-//! latency (p50/p99) with group commit versus an fsync per event, in one run. Used by the
-//! `load` test (`SOLVENT_LOAD=1`), `solvent-serve bench`, and later `solvent bench`.
+//! latency (p50/p99) with group commit versus an fsync per event, in one run, and the group
+//! commit runs again under a polling dashboard (readers that each GET an account, the state
+//! hash, the markets and the insurance fund in turn at a fixed rate), alternating with the runs
+//! without readers. Used by the `load` test (`SOLVENT_LOAD=1`) and `solvent serve bench`.
 
 use crate::auth::Role;
 use crate::error::NodeError;
@@ -27,6 +29,10 @@ pub struct LoadOptions {
     pub max_events_per_run: u64,
     /// Where the runs' data directories go (each is removed after its run).
     pub scratch_dir: PathBuf,
+    /// Polling readers of the runs with a dashboard (0: no such runs).
+    pub readers: usize,
+    /// Requests per second of each reader.
+    pub reader_rate_per_sec: f64,
 }
 
 impl Default for LoadOptions {
@@ -38,6 +44,8 @@ impl Default for LoadOptions {
             run_duration: Duration::from_secs(5),
             max_events_per_run: 2_000_000,
             scratch_dir: std::env::temp_dir(),
+            readers: 10,
+            reader_rate_per_sec: 10.0,
         }
     }
 }
@@ -55,6 +63,10 @@ pub struct LoadRun {
     pub events_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Polling readers during the run, their answered reads and the reads' p99 latency.
+    pub readers: usize,
+    pub reads: u64,
+    pub read_p99_ms: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -64,8 +76,24 @@ pub struct LoadReport {
 
 impl LoadReport {
     fn rate(&self, mode: SyncMode, batching: bool) -> f64 {
-        let found = self.runs.iter().find(|r| r.sync_mode == mode && (r.batch_events > 1) == batching);
+        let found =
+            self.runs.iter().find(|r| r.sync_mode == mode && (r.batch_events > 1) == batching && r.readers == 0);
         found.map_or(0.0, |r| r.events_per_sec)
+    }
+
+    /// Group commit throughput with polling readers over the same run without them.
+    pub fn with_readers_ratio(&self, batching: bool) -> Option<f64> {
+        let pick = |readers: bool| {
+            let runs: Vec<f64> = self
+                .runs
+                .iter()
+                .filter(|r| r.sync_mode == SyncMode::Group && (r.batch_events > 1) == batching)
+                .filter(|r| (r.readers > 0) == readers)
+                .map(|r| r.events_per_sec)
+                .collect();
+            (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64)
+        };
+        Some(pick(true)? / pick(false)?.max(f64::MIN_POSITIVE))
     }
 
     /// Group commit with batching clients over the per-event-fsync run with the same clients.
@@ -85,8 +113,8 @@ impl LoadReport {
     /// A Markdown table of the runs and the two ratios.
     pub fn to_markdown(&self) -> String {
         let mut text = String::from(
-            "| run | commit | clients | events/request | acked events | events/s | p50 ms | p99 ms |\n\
-             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            "| run | commit | clients | events/request | readers | acked events | events/s | p50 ms | p99 ms | reads | read p99 ms |\n\
+             | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         for run in &self.runs {
             let mode = match run.sync_mode {
@@ -95,8 +123,17 @@ impl LoadReport {
             };
             let _ = writeln!(
                 text,
-                "| {} | {mode} | {} | {} | {} | {:.0} | {:.2} | {:.2} |",
-                run.label, run.clients, run.batch_events, run.events, run.events_per_sec, run.p50_ms, run.p99_ms
+                "| {} | {mode} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} |",
+                run.label,
+                run.clients,
+                run.batch_events,
+                run.readers,
+                run.events,
+                run.events_per_sec,
+                run.p50_ms,
+                run.p99_ms,
+                run.reads,
+                run.read_p99_ms
             );
         }
         let _ = writeln!(
@@ -106,24 +143,48 @@ impl LoadReport {
             self.speedup_same_clients(),
             self.speedup_over_single()
         );
+        for (batching, what) in [(false, "single-event"), (true, "batching")] {
+            if let Some(ratio) = self.with_readers_ratio(batching) {
+                let _ = writeln!(
+                    text,
+                    "Group commit, {what} clients, with polling readers / without (mean of the alternating runs): {ratio:.3}."
+                );
+            }
+        }
         text
     }
 }
 
-/// Run the four configurations one after the other.
+/// Run the four configurations one after the other, then (with readers) the group commit runs
+/// twice more, alternating without and with the polling readers.
 pub fn run_load(options: &LoadOptions) -> Result<LoadReport, NodeError> {
     let (batching, single) = (options.clients.max(1), options.single_event_clients.max(1));
-    let plan = [
-        ("fsync per event, batching clients", SyncMode::PerEvent, batching, options.batch_events),
-        ("fsync per event, single-event clients", SyncMode::PerEvent, single, 1),
-        ("group commit, single-event clients", SyncMode::Group, single, 1),
-        ("group commit, batching clients", SyncMode::Group, batching, options.batch_events),
+    let mut plan = vec![
+        ("fsync per event, batching clients", SyncMode::PerEvent, batching, options.batch_events, 0),
+        ("fsync per event, single-event clients", SyncMode::PerEvent, single, 1, 0),
+        ("group commit, single-event clients", SyncMode::Group, single, 1, 0),
+        ("group commit, batching clients", SyncMode::Group, batching, options.batch_events, 0),
     ];
+    let readers = options.readers.min(MAX_READERS);
+    if readers > 0 {
+        for _ in 0..2 {
+            plan.push(("group commit, single-event clients + readers", SyncMode::Group, single, 1, readers));
+            plan.push(("group commit, single-event clients", SyncMode::Group, single, 1, 0));
+            plan.push((
+                "group commit, batching clients + readers",
+                SyncMode::Group,
+                batching,
+                options.batch_events,
+                readers,
+            ));
+            plan.push(("group commit, batching clients", SyncMode::Group, batching, options.batch_events, 0));
+        }
+    }
     let mut runs = Vec::with_capacity(plan.len());
-    for (i, (label, mode, clients, batch)) in plan.into_iter().enumerate() {
+    for (i, (label, mode, clients, batch, readers)) in plan.into_iter().enumerate() {
         let dir = options.scratch_dir.join(format!("solvent-load-{}-{i}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let shape = RunShape { label, mode, clients, batch: batch.max(1) };
+        let shape = RunShape { label, mode, clients, batch: batch.max(1), readers };
         let run = one_run(options, &dir, &shape);
         let _ = std::fs::remove_dir_all(&dir);
         runs.push(run?);
@@ -153,32 +214,50 @@ fn bench_settings(mode: SyncMode) -> Result<NodeSettings, NodeError> {
     Ok(NodeSettings::build(server, vec![token])?)
 }
 
+/// Most polling readers of one run.
+const MAX_READERS: usize = 256;
+
 /// What one run varies.
 struct RunShape {
     label: &'static str,
     mode: SyncMode,
     clients: usize,
     batch: usize,
+    readers: usize,
 }
 
 fn one_run(options: &LoadOptions, dir: &std::path::Path, shape: &RunShape) -> Result<LoadRun, NodeError> {
-    let RunShape { label, mode, clients, batch } = *shape;
+    let RunShape { label, mode, clients, batch, readers } = *shape;
     let server = RunningServer::start(StartOptions::new(dir.to_path_buf(), bench_settings(mode)?))?;
     let url = format!("http://{}/v1/events", server.local_addr());
     let deadline = Instant::now() + options.run_duration;
     let per_client_max = (options.max_events_per_run / clients as u64).max(1);
+    let base = format!("http://{}", server.local_addr());
+    let period = Duration::from_secs_f64(1.0 / options.reader_rate_per_sec.clamp(0.01, 1_000.0));
     let started = Instant::now();
-    let outcomes: Vec<Result<ClientStats, String>> = std::thread::scope(|scope| {
+    type Outcomes = (Vec<Result<ClientStats, String>>, Vec<Result<Vec<f64>, String>>);
+    let (outcomes, reads): Outcomes = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|client| {
                 let url = url.clone();
                 scope.spawn(move || client_loop(&url, client, batch, deadline, per_client_max))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("client thread panicked".into()))).collect()
+        let pollers: Vec<_> = (0..readers)
+            .map(|reader| {
+                let base = base.clone();
+                scope.spawn(move || reader_loop(&base, reader, period, deadline))
+            })
+            .collect();
+        (handles.into_iter().map(join_thread).collect(), pollers.into_iter().map(join_thread).collect())
     });
     let elapsed = started.elapsed();
     server.shutdown()?;
+    let mut read_ms = Vec::new();
+    for outcome in reads {
+        read_ms.extend(outcome.map_err(NodeError::Other)?);
+    }
+    read_ms.sort_by(f64::total_cmp);
     let mut latencies_ms = Vec::new();
     let (mut events, mut requests) = (0u64, 0u64);
     for outcome in outcomes {
@@ -188,8 +267,7 @@ fn one_run(options: &LoadOptions, dir: &std::path::Path, shape: &RunShape) -> Re
         latencies_ms.extend(stats.latencies_ms);
     }
     latencies_ms.sort_by(f64::total_cmp);
-    let pick =
-        |q: f64| latencies_ms.get(((latencies_ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let pick = |q: f64| quantile(&latencies_ms, q);
     Ok(LoadRun {
         label: label.to_string(),
         sync_mode: mode,
@@ -201,7 +279,59 @@ fn one_run(options: &LoadOptions, dir: &std::path::Path, shape: &RunShape) -> Re
         events_per_sec: events as f64 / elapsed.as_secs_f64(),
         p50_ms: pick(0.50),
         p99_ms: pick(0.99),
+        readers,
+        reads: read_ms.len() as u64,
+        read_p99_ms: quantile(&read_ms, 0.99),
     })
+}
+
+fn join_thread<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T, String>>) -> Result<T, String> {
+    handle.join().unwrap_or_else(|_| Err("thread panicked".into()))
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0)
+}
+
+fn agent() -> ureq::Agent {
+    let config =
+        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build();
+    ureq::Agent::new_with_config(config)
+}
+
+/// A dashboard's poller: every `period`, the next of an account, the state hash, the markets and
+/// the insurance fund (paced by the clock, not by the answers). The latencies of the reads.
+fn reader_loop(base: &str, reader: usize, period: Duration, deadline: Instant) -> Result<Vec<f64>, String> {
+    let agent = agent();
+    let paths = [
+        format!("/v1/accounts/load-0-{}", reader % 64),
+        "/v1/state".into(),
+        "/v1/markets".into(),
+        "/v1/insurance".into(),
+    ];
+    let mut latencies_ms = Vec::new();
+    let mut next = Instant::now();
+    for round in 0usize.. {
+        next += period;
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        std::thread::sleep(next.saturating_duration_since(now));
+        let sent = Instant::now();
+        let mut response = agent
+            .get(format!("{base}{}", paths[round % paths.len()]))
+            .header("Authorization", format!("Bearer {BENCH_TOKEN}"))
+            .call()
+            .map_err(|e| format!("reader {reader}: {e}"))?;
+        let status = response.status();
+        let _ = response.body_mut().read_to_string().map_err(|e| format!("reader {reader}: {e}"))?;
+        if status != 200 && status != 404 {
+            return Err(format!("reader {reader}: HTTP {status}"));
+        }
+        latencies_ms.push(sent.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(latencies_ms)
 }
 
 struct ClientStats {
@@ -221,9 +351,7 @@ fn client_loop(
     deadline: Instant,
     max_events: u64,
 ) -> Result<ClientStats, String> {
-    let config =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build();
-    let agent = ureq::Agent::new_with_config(config);
+    let agent = agent();
     let mut stats = ClientStats { events: 0, latencies_ms: Vec::new() };
     let mut body = String::with_capacity(batch * 100);
     let mut round = 0u64;

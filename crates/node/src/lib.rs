@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod cli;
 pub mod datadir;
 pub mod demo;
 pub mod error;
@@ -41,7 +42,7 @@ use std::path::PathBuf;
 pub const DEFAULT_DATA_DIR: &str = "solvent-data";
 
 /// Options of the `serve` command, and its command-line arguments in both binaries
-/// (`solvent serve`, `solvent-serve`).
+/// (`solvent serve` and its alias `solvent-serve`).
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct ServeOptions {
     /// Engine configuration (TOML); the data directory's, or the embedded default, when omitted.
@@ -93,8 +94,8 @@ fn settings_for(options: &ServeOptions) -> Result<(NodeSettings, Option<DemoToke
         }
         (None, false) => {
             return Err(NodeError::Other(
-                "serve needs --server-config FILE with at least one token (see docs/serve.md; `solvent-serve \
-                 hash-token --generate` makes one), or --demo"
+                "serve needs --server-config FILE with at least one token (see docs/serve.md; `solvent token \
+                 --generate` makes one), or --demo"
                     .into(),
             ))
         }
@@ -142,14 +143,16 @@ pub fn run(options: ServeOptions) -> Result<(), NodeError> {
 fn print_banner(server: &RunningServer, data_dir: &std::path::Path, demo: Option<&DemoTokens>) {
     let url = format!("http://{}", server.local_addr());
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "solvent-serve listening on {url}");
+    let _ = writeln!(out, "solvent listening on {url}");
     let _ = writeln!(out, "data directory: {}", data_dir.display());
+    let _ = writeln!(out, "dashboard: {url}/ (asks for a viewer token)");
     if let Some(tokens) = demo {
         let _ = writeln!(
             out,
             "demo: simulated feed running (prices, deposits, leveraged trades, then a -30% crash over 30 s)"
         );
         let _ = writeln!(out, "  viewer token:   {}", tokens.viewer);
+        let _ = writeln!(out, "  dashboard with it: {url}/#token={}", tokens.viewer);
         let _ = writeln!(out, "  treasury token: {}", tokens.treasury);
         let _ = writeln!(out, "try:");
         let _ = writeln!(out, "  curl -s -H 'Authorization: Bearer {}' {url}/v1/accounts/whale", tokens.viewer);

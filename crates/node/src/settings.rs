@@ -71,7 +71,7 @@ impl Default for ServerSection {
 pub struct TokenSpec {
     pub name: String,
     pub role: Role,
-    /// Hex BLAKE3 of the token (`solvent-serve hash-token`).
+    /// Hex BLAKE3 of the token (`solvent token`).
     pub token_blake3: String,
     #[serde(default)]
     pub sources: Vec<String>,

@@ -22,11 +22,25 @@ pub struct View {
     engine: Engine,
     state_hash: OnceLock<String>,
     adl: OnceLock<AdlQuantiles>,
+    nearest: OnceLock<Vec<NearLiquidation>>,
 }
+
+/// An account with positions, by how close it is to liquidation (for the dashboard).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NearLiquidation {
+    pub account: String,
+    pub equity: solvent_core::Quote,
+    pub maintenance_margin: solvent_core::Quote,
+    /// Equity / maintenance margin (below 1: liquidatable), 4 decimals, as a string.
+    pub margin_ratio: String,
+}
+
+/// Accounts listed by [`View::nearest_liquidation`].
+pub const NEAREST_ACCOUNTS: usize = 10;
 
 impl View {
     pub fn new(engine: Engine) -> View {
-        View { engine, state_hash: OnceLock::new(), adl: OnceLock::new() }
+        View { engine, state_hash: OnceLock::new(), adl: OnceLock::new(), nearest: OnceLock::new() }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -48,11 +62,54 @@ impl View {
         self.state_hash.get().is_some()
     }
 
+    /// The accounts with positions nearest to liquidation (lowest equity / MM first), computed
+    /// once per view (O(accounts)).
+    pub fn nearest_liquidation(&self) -> &[NearLiquidation] {
+        self.nearest.get_or_init(|| nearest_liquidation(&self.engine))
+    }
+
     /// One account as in the state dump; the ADL ranking is computed on first use.
     pub fn account_dump(&self, name: &str) -> Option<AccountDump> {
         let table = self.adl.get_or_init(|| self.engine.adl_quantile_table());
         self.engine.account_dump_ranked(name, table)
     }
+}
+
+fn nearest_liquidation(engine: &Engine) -> Vec<NearLiquidation> {
+    let mut ranked: Vec<(i128, usize, solvent_core::margin::Health)> = Vec::new();
+    for (i, account) in engine.accounts().iter().enumerate().filter(|(_, a)| !a.positions.is_empty()) {
+        let Ok(health) = solvent_core::margin::health(account, engine.assets(), engine.markets()) else { continue };
+        if health.maintenance_margin.raw() <= 0 {
+            continue;
+        }
+        // Equity / MM in units of 10^-4, rounded down (exact integers: the order is deterministic).
+        let ratio = solvent_core::num::mul_div(
+            health.equity.raw(),
+            10_000,
+            health.maintenance_margin.raw(),
+            solvent_core::Round::Down,
+        );
+        let Ok(ratio) = ratio else { continue };
+        ranked.push((ratio, i, health));
+    }
+    ranked.sort_by_key(|(ratio, i, _)| (*ratio, *i));
+    ranked
+        .into_iter()
+        .take(NEAREST_ACCOUNTS)
+        .map(|(ratio, i, health)| NearLiquidation {
+            account: engine.accounts()[i].name.to_string(),
+            equity: health.equity,
+            maintenance_margin: health.maintenance_margin,
+            margin_ratio: format_ratio_e4(ratio),
+        })
+        .collect()
+}
+
+/// 12345 -> "1.2345", -5 -> "-0.0005".
+fn format_ratio_e4(ratio_e4: i128) -> String {
+    let sign = if ratio_e4 < 0 { "-" } else { "" };
+    let magnitude = ratio_e4.unsigned_abs();
+    format!("{sign}{}.{:04}", magnitude / 10_000, magnitude % 10_000)
 }
 
 /// Where the current view lives.

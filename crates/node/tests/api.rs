@@ -110,7 +110,7 @@ fn reads_health_and_metrics() {
     assert_eq!((status, &body["results"][0]["accepted"]), (200, &Value::Bool(true)), "{body}");
     let (status, account) = get(addr, Some(VIEWER), "/v1/accounts/alice");
     assert_eq!(status, 200);
-    assert_eq!(account["maintenance_margin"], "162500", "DESIGN's example: {account}");
+    assert_eq!(account["maintenance_margin"], "162500", "the worked example: {account}");
     assert_eq!(account["positions"]["BTC-PERP"]["size"], "300");
     let (status, missing) = get(addr, Some(VIEWER), "/v1/accounts/nobody");
     assert_eq!((status, &missing["error"]), (404, &Value::from("unknown_account")));
@@ -217,4 +217,15 @@ fn an_event_stamped_ahead_of_the_wall_clock_is_refused_before_journaling() {
     server.shutdown().unwrap();
     let (_, lines) = replay_journal(dir.path(), None);
     assert_eq!(lines.len(), 1, "only the honest event was journaled");
+}
+
+#[test]
+fn the_openapi_description_is_served_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let (status, spec) = get(server.local_addr(), None, "/v1/openapi.json");
+    assert_eq!(status, 200, "{spec}");
+    assert_eq!(spec, serde_json::from_str::<Value>(solvent_node::http::OPENAPI_JSON).unwrap());
+    assert!(spec["paths"]["/v1/accounts/{id}"]["get"].is_object(), "{spec}");
+    server.shutdown().unwrap();
 }

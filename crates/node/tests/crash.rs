@@ -61,7 +61,7 @@ impl ServerProcess {
         let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("solvent-serve listening on http://") {
+                if let Some(url) = line.strip_prefix("solvent listening on http://") {
                     let _ = sender.send(url.parse::<SocketAddr>().unwrap());
                 }
             }

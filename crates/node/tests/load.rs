@@ -1,7 +1,7 @@
 //! The load test: acknowledged events/s and request latency with group commit versus an fsync
 //! per event, in one run, on loopback. The full run is `#[ignore]`d (run it with
 //! `cargo test --release -p solvent-node --test load -- --ignored --nocapture`, or
-//! `solvent-serve bench`); a short smoke run of the same function always runs.
+//! `solvent serve bench`); a short smoke run of the same function always runs.
 
 use solvent_node::bench::{run_load, LoadOptions};
 use solvent_node::journal::SyncMode;
@@ -17,9 +17,11 @@ fn the_load_function_measures_all_four_configurations() {
         run_duration: Duration::from_millis(300),
         max_events_per_run: 20_000,
         scratch_dir: scratch.path().to_path_buf(),
+        readers: 2,
+        reader_rate_per_sec: 40.0,
     };
     let report = run_load(&options).expect("load run");
-    assert_eq!(report.runs.len(), 4);
+    assert_eq!(report.runs.len(), 12, "four configurations, then eight alternating with and without readers");
     for run in &report.runs {
         assert!(run.events > 0 && run.requests > 0, "{run:?}");
         // Every acknowledged request had all its events accepted, and no more were counted.
@@ -27,9 +29,12 @@ fn the_load_function_measures_all_four_configurations() {
         assert!(run.events <= options.max_events_per_run + (run.clients * run.batch_events) as u64, "{run:?}");
         // Latencies were measured (a durable round trip takes time) and no request outlived its run.
         assert!(run.p50_ms > 0.0 && run.p99_ms <= run.elapsed.as_secs_f64() * 1_000.0, "{run:?}");
+        assert_eq!(run.reads > 0, run.readers > 0, "{run:?}");
     }
     assert!(report.runs.iter().any(|r| r.sync_mode == SyncMode::PerEvent));
-    assert!(report.to_markdown().contains("group commit, batching clients"));
+    let text = report.to_markdown();
+    assert!(text.contains("group commit, batching clients"), "{text}");
+    assert!(report.with_readers_ratio(false).is_some() && report.with_readers_ratio(true).is_some(), "{text}");
 }
 
 #[test]

@@ -384,3 +384,59 @@ fn a_damaged_complete_last_record_refuses_the_start_and_says_how_to_proceed() {
     std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(offset as u64).unwrap();
     assert_recovers_to_replay(dir.path(), 9);
 }
+
+/// A filesystem whose segment writes panic once `panic_writes` is set (a bug in the sequencer's
+/// path, as opposed to an I/O error).
+struct PanickingFs {
+    panic_writes: Arc<AtomicBool>,
+}
+
+struct PanickingFile {
+    inner: Box<dyn SegmentFile>,
+    panic_writes: Arc<AtomicBool>,
+}
+
+impl SegmentFile for PanickingFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        assert!(!self.panic_writes.load(Ordering::SeqCst), "injected panic in the sequencer");
+        self.inner.write_all(bytes)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn set_len(&mut self, len_bytes: u64) -> io::Result<()> {
+        self.inner.set_len(len_bytes)
+    }
+}
+
+impl JournalFs for PanickingFs {
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(PanickingFile { inner: OsFs.create_new(path)?, panic_writes: self.panic_writes.clone() }))
+    }
+    fn open_at(&self, path: &Path, len_bytes: u64) -> io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(PanickingFile { inner: OsFs.open_at(path, len_bytes)?, panic_writes: self.panic_writes.clone() }))
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        OsFs.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_panic_in_the_sequencer_stops_the_server_instead_of_serving_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let panic_writes = Arc::new(AtomicBool::new(false));
+    let fs = Arc::new(PanickingFs { panic_writes: panic_writes.clone() });
+    let server = try_start(dir.path(), test_section(), Some(fs)).unwrap();
+    let addr = server.local_addr();
+    assert_eq!(post(addr, TREASURY, &deposit(0, "alice", "100")).0, 200);
+    panic_writes.store(true, Ordering::SeqCst);
+    let (status, response) = post(addr, TREASURY, &deposit(0, "alice", "5"));
+    assert_eq!(status, 503, "the event is not acknowledged: {response}");
+    let (stopped, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || stopped.send(server.wait()).unwrap());
+    let result = wait.recv_timeout(std::time::Duration::from_secs(30)).expect("the server stops by itself");
+    let error = result.expect_err("the server reports the panic");
+    assert!(error.to_string().contains("sequencer thread panicked"), "{error}");
+    // The journal holds only the acknowledged event; a restart recovers it.
+    assert_recovers_to_replay(dir.path(), 1);
+}

@@ -46,7 +46,7 @@ fn run_one(book: &Book, scenario: &Scenario, dynamic: Option<&DynamicModel>, opt
     run_scenario(book, scenario, dynamic, options, RunRequest { journal: true, trace: true }).unwrap()
 }
 
-/// Invariants 1, 2 and 6 of DESIGN section 3 on a final engine, exactly.
+/// Invariants 1, 2 and 6 of docs/concepts.md on a final engine, exactly.
 fn assert_conserved(engine: &Engine) {
     assert!(!engine.insurance_fund().is_negative(), "fund {}", engine.insurance_fund());
     let mut sizes: BTreeMap<String, i128> = BTreeMap::new();

@@ -1,4 +1,4 @@
-//! The liquidation waterfall (DESIGN section 5), run by the engine inside the event that moved a
+//! The liquidation waterfall, run by the engine inside the event that moved a
 //! mark (price, clock, params, trade, auction take):
 //!
 //! 1. **Trigger**: every account with equity < MM and a position in a market that is not frozen,

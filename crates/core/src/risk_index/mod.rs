@@ -1,4 +1,4 @@
-//! The incremental risk index (issue 5): after a mark moves, find every account that can have
+//! The incremental risk index: after a mark moves, find every account that can have
 //! crossed below maintenance without scanning the others.
 //!
 //! **Boxes.** Every tracked account that is not below maintenance has a certified safe price box

@@ -44,7 +44,7 @@ fn dec(x: impl std::fmt::Display) -> Value {
     Value::String(x.to_string())
 }
 
-/// The JSON line of an event, in the format of DESIGN section 2 (decimals as strings).
+/// The JSON line of an event, in the format of docs/concepts.md (decimals as strings).
 pub fn to_json_line(event: &Event) -> String {
     match event {
         Event::Deposit(t) | Event::Withdraw(t) => {

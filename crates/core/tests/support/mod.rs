@@ -1,5 +1,5 @@
 //! Shared test support: the reference evaluator, event generators, and the invariant checks
-//! (DESIGN section 3) that the property tests run after every event.
+//! that the property tests run after every event.
 //!
 //! - [`check_all`]: state-only invariants of an engine against the test's own [`Ledger`] of
 //!   accepted deposits and withdrawals: the reference's equity, unrealized PnL, equity without
@@ -683,7 +683,7 @@ fn fits_size(amount: Quote) -> bool {
     amount.raw() % (Quote::ONE_RAW / i128::from(Size::ONE_RAW)) == 0
 }
 
-/// The reference's admission rules for `event` against the state `engine` (DESIGN sections 2, 4):
+/// The reference's admission rules for `event` against the state `engine`:
 /// references must exist, time must not go backwards, a withdrawal needs the balance and must
 /// leave collateral value + min(0, unrealized PnL) >= initial margin, and a trade that adds
 /// exposure for a party (grows its position or flips it) must leave that party's equity >= its
@@ -744,7 +744,7 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
             Some(market) => match market.sources.iter().find(|s| *s.name == p.source) {
                 None => verdict.error("unknown_source"),
                 Some(source) => {
-                    // Arrival checks (DESIGN section 6): not too far ahead of the engine clock,
+                    // Arrival checks: not too far ahead of the engine clock,
                     // newer than the source's last tick. Judging happens later and refuses nothing.
                     if p.ts > engine.last_ts().saturating_add(market.params.max_future_ms) {
                         verdict.error("future_ts");

@@ -1,7 +1,7 @@
 //! Reference evaluator: a deliberately simple, slow recomputation of every account's equity,
 //! maintenance margin and initial margin from the engine's ledger, in arbitrary precision.
 //!
-//! Written from DESIGN section 4, not from `margin.rs`. Every value is exact: a product of raw
+//! Written from docs/concepts.md, not from `margin.rs`. Every value is exact: a product of raw
 //! fixed-point integers in arbitrary precision (`BigInt`, its scale tracked: `Size`, `Price` and
 //! `Rate` raw carry 8 decimals, `Quote` 16) or a `BigRational` in natural units (1 USDC, 1 BTC).
 //! Brackets are walked one by one, and rounding happens once per reported number, at the end, in
@@ -63,7 +63,7 @@ pub fn to_quote_raw(value: &BigRational, up: bool) -> BigInt {
     }
 }
 
-/// Exact maintenance margin of a position of `size` at `mark` under `params` (DESIGN section 4),
+/// Exact maintenance margin of a position of `size` at `mark` under `params`,
 /// as an exact decimal: `(numerator, decimals)` meaning numerator x 10^-decimals of the settlement
 /// asset. Everything below is a product of raw fixed-point integers, so it is exact; the scale is
 /// tracked alongside (a raw `Size` has 8 decimals, `Price` 8, `Rate` 8, `Quote` 16).

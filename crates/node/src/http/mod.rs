@@ -11,6 +11,9 @@
 //! | `GET /v1/health` | none | liveness and readiness |
 //! | `GET /metrics` | none | Prometheus text |
 //! | `GET /v1/stream?from_seq=N` | any token | WebSocket of effects, resumable |
+//! | `GET /v1/dashboard` | any token | what the dashboard shows, from one view |
+//! | `GET /` | none | the dashboard page (asks for a viewer token) |
+//! | `GET /v1/openapi.json` | none | the OpenAPI description (`openapi.json`), tested against [`routes`] |
 
 mod events;
 mod reads;
@@ -21,7 +24,7 @@ use crate::sequencer::{SequencerHandle, Shared, SubmitError};
 use crate::settings::ServerSection;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use solvent_core::Config;
 use std::path::PathBuf;
@@ -41,20 +44,38 @@ pub struct AppState {
 
 pub type App = Arc<AppState>;
 
+/// The OpenAPI description served at `/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// Every route: (method, path, handler). The router is built from this list and the test
+/// `openapi_describes_every_route` compares it with [`OPENAPI_JSON`], so they cannot drift.
+pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<App>)> {
+    vec![
+        ("post", "/v1/events", post(events::post_events)),
+        ("get", "/v1/accounts/{id}", get(reads::account)),
+        ("get", "/v1/markets", get(reads::markets)),
+        ("get", "/v1/markets/{market}/liquidation_map", get(reads::liquidation_map)),
+        ("get", "/v1/insurance", get(reads::insurance)),
+        ("get", "/v1/state", get(reads::state)),
+        ("get", "/v1/health", get(reads::health)),
+        ("get", "/metrics", get(reads::metrics)),
+        ("get", "/v1/stream", get(ws::stream)),
+        ("get", "/v1/openapi.json", get(openapi)),
+        ("get", "/v1/dashboard", get(reads::dashboard)),
+        ("get", "/", get(reads::dashboard_page)),
+    ]
+}
+
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/v1/events", post(events::post_events))
-        .route("/v1/accounts/{id}", get(reads::account))
-        .route("/v1/markets", get(reads::markets))
-        .route("/v1/markets/{market}/liquidation_map", get(reads::liquidation_map))
-        .route("/v1/insurance", get(reads::insurance))
-        .route("/v1/state", get(reads::state))
-        .route("/v1/health", get(reads::health))
-        .route("/metrics", get(reads::metrics))
-        .route("/v1/stream", get(ws::stream))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(app)
+    let mut router = Router::new();
+    for (_, path, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(app)
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -127,5 +148,42 @@ pub fn json_ok<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn openapi_describes_every_route() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON");
+        assert_eq!(spec["openapi"], "3.1.0");
+        let mut described = BTreeSet::new();
+        for (path, item) in spec["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                described.insert((method.clone(), path.clone()));
+            }
+        }
+        let served: BTreeSet<(String, String)> =
+            routes().into_iter().map(|(method, path, _)| (method.to_string(), path.to_string())).collect();
+        assert_eq!(served.len(), routes().len(), "a route appears twice");
+        let undocumented: Vec<_> = served.difference(&described).collect();
+        let stale: Vec<_> = described.difference(&served).collect();
+        assert!(undocumented.is_empty(), "routes missing from openapi.json: {undocumented:?}");
+        assert!(stale.is_empty(), "openapi.json describes routes the server does not have: {stale:?}");
+        for (method, path) in &described {
+            let operation = &spec["paths"][path][method];
+            assert!(operation["summary"].is_string() && operation["responses"].is_object(), "{method} {path}");
+            let params: Vec<&str> = path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect();
+            for name in params {
+                let declared = operation["parameters"].as_array().into_iter().flatten();
+                assert!(
+                    declared.clone().any(|p| p["name"] == name && p["in"] == "path"),
+                    "{method} {path}: path parameter {name} not declared"
+                );
+            }
+        }
     }
 }

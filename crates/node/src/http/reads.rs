@@ -160,3 +160,42 @@ pub async fn metrics() -> Response {
         .into_response(),
     }
 }
+
+/// `GET /v1/dashboard`: what the dashboard shows, from one view: markets (mark, index, frozen,
+/// open interest, inventory, every source's status and counters), the fund, fees, bad debt, and
+/// the accounts nearest to liquidation.
+pub async fn dashboard(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.authenticate(&headers)?;
+    let view = app.shared.view.load();
+    let body = if view.engine().accounts().len() > INLINE_RANKING_ACCOUNTS {
+        tokio::task::spawn_blocking(move || dashboard_body(&view)).await.map_err(internal)?
+    } else {
+        dashboard_body(&view)
+    };
+    Ok(json_ok(&body))
+}
+
+fn dashboard_body(view: &crate::view::View) -> serde_json::Value {
+    let engine = view.engine();
+    let markets: BTreeMap<&str, _> =
+        engine.markets().iter().filter_map(|m| Some((&*m.name, engine.market_dump(&m.name)?))).collect();
+    json!({
+        "seq": view.seq(),
+        "ts": engine.last_ts(),
+        "insurance_fund": engine.insurance_fund(),
+        "fees_collected": engine.fees_collected(),
+        "bad_debt": engine.bad_debt(),
+        "accounts": engine.accounts().len(),
+        "markets": markets,
+        "nearest_liquidation": view.nearest_liquidation(),
+    })
+}
+
+/// `GET /`: the dashboard page (no token: it holds no data; it asks for a viewer token).
+pub async fn dashboard_page() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], DASHBOARD_HTML)
+        .into_response()
+}
+
+/// The dashboard: one self-contained page (inline CSS, JS and SVG; no request leaves the server).
+pub const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");

@@ -32,6 +32,7 @@ pub async fn stream(
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let (headers, by_protocol) = with_protocol_token(headers);
     app.authenticate(&headers)?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::new(
@@ -46,7 +47,30 @@ pub async fn stream(
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_from_seq", format!("from_seq {text:?} is not an integer"))
         })?),
     };
+    let upgrade = if by_protocol { upgrade.protocols([BEARER_PROTOCOL]) } else { upgrade };
     Ok(upgrade.on_upgrade(move |socket| serve_socket(app, socket, from_seq)))
+}
+
+/// Browsers cannot set headers on a WebSocket: they may send the token as the second of the
+/// subprotocols `bearer, <token>` (`new WebSocket(url, ["bearer", token])`), checked exactly
+/// like an `Authorization: Bearer` header (which wins when both are present).
+const BEARER_PROTOCOL: &str = "bearer";
+
+fn with_protocol_token(mut headers: HeaderMap) -> (HeaderMap, bool) {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return (headers, false);
+    }
+    let token = headers.get(axum::http::header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let mut parts = v.split(',').map(str::trim);
+        (parts.next() == Some(BEARER_PROTOCOL)).then(|| parts.next()).flatten().map(str::to_string)
+    });
+    match token.and_then(|t| axum::http::HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
+        Some(value) => {
+            headers.insert(axum::http::header::AUTHORIZATION, value);
+            (headers, true)
+        }
+        None => (headers, false),
+    }
 }
 
 fn effects_message(item: &SeqEffects) -> Message {

@@ -347,7 +347,7 @@ struct RawMarket {
 /// A tier in the config file: a [`TierSpec`] and an optional MM floor (config only).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTier {
+pub(crate) struct RawTier {
     from: String,
     mm_rate: Rate,
     penalty_rate: Rate,

@@ -6,8 +6,8 @@
 //! field at a time, so one wrong field does not hide the next; [`crate::Config::from_toml`]
 //! then validates the meaning (tier order, quorum, weights) market by market.
 
-use crate::config::{TierBasis, TierMode, TierSpec, MAX_MARKETS};
-use crate::num::Rate;
+use crate::config::{CliffRange, RawTier, TierBasis, TierMode, MAX_MARKETS};
+use crate::num::{Rate, Size};
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
@@ -44,6 +44,7 @@ type Fields = &'static [(&'static str, bool, Check)];
 const TOP_FIELDS: Fields = &[
     ("settlement_asset", true, of::<String>),
     ("max_accounts", true, of::<u64>),
+    ("max_clock_jump_ms", false, of::<u64>),
     ("assets", false, of::<Vec<Table>>),
     ("markets", true, of::<Vec<Table>>),
 ];
@@ -71,7 +72,14 @@ const MARKET_FIELDS: Fields = &[
     ("auction_floor_discount", false, of::<Rate>),
     ("auction_duration_ms", false, of::<u64>),
     ("adl_enabled", false, of::<bool>),
+    ("max_trade_deviation", false, of::<Rate>),
     ("tiers", true, of::<Vec<Value>>),
+    ("im_addon_rate", false, of::<Rate>),
+    ("mm_phase_in_ms", false, of::<u64>),
+    ("oi_cap", false, of::<Size>),
+    ("cliff_ranges", false, of::<Vec<CliffRange>>),
+    ("concentration_addon_rate", false, of::<Rate>),
+    ("incentive_rebate_rate", false, of::<Rate>),
 ];
 
 fn check_table(table: &Table, path: &str, fields: Fields, problems: &mut Vec<String>) {
@@ -112,7 +120,7 @@ fn check_market(table: &Table, path: &str, problems: &mut Vec<String>) {
     }
     if let Some(Value::Array(tiers)) = table.get("tiers") {
         for (j, value) in tiers.iter().enumerate() {
-            if let Err(message) = of::<TierSpec>(value) {
+            if let Err(message) = of::<RawTier>(value) {
                 problems.push(format!("{path}.tiers[{j}]: {message}"));
             }
         }

@@ -135,6 +135,32 @@ pub struct Sequencer {
     effects: Vec<Effect>,
 }
 
+/// Most catch-up `clock` lines one batch journals (a year of one-hour steps at the default bound);
+/// a longer outage catches up over the following batches.
+const MAX_CATCH_UP_LINES: u64 = 8_784;
+
+fn clock_line(ts: u64) -> Vec<u8> {
+    format!(r#"{{"type":"clock","ts":{ts}}}"#).into_bytes()
+}
+
+/// Pure leaf: the catch-up clock times from `last_ts` toward `wall_ts`, each at most
+/// `max_jump_ms` after the one before, ending at `wall_ts` when it is reachable within
+/// [`MAX_CATCH_UP_LINES`]. Empty when no step is needed: the engine clock is unset (0: the first
+/// time is free) or within one jump of the wall clock.
+fn catch_up_clock(last_ts: u64, wall_ts: u64, max_jump_ms: u64) -> Vec<u64> {
+    assert!(max_jump_ms > 0, "the engine's clock bound is positive (config validation)");
+    if last_ts == 0 || wall_ts <= last_ts.saturating_add(max_jump_ms) {
+        return Vec::new();
+    }
+    let mut steps = Vec::new();
+    let mut ts = last_ts;
+    while ts < wall_ts && (steps.len() as u64) < MAX_CATCH_UP_LINES {
+        ts = ts.saturating_add(max_jump_ms).min(wall_ts);
+        steps.push(ts);
+    }
+    steps
+}
+
 fn wall_clock_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -218,9 +244,24 @@ impl Sequencer {
         }
     }
 
-    fn clock_line(&self) -> Vec<u8> {
-        let ts = wall_clock_ms().saturating_sub(self.settings.clock_lag_ms).max(self.engine.last_ts());
-        format!(r#"{{"type":"clock","ts":{ts}}}"#).into_bytes()
+    /// The server's `clock` lines for this batch, journaled before its submissions: the ticker's
+    /// line at the wall clock (less `clock_lag_ms`), preceded, after an outage longer than the
+    /// engine's `max_clock_jump_ms`, by catch-up lines at most that far apart, so the honest
+    /// events of the batch are not refused as `clock_jump` (the bound stops a writer from poisoning
+    /// the clock, not the server from telling the time it was down). Only a server that keeps
+    /// the time (`clock_interval_ms` > 0) catches up; without it, writers' `ts` are the only time.
+    fn clock_lines(&self, ticker: bool) -> Vec<Vec<u8>> {
+        if self.settings.clock_interval_ms == 0 {
+            return Vec::new();
+        }
+        let last_ts = self.engine.last_ts();
+        let wall_ts = wall_clock_ms().saturating_sub(self.settings.clock_lag_ms).max(last_ts);
+        let steps = catch_up_clock(last_ts, wall_ts, self.engine.max_clock_jump_ms());
+        let mut lines: Vec<Vec<u8>> = steps.iter().map(|&ts| clock_line(ts)).collect();
+        if ticker && steps.last() != Some(&wall_ts) {
+            lines.push(clock_line(wall_ts));
+        }
+        lines
     }
 
     /// Journal the batch (one fdatasync in group mode), apply it, publish and answer.
@@ -228,9 +269,9 @@ impl Sequencer {
         if batch.submissions.is_empty() && !batch.clock {
             return;
         }
-        let clock = batch.clock.then(|| self.clock_line());
-        let mut payloads: Vec<&[u8]> = Vec::with_capacity(batch.events + 1);
-        payloads.extend(clock.as_deref());
+        let clock = self.clock_lines(batch.clock);
+        let mut payloads: Vec<&[u8]> = Vec::with_capacity(batch.events + clock.len());
+        payloads.extend(clock.iter().map(Vec::as_slice));
         for submission in &batch.submissions {
             payloads.extend(submission.lines.iter().map(Vec::as_slice));
         }
@@ -248,7 +289,7 @@ impl Sequencer {
         self.shared.hub.publish(last_seq, &published);
         self.shared.head_seq.store(last_seq, Ordering::SeqCst);
         metrics::gauge!(t::JOURNAL_SEQ).set(last_seq as f64);
-        let mut offset = usize::from(clock.is_some());
+        let mut offset = clock.len();
         for submission in batch.submissions {
             let answer = results[offset..offset + submission.lines.len()].to_vec();
             offset += submission.lines.len();
@@ -361,5 +402,20 @@ fn count_effects(results: &[Arc<SeqEffects>]) {
         if let EffectKind::OracleRejected { reason, .. } = &effect.kind {
             metrics::counter!(t::ORACLE_REJECTIONS_TOTAL, "reason" => reason.clone()).increment(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{catch_up_clock, MAX_CATCH_UP_LINES};
+
+    #[test]
+    fn catch_up_steps_are_bounded_by_the_clock_jump_and_end_at_the_wall_clock() {
+        assert!(catch_up_clock(0, 10_000_000, 1_000).is_empty(), "the first time is free");
+        assert!(catch_up_clock(5_000, 6_000, 1_000).is_empty(), "within one jump: no catch-up");
+        assert_eq!(catch_up_clock(5_000, 7_500, 1_000), vec![6_000, 7_000, 7_500]);
+        let long = catch_up_clock(1, u64::MAX / 2, 1_000);
+        assert_eq!(long.len() as u64, MAX_CATCH_UP_LINES, "one batch journals a bounded number");
+        assert!(long.windows(2).all(|w| w[1] - w[0] <= 1_000));
     }
 }

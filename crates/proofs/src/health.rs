@@ -134,6 +134,9 @@ pub fn account_values(engine: &Engine, account: &str) -> Result<(Vec<PublicMarke
             notional_basis: market.params.tier_basis == TierBasis::Notional,
             tiers: market.params.tiers.iter().map(|t| (t.from_raw, t.mm_rate.raw())).collect(),
         };
+        if (0..public.tiers.len()).filter_map(|i| public.width(i)).any(|w| u64::try_from(w).is_err()) {
+            return Err(format!("market {}: a tier bracket is wider than a 64-bit range proof covers", market.name));
+        }
         let position = record.positions.iter().find(|p| p.market.0 as usize == id);
         let (size, cost) = position.map_or((0i64, 0i128), |p| (p.size.raw(), p.cost.raw()));
         let magnitude = i128::from(size).abs();

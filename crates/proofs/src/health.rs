@@ -134,6 +134,9 @@ pub fn account_values(engine: &Engine, account: &str) -> Result<(Vec<PublicMarke
             notional_basis: market.params.tier_basis == TierBasis::Notional,
             tiers: market.params.tiers.iter().map(|t| (t.from_raw, t.mm_rate.raw())).collect(),
         };
+        if (0..public.tiers.len()).filter_map(|i| public.width(i)).any(|w| u64::try_from(w).is_err()) {
+            return Err(format!("market {}: a tier bracket is wider than a 64-bit range proof covers", market.name));
+        }
         let position = record.positions.iter().find(|p| p.market.0 as usize == id);
         let (size, cost) = position.map_or((0i64, 0i128), |p| (p.size.raw(), p.cost.raw()));
         let magnitude = i128::from(size).abs();
@@ -235,6 +238,20 @@ pub fn message(statement: &Statement, commitments: &Commitments) -> Vec<u8> {
     }
     bytes.extend_from_slice(commitments.collateral.as_bytes());
     bytes
+}
+
+/// Most values of a proof whose generators are kept (3 markets of 4 tiers need 32).
+const CACHED_PARTIES: usize = 64;
+
+/// The Bulletproofs generators for `parties` values: made once (deriving them costs more than a
+/// verification) and kept for proofs of up to [`CACHED_PARTIES`] values.
+fn generators(parties: usize) -> std::borrow::Cow<'static, BulletproofGens> {
+    static CACHED: std::sync::OnceLock<BulletproofGens> = std::sync::OnceLock::new();
+    if parties <= CACHED_PARTIES {
+        std::borrow::Cow::Borrowed(CACHED.get_or_init(|| BulletproofGens::new(RANGE_BITS, CACHED_PARTIES)))
+    } else {
+        std::borrow::Cow::Owned(BulletproofGens::new(RANGE_BITS, parties))
+    }
 }
 
 fn transcript(signed_message: &[u8]) -> Transcript {
@@ -348,7 +365,7 @@ pub fn prove_ranges_claiming(
     let padded = values.len().next_power_of_two();
     values.resize(padded, 0);
     blindings.resize(padded, Scalar::ZERO);
-    let bp_gens = BulletproofGens::new(RANGE_BITS, padded);
+    let bp_gens = generators(padded);
     let mut transcript = transcript(&message(statement, commitments));
     let (range_proof, _) =
         RangeProof::prove_multiple(&bp_gens, &gens, &mut transcript, &values, &blindings, RANGE_BITS)
@@ -428,7 +445,7 @@ pub fn verify(proof: &HealthProof, root: &Root, key: &VerifyingKey) -> Result<()
         return Err("proof: the margin commitment is not equity - MM' of the committed values".into());
     }
     let commitments = range_commitments(st, &proof.commitments, [proof.margin_lo, proof.margin_hi])?;
-    let bp_gens = BulletproofGens::new(RANGE_BITS, commitments.len());
+    let bp_gens = generators(commitments.len());
     let mut transcript = transcript(&signed);
     proof
         .range_proof

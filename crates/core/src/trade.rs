@@ -95,8 +95,7 @@ impl Engine {
         let open_interest =
             market.open_interest.checked_add(buyer.open_interest_delta)?.checked_add(seller.open_interest_delta)?;
         let fees = self.fees_collected.checked_add(trade.buyer_fee)?.checked_add(trade.seller_fee)?;
-        debug_assert!(!open_interest.is_negative(), "open interest is a sum of long sizes");
-        self.markets[market_id.0 as usize].open_interest = open_interest;
+        self.write_book(market_id, None, open_interest);
         self.fees_collected = fees;
         for party in [buyer, seller] {
             let account = self.account_mut(party.id);

@@ -68,7 +68,8 @@ impl Engine {
         let cover = deficit.min(self.insurance_fund);
         let account = self.account_mut(id);
         account.settlement = account.settlement.checked_add(cover)?;
-        self.insurance_fund = self.insurance_fund.checked_sub(cover)?;
+        let fund = self.insurance_fund.checked_sub(cover)?;
+        self.write_fund(fund, self.bad_debt);
         out.push(Effect {
             seq,
             ts: self.last_ts,
@@ -141,7 +142,7 @@ impl Engine {
         for (id, settlement) in debits.into_iter().chain(credits) {
             self.account_mut(id).settlement = settlement;
         }
-        self.bad_debt = bad_debt;
+        self.write_fund(self.insurance_fund, bad_debt);
         for (p, absorbed, residual) in plan {
             let name = self.accounts[p.id.0 as usize].name.to_string();
             if absorbed.is_positive() {
@@ -328,7 +329,7 @@ impl Engine {
         let account = self.account_mut(other);
         account.settlement = settle_b;
         account.set_position(fb.position);
-        self.markets[market_id.0 as usize].open_interest = open_interest;
+        self.write_book(market_id, None, open_interest);
         Ok(())
     }
 
@@ -405,8 +406,7 @@ impl Engine {
             .and_then(|absorbed| self.bad_debt.checked_sub(absorbed));
         match repaid {
             Ok(bad_debt) => {
-                assert!(!bad_debt.is_negative(), "bad debt is repaid at most in full");
-                self.bad_debt = bad_debt;
+                self.write_fund(self.insurance_fund, bad_debt);
             }
             Err(Overflow) => {
                 let message = format!("repaying bad debt of {}: arithmetic overflow, nothing moved", self.bad_debt);

@@ -17,7 +17,7 @@ use crate::population::{price_f64, quote_ceil, quote_f64, size_f64, Population};
 use serde_json::{json, Map, Value};
 use solvent_core::config::{MarketParams, TierBasis};
 use solvent_core::event::ParamsUpdate;
-use solvent_core::{margin, Config, Engine, Price, Quote, Size};
+use solvent_core::{margin, Config, Engine, Price, Quote, Rate, Size};
 use solvent_models::advisor::Tier;
 
 /// Accounts the harness creates before the population (their engine ids are 0..3).
@@ -269,6 +269,13 @@ fn open_population(
     let mut refused = Vec::new();
     let mut top_up_total = 0.0;
     let settlement = feed.engine.settlement_asset().to_string();
+    // Positions are opened at their recorded entry prices, which may lie far from today's mark:
+    // the trade price band is opened wide for the setup and put back after it.
+    let bands: Vec<(String, Rate)> =
+        feed.engine.markets().iter().map(|m| (m.name.to_string(), m.params.max_trade_deviation)).collect();
+    for (market, _) in &bands {
+        feed.push_checked(band_line(market, SETUP_BAND))?;
+    }
     for account in &population.accounts {
         for (asset, amount) in &account.deposits {
             feed.push_checked(deposit_line(&account.name, asset, *amount))?;
@@ -294,7 +301,17 @@ fn open_population(
             }
         }
     }
+    for (market, band) in &bands {
+        feed.push_checked(band_line(market, &band.to_string()))?;
+    }
     Ok((refused, top_up_total))
+}
+
+/// The trade price band during the setup: a million times the mark either side.
+const SETUP_BAND: &str = "1000000";
+
+fn band_line(market: &str, band: &str) -> String {
+    format!(r#"{{"type":"params","ts":{T_SETUP_MS},"market":"{market}","max_trade_deviation":"{band}"}}"#)
 }
 
 /// What the account's positions need in initial margin under the policy's tables

@@ -198,8 +198,8 @@ impl MarketParams {
         if self.auction_duration_ms == 0 {
             return bad("auction_duration_ms must be positive");
         }
-        if !self.max_trade_deviation.is_positive() || !self.max_trade_deviation.is_fraction() {
-            return bad("max_trade_deviation must be in (0, 1]");
+        if !self.max_trade_deviation.is_positive() {
+            return bad("max_trade_deviation must be positive");
         }
         self.validate_predictive()
     }

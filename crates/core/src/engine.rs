@@ -327,7 +327,32 @@ impl Engine {
     pub(crate) fn account_mut(&mut self, id: AccountId) -> &mut Account {
         self.risk.touch(id);
         self.waterfall.touch(id);
+        if let Some(undo) = self.waterfall.undo.as_mut() {
+            undo.save(id, &self.accounts[id.0 as usize]);
+        }
         &mut self.accounts[id.0 as usize]
+    }
+
+    /// The one write of the insurance fund and bad debt: neither is ever negative (asserted in
+    /// release builds: a negative fund would be value created from nothing).
+    pub(crate) fn write_fund(&mut self, fund: Quote, bad_debt: Quote) {
+        assert!(!fund.is_negative(), "insurance fund written negative: {fund}");
+        assert!(!bad_debt.is_negative(), "bad debt written negative: {bad_debt}");
+        self.insurance_fund = fund;
+        self.bad_debt = bad_debt;
+    }
+
+    /// The one write of a market's open interest (and, when given, its inventory): open interest
+    /// is a sum of long sizes, never negative; an empty inventory carries no cost.
+    pub(crate) fn write_book(&mut self, market: MarketId, inventory: Option<Position>, open_interest: Size) {
+        assert!(!open_interest.is_negative(), "open interest written negative: {open_interest}");
+        let market = &mut self.markets[market.0 as usize];
+        if let Some(inventory) = inventory {
+            assert!(!inventory.size.is_zero() || inventory.cost.is_zero(), "an empty inventory has no cost");
+            assert_eq!(inventory.market, market.inventory.market, "the inventory stays in its market");
+            market.inventory = inventory;
+        }
+        market.open_interest = open_interest;
     }
 
     /// Write access for a deposit to an existing account, without queuing it for the risk index.

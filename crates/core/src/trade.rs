@@ -105,7 +105,7 @@ impl Engine {
                 cap: cap.to_string(),
             });
         }
-        self.markets[market_id.0 as usize].open_interest = open_interest;
+        self.write_book(market_id, None, open_interest);
         self.fees_collected = fees;
         for party in [buyer, seller] {
             let account = self.account_mut(party.id);

@@ -132,8 +132,7 @@ impl Engine {
         let deposited = self.settlement_flows.deposited.checked_add(amount)?;
         let (fund, bad_debt) = crate::liquidation::bankruptcy::fund_after(self.insurance_fund, self.bad_debt, amount)?;
         self.settlement_flows.deposited = deposited;
-        self.insurance_fund = fund;
-        self.bad_debt = bad_debt;
+        self.write_fund(fund, bad_debt);
         Ok(())
     }
 

@@ -126,7 +126,7 @@ fn off_mark_closing_trade_is_refused() {
     let open =
         r#"{"type":"trade","ts":3000,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"1","price":"10101"}"#;
     refused(&mut engine, &mut seq, open, "price_out_of_band");
-    for bad in ["0", "1.5", "-0.1"] {
+    for bad in ["0", "-0.1"] {
         let line = format!(r#"{{"type":"params","ts":3000,"market":"BTC-PERP","max_trade_deviation":"{bad}"}}"#);
         refused(&mut engine, &mut seq, &line, "invalid_params");
     }

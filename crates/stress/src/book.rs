@@ -17,7 +17,7 @@ use crate::population::{price_f64, quote_ceil, quote_f64, size_f64, Population};
 use serde_json::{json, Map, Value};
 use solvent_core::config::{MarketParams, TierBasis};
 use solvent_core::event::ParamsUpdate;
-use solvent_core::{margin, Config, Engine, Price, Quote, Size};
+use solvent_core::{margin, Config, Engine, Price, Quote, Rate, Size};
 use solvent_models::advisor::Tier;
 
 /// Accounts the harness creates before the population (their engine ids are 0..3).
@@ -167,7 +167,6 @@ pub fn build_book(
         for m in &markets {
             let mut fields = Map::new();
             fields.insert("im_factor".into(), json!(static_params[m.index].im_factor.to_string()));
-            fields.insert("max_trade_deviation".into(), json!(static_params[m.index].max_trade_deviation.to_string()));
             feed.push_checked(params_line(T_SETUP_MS, &m.name, fields))?;
         }
     }
@@ -189,7 +188,7 @@ pub fn build_book(
 }
 
 /// Per market: oracle quorum (a majority of the fed sources) and age, the policy's
-/// tables, `im_factor` 1 and the widest trade price band while rebuilding a dump; then a tick from every source.
+/// tables, `im_factor` 1 while rebuilding a dump; then a tick from every source.
 fn open_markets(
     feed: &mut Feed,
     markets: &[MarketSetup],
@@ -205,9 +204,7 @@ fn open_markets(
             fields.insert("tiers".into(), serde_json::to_value(&t[i]).unwrap_or(Value::Null));
         }
         if relaxed {
-            // Dump accounts may sit between MM and IM, and reopen at entry prices away from mark.
             fields.insert("im_factor".into(), json!("1"));
-            fields.insert("max_trade_deviation".into(), json!("1"));
         }
         feed.push_checked(params_line(T_SETUP_MS, &m.name, fields))?;
         for source in sources {
@@ -272,6 +269,13 @@ fn open_population(
     let mut refused = Vec::new();
     let mut top_up_total = 0.0;
     let settlement = feed.engine.settlement_asset().to_string();
+    // Positions are opened at their recorded entry prices, which may lie far from today's mark:
+    // the trade price band is opened wide for the setup and put back after it.
+    let bands: Vec<(String, Rate)> =
+        feed.engine.markets().iter().map(|m| (m.name.to_string(), m.params.max_trade_deviation)).collect();
+    for (market, _) in &bands {
+        feed.push_checked(band_line(market, SETUP_BAND))?;
+    }
     for account in &population.accounts {
         for (asset, amount) in &account.deposits {
             feed.push_checked(deposit_line(&account.name, asset, *amount))?;
@@ -297,7 +301,17 @@ fn open_population(
             }
         }
     }
+    for (market, band) in &bands {
+        feed.push_checked(band_line(market, &band.to_string()))?;
+    }
     Ok((refused, top_up_total))
+}
+
+/// The trade price band during the setup: a million times the mark either side.
+const SETUP_BAND: &str = "1000000";
+
+fn band_line(market: &str, band: &str) -> String {
+    format!(r#"{{"type":"params","ts":{T_SETUP_MS},"market":"{market}","max_trade_deviation":"{band}"}}"#)
 }
 
 /// What the account's positions need in initial margin under the policy's tables

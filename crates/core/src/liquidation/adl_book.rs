@@ -12,11 +12,13 @@
 //! Not serialized, not hashed; empty outside [`Engine::settle_risk`].
 
 use super::bankruptcy::Score;
+use crate::effect::Effect;
 use crate::engine::Engine;
-use crate::num::{Overflow, Quote};
-use crate::state::{AccountId, MarketId};
+use crate::num::{Overflow, Quote, Size};
+use crate::state::{Account, AccountId, MarketId, Position};
+use ethnum::I256;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// One market side's holders, highest score first, ties by name.
 #[derive(Clone, Debug, Default)]
@@ -43,6 +45,32 @@ pub(crate) struct WaterfallScratch {
     pub pending: Vec<PendingLoss>,
     /// Accounts evaluated to rank or socialize (telemetry and the complexity test).
     pub work: u64,
+    /// The undo log of the account step being applied: what it is allowed to write, as it was.
+    pub undo: Option<StepUndo>,
+}
+
+/// Everything one account's waterfall step may write, as it was before the step: accounts are
+/// saved on their first write ([`Engine::account_mut`]); the rest when the step begins. A step
+/// that fails is rolled back from it (no half-written step); one that succeeds is checked
+/// against it (the value it moved sums to zero).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StepUndo {
+    accounts: Vec<(AccountId, Account)>,
+    saved: HashSet<AccountId>,
+    /// Per market: inventory and open interest.
+    books: Vec<(Position, Size)>,
+    fund: Quote,
+    bad_debt: Quote,
+    effects_len: usize,
+    pending_len: usize,
+}
+
+impl StepUndo {
+    pub fn save(&mut self, id: AccountId, account: &Account) {
+        if self.saved.insert(id) {
+            self.accounts.push((id, account.clone()));
+        }
+    }
 }
 
 impl WaterfallScratch {
@@ -133,5 +161,71 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// Value held by one account for conservation: settlement balance minus the cost of its
+/// positions (their uPnL at one mark per market, up to the size x mark terms that sum to zero),
+/// and its size per market.
+fn held_value(account: &Account) -> I256 {
+    let cost: I256 = account.positions.iter().map(|p| I256::from(p.cost.raw())).sum();
+    I256::from(account.settlement.raw()) - cost
+}
+
+impl Engine {
+    /// Start an account's waterfall step: from here every write can be undone.
+    pub(crate) fn begin_step(&mut self, effects_len: usize) {
+        assert!(self.waterfall.undo.is_none(), "steps do not nest");
+        self.waterfall.undo = Some(StepUndo {
+            books: self.markets.iter().map(|m| (m.inventory, m.open_interest)).collect(),
+            fund: self.insurance_fund,
+            bad_debt: self.bad_debt,
+            effects_len,
+            pending_len: self.waterfall.pending.len(),
+            ..StepUndo::default()
+        });
+    }
+
+    /// The step succeeded: check (in release builds too) that it moved value and size without
+    /// creating or destroying any: settlement minus cost over the accounts it wrote and the
+    /// inventories, plus the fund, minus bad debt, is what it was; and every market's sizes still
+    /// sum to what they did.
+    pub(crate) fn commit_step(&mut self) {
+        let undo = self.waterfall.undo.take().expect("a step was begun");
+        let mut before = I256::from(undo.fund.raw()) - I256::from(undo.bad_debt.raw());
+        let mut after = I256::from(self.insurance_fund.raw()) - I256::from(self.bad_debt.raw());
+        let mut size_change = vec![0i128; self.markets.len()];
+        for (id, saved) in &undo.accounts {
+            let now = &self.accounts[id.0 as usize];
+            before += held_value(saved);
+            after += held_value(now);
+            saved.positions.iter().for_each(|p| size_change[p.market.0 as usize] -= i128::from(p.size.raw()));
+            now.positions.iter().for_each(|p| size_change[p.market.0 as usize] += i128::from(p.size.raw()));
+        }
+        for (i, (inventory, _)) in undo.books.iter().enumerate() {
+            before -= I256::from(inventory.cost.raw());
+            after -= I256::from(self.markets[i].inventory.cost.raw());
+            size_change[i] += i128::from(self.markets[i].inventory.size.raw()) - i128::from(inventory.size.raw());
+        }
+        assert_eq!(before, after, "a waterfall step moved value that does not sum to zero");
+        assert!(size_change.iter().all(|&d| d == 0), "a waterfall step changed a market's net size");
+    }
+
+    /// The step failed: put back everything it wrote and drop what it emitted.
+    pub(crate) fn abort_step(&mut self, out: &mut Vec<Effect>) {
+        let undo = self.waterfall.undo.take().expect("a step was begun");
+        for (id, saved) in undo.accounts {
+            self.risk.touch(id);
+            self.waterfall.touch(id);
+            self.accounts[id.0 as usize] = saved;
+        }
+        for (i, (inventory, open_interest)) in undo.books.into_iter().enumerate() {
+            self.markets[i].inventory = inventory;
+            self.markets[i].open_interest = open_interest;
+        }
+        self.insurance_fund = undo.fund;
+        self.bad_debt = undo.bad_debt;
+        out.truncate(undo.effects_len);
+        self.waterfall.pending.truncate(undo.pending_len);
     }
 }

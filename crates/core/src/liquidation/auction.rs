@@ -174,11 +174,8 @@ impl Engine {
         // Everything is checked: commit (the take's ts is trusted time, as `apply` will record).
         self.last_ts = now;
         *self.account_mut(bidder_id) = bidder_after;
-        let market = &mut self.markets[market_index];
-        market.inventory = inventory_fill.position;
-        market.open_interest = open_interest;
-        self.insurance_fund = fund;
-        self.bad_debt = bad_debt;
+        self.write_book(market_id, Some(inventory_fill.position), open_interest);
+        self.write_fund(fund, bad_debt);
         let remaining = self.markets[market_index].inventory.size.checked_abs()?;
         let kind = EffectKind::AuctionFill {
             auction: take.auction.clone(),

@@ -68,7 +68,8 @@ impl Engine {
         let cover = deficit.min(self.insurance_fund);
         let account = self.account_mut(id);
         account.settlement = account.settlement.checked_add(cover)?;
-        self.insurance_fund = self.insurance_fund.checked_sub(cover)?;
+        let fund = self.insurance_fund.checked_sub(cover)?;
+        self.write_fund(fund, self.bad_debt);
         out.emit(seq, self.last_ts, EffectKind::Bankruptcy { account: name.clone(), deficit, covered_by_fund: cover });
         if cover.is_positive() {
             self.push_insurance(seq, out, "bankruptcy_cover", cover.checked_neg()?, Some(name.clone()));
@@ -137,7 +138,7 @@ impl Engine {
         for (id, settlement) in debits.into_iter().chain(credits) {
             self.account_mut(id).settlement = settlement;
         }
-        self.bad_debt = bad_debt;
+        self.write_fund(self.insurance_fund, bad_debt);
         for (p, absorbed, residual) in plan {
             let name = self.accounts[p.id.0 as usize].name.to_string();
             if absorbed.is_positive() {
@@ -324,7 +325,7 @@ impl Engine {
         let account = self.account_mut(other);
         account.settlement = settle_b;
         account.set_position(fb.position);
-        self.markets[market_id.0 as usize].open_interest = open_interest;
+        self.write_book(market_id, None, open_interest);
         Ok(())
     }
 
@@ -401,8 +402,7 @@ impl Engine {
             .and_then(|absorbed| self.bad_debt.checked_sub(absorbed));
         match repaid {
             Ok(bad_debt) => {
-                assert!(!bad_debt.is_negative(), "bad debt is repaid at most in full");
-                self.bad_debt = bad_debt;
+                self.write_fund(self.insurance_fund, bad_debt);
             }
             Err(Overflow) => {
                 let message = format!("repaying bad debt of {}: arithmetic overflow, nothing moved", self.bad_debt);

@@ -22,6 +22,9 @@ pub mod auction;
 pub mod bankruptcy;
 pub mod sizing;
 
+#[cfg(test)]
+mod failure_tests;
+
 use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::margin::Health;
@@ -155,7 +158,13 @@ impl Engine {
                 break;
             }
             for id in candidates {
-                if let Err(Overflow) = self.liquidate_account(id, seq, out) {
+                self.begin_step(out.len());
+                let step = self.liquidate_account(id, seq, out);
+                if step.is_ok() {
+                    self.commit_step();
+                } else {
+                    // Nothing of the step stays: not the fund's cover, not half an ADL.
+                    self.abort_step(out);
                     let name = self.accounts[id.0 as usize].name.to_string();
                     self.alert(
                         seq,
@@ -404,11 +413,8 @@ impl Engine {
         let account = self.account_mut(id);
         account.settlement = settlement;
         account.set_position(account_fill.position);
-        let market = &mut self.markets[market_id.0 as usize];
-        market.inventory = inventory_fill.position;
-        market.open_interest = open_interest;
-        self.insurance_fund = fund;
-        self.bad_debt = bad_debt;
+        self.write_book(market_id, Some(inventory_fill.position), open_interest);
+        self.write_fund(fund, bad_debt);
         if !inventory_pnl.is_zero() {
             // Opposite liquidations net inside the inventory; its realized result is the fund's.
             let kind = EffectKind::Insurance {

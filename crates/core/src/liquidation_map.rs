@@ -82,6 +82,8 @@ struct MapContext<'a> {
     scan: ScanContext,
     /// Per market, whether it can liquidate now (a frozen market holds its accounts).
     live: Vec<bool>,
+    /// Every market is live (the common case: nothing to check per account).
+    all_live: bool,
     /// Per asset, the weight when it is indexed on the map's market (Fine per raw unit of amount
     /// per raw unit of price), else 0.
     asset_slope: Vec<i128>,
@@ -170,7 +172,7 @@ impl<'a> MapContext<'a> {
         let distances = [distance(&levels[0]), distance(&levels[1])];
         let tiers = &engine.markets[market.0 as usize].params.tiers;
         let first_bracket_end = tiers.get(1).map_or(u64::MAX, |t| u64::try_from(t.from_raw.max(0)).unwrap_or(u64::MAX));
-        let live =
+        let live: Vec<bool> =
             (0..engine.markets.len()).map(|i| engine.market_live_at(MarketId(i as u16), engine.last_ts)).collect();
         let asset_slope = engine
             .assets
@@ -185,6 +187,7 @@ impl<'a> MapContext<'a> {
             distances,
             first_bracket_end,
             scan: ScanContext::new(&engine.assets, &engine.markets),
+            all_live: live.iter().all(|l| *l),
             live,
             asset_slope,
             at_level: std::cell::OnceCell::new(),
@@ -216,6 +219,9 @@ impl<'a> MapContext<'a> {
     /// Whether the account's liquidation waits on no frozen market other than the map's own.
     #[inline(always)]
     fn may_liquidate(&self, account: &Account) -> bool {
+        if self.all_live {
+            return true;
+        }
         let live = |m: MarketId| m == self.market || self.live[m.0 as usize];
         account.positions.iter().all(|p| live(p.market))
             && account.collateral.iter().all(|(asset, _)| live(self.engine.assets[asset.0 as usize].index_market))

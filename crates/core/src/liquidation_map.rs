@@ -75,9 +75,15 @@ struct MapContext<'a> {
     mark: i64,
     /// Per side, level prices (raw), nearest first.
     levels: [Vec<i64>; 2],
+    /// Per side, each level's distance from the mark (raw, positive, growing).
+    distances: [Vec<u64>; 2],
+    /// Size basis: one past the largest |size| raw in the first bracket (u64::MAX with one).
+    first_bracket_end: u64,
     scan: ScanContext,
     /// Per market, whether it can liquidate now (a frozen market holds its accounts).
     live: Vec<bool>,
+    /// Every market is live (the common case: nothing to check per account).
+    all_live: bool,
     /// Per asset, the weight when it is indexed on the map's market (Fine per raw unit of amount
     /// per raw unit of price), else 0.
     asset_slope: Vec<i128>,
@@ -106,23 +112,19 @@ impl Engine {
         let mark = state.mark_price.ok_or_else(|| Error::NoMarkPrice(market.to_string()))?;
         let context = MapContext::new(self, market_id, mark.raw(), step, buckets)?;
         let mut totals = [vec![(Size::ZERO, 0u64); buckets], vec![(Size::ZERO, 0u64); buckets]];
-        for account in &self.accounts {
-            let Some(position) = account.position(market_id) else { continue };
-            if !context.may_liquidate(account) {
-                continue;
-            }
-            let linear = context.linear(account, position.size);
-            for side in [Side::Down, Side::Up] {
-                let first = match linear {
-                    Some((over_slack, slope)) => context.first_level_linear(account, over_slack, slope, side),
-                    None => context.first_level_exact(account, side, 0),
-                };
-                if let Some(k) = first {
-                    let slot = &mut totals[side as usize][k];
-                    slot.0 = slot.0.checked_add(position.size.checked_abs()?)?;
-                    slot.1 += 1;
-                }
-            }
+        // As the full scan does: hint records and position blocks of accounts ahead, so that
+        // their misses overlap the work on the accounts in between.
+        use crate::prefetch::{scan_positions, scan_record, SCAN_POSITIONS_AHEAD, SCAN_RECORDS_AHEAD};
+        let accounts = self.accounts.as_slice();
+        let near = accounts.get(SCAN_POSITIONS_AHEAD..).unwrap_or_default();
+        let far = accounts.get(SCAN_RECORDS_AHEAD..).unwrap_or_default();
+        for ((account, near), far) in accounts.iter().zip(near).zip(far) {
+            scan_record(far);
+            scan_positions(near);
+            context.visit(account, &mut totals)?;
+        }
+        for account in accounts.iter().skip(far.len()) {
+            context.visit(account, &mut totals)?;
         }
         let bucket_list = |side: Side| -> Vec<MapBucket> {
             let sign = if side == Side::Down { -1 } else { 1 };
@@ -164,7 +166,13 @@ impl<'a> MapContext<'a> {
             (0..buckets).map(|k| level(k, Side::Down)).collect::<Result<Vec<_>, _>>()?,
             (0..buckets).map(|k| level(k, Side::Up)).collect::<Result<Vec<_>, _>>()?,
         ];
-        let live =
+        let distance = |levels: &[i64]| -> Vec<u64> {
+            levels.iter().map(|&p| (i128::from(p) - i128::from(mark)).unsigned_abs() as u64).collect()
+        };
+        let distances = [distance(&levels[0]), distance(&levels[1])];
+        let tiers = &engine.markets[market.0 as usize].params.tiers;
+        let first_bracket_end = tiers.get(1).map_or(u64::MAX, |t| u64::try_from(t.from_raw.max(0)).unwrap_or(u64::MAX));
+        let live: Vec<bool> =
             (0..engine.markets.len()).map(|i| engine.market_live_at(MarketId(i as u16), engine.last_ts)).collect();
         let asset_slope = engine
             .assets
@@ -176,15 +184,44 @@ impl<'a> MapContext<'a> {
             market,
             mark,
             levels,
+            distances,
+            first_bracket_end,
             scan: ScanContext::new(&engine.assets, &engine.markets),
+            all_live: live.iter().all(|l| *l),
             live,
             asset_slope,
             at_level: std::cell::OnceCell::new(),
         })
     }
 
+    /// Add one account to the totals of its first level on each side.
+    #[inline(always)]
+    fn visit(&self, account: &Account, totals: &mut [Vec<(Size, u64)>; 2]) -> Result<(), Error> {
+        let Some(position) = account.position(self.market) else { return Ok(()) };
+        if !self.may_liquidate(account) {
+            return Ok(());
+        }
+        let linear = self.linear(account, position.size);
+        for side in [Side::Down, Side::Up] {
+            let first = match linear {
+                Some((over_slack, slope)) => self.first_level_linear(account, over_slack, slope, side),
+                None => self.first_level_exact(account, side, 0),
+            };
+            if let Some(k) = first {
+                let slot = &mut totals[side as usize][k];
+                slot.0 = slot.0.checked_add(position.size.checked_abs()?)?;
+                slot.1 += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the account's liquidation waits on no frozen market other than the map's own.
+    #[inline(always)]
     fn may_liquidate(&self, account: &Account) -> bool {
+        if self.all_live {
+            return true;
+        }
         let live = |m: MarketId| m == self.market || self.live[m.0 as usize];
         account.positions.iter().all(|p| live(p.market))
             && account.collateral.iter().all(|(asset, _)| live(self.engine.assets[asset.0 as usize].index_market))
@@ -193,11 +230,16 @@ impl<'a> MapContext<'a> {
     /// The account's exact margin minus its rounding slack at the current mark, and the slope of
     /// its margin in the market's mark (Fine per raw price unit), when the margin is linear in the
     /// mark over every level and the fast path's bounds hold.
+    #[inline(always)]
     fn linear(&self, account: &Account, size: Size) -> Option<(i128, i128)> {
         let over_slack = self.scan.margin_over_slack(account)?;
         let params = &self.engine.markets[self.market.0 as usize].params;
         let mm_slope = match params.tier_basis {
-            // MM = mark × (exact MM at a mark of one raw unit): linear in the mark.
+            // MM = mark × (exact MM at a mark of one raw unit): linear in the mark; in the first
+            // bracket that is |size| × its rate.
+            TierBasis::Size if size.raw().unsigned_abs() < self.first_bracket_end => {
+                i128::from(size.raw().unsigned_abs()) * i128::from(params.tiers[0].mm_rate.raw())
+            }
             TierBasis::Size => margin::position_mm_fine_narrow(params, size, Price::from_raw(1))?,
             TierBasis::Notional => self.notional_slope(params, size)?,
         };
@@ -231,6 +273,13 @@ impl<'a> MapContext<'a> {
 
     /// The index (0-based) of the first level on `side` at which an account whose margin is
     /// linear in the mark is below maintenance, if any.
+    ///
+    /// The exact margin at level k is `over_slack` + slack − |slope| × d_k (d_k = the level's
+    /// distance from the mark, growing with k). It falls below the slack where |slope| × d_k >
+    /// `over_slack`, i.e. (positive integers) where d_k > ⌊`over_slack` / |slope|⌋: one division,
+    /// then a binary search over the distances. Below zero there is certain; in between (the
+    /// rounding band) the exact health decides.
+    #[inline(always)]
     fn first_level_linear(&self, account: &Account, over_slack: i128, slope: i128, side: Side) -> Option<usize> {
         // Moving toward this side lowers the margin by |slope| per raw unit, or raises it.
         let falling = match side {
@@ -243,28 +292,21 @@ impl<'a> MapContext<'a> {
         if !falling {
             return None; // the margin only grows this way, from at least the slack
         }
-        let levels = &self.levels[side as usize];
-        let drop = |k: usize| mul_i128(slope.abs(), (i128::from(levels[k]) - i128::from(self.mark)).abs());
-        // The first level where the exact margin falls below the slack (drop > over_slack): the
-        // drop grows with k, so a binary search finds it.
-        let (mut lo, mut hi) = (0, levels.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if drop(mid).is_none_or(|d| d > over_slack) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        let slack = (account.positions.len() as i128 + 1) * FINE_PER_QUOTE;
-        let k = lo;
-        if k == levels.len() {
+        let distances = &self.distances[side as usize];
+        let per_unit = slope.unsigned_abs();
+        let farthest = *distances.last()?;
+        // Most accounts stay above the slack over the whole range: one product decides.
+        if per_unit.checked_mul(u128::from(farthest)).is_some_and(|d| d <= over_slack as u128) {
             return None;
         }
-        // Exact margin at level k = over_slack + slack − drop: negative means below for certain.
-        let certain = drop(k).is_none_or(|d| d > over_slack.saturating_add(slack));
-        if certain {
-            Some(k)
+        let k = first_beyond(distances, per_unit, over_slack as u128);
+        if k == distances.len() {
+            return None;
+        }
+        let slack = (account.positions.len() as u128 + 1) * FINE_PER_QUOTE as u128;
+        let drop = per_unit.checked_mul(u128::from(distances[k]));
+        if drop.is_none_or(|d| d > over_slack as u128 + slack) {
+            Some(k) // the exact margin is negative there: below for certain
         } else {
             self.first_level_exact(account, side, k)
         }
@@ -297,4 +339,28 @@ impl<'a> MapContext<'a> {
             })
             .collect()
     }
+}
+
+/// The first index k with `per_unit` × `distances[k]` > `margin` (`distances` grows with the
+/// index, by about `distances[0]` per step; a product that overflows exceeds any margin): an
+/// estimate by one 64-bit division of the leading bits, corrected by exact comparisons.
+#[inline(always)]
+fn first_beyond(distances: &[u64], per_unit: u128, margin: u128) -> usize {
+    let beyond = |k: usize| per_unit.checked_mul(u128::from(distances[k])).is_none_or(|drop| drop > margin);
+    let step = per_unit.saturating_mul(u128::from(distances[0].max(1)));
+    let shift = (128 - step.leading_zeros()).saturating_sub(32);
+    let (numerator, denominator) = (margin >> shift, (step >> shift).max(1));
+    let estimate = u64::try_from(numerator).map_or(usize::MAX, |n| (n / denominator as u64) as usize);
+    let mut k = estimate.min(distances.len());
+    while k > 0 && beyond(k - 1) {
+        k -= 1;
+    }
+    while k < distances.len() && !beyond(k) {
+        k += 1;
+    }
+    debug_assert_eq!(
+        k,
+        distances.partition_point(|&d| per_unit.checked_mul(u128::from(d)).is_some_and(|x| x <= margin))
+    );
+    k
 }

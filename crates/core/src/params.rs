@@ -2,7 +2,7 @@
 //! same rules as the configuration file before anything changes.
 
 use crate::config::MarketParams;
-use crate::effect::{Effect, EffectKind};
+use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::ParamsUpdate;
@@ -29,7 +29,7 @@ impl Engine {
                     to: range.to,
                     rebate_rate: next.incentive_rebate_rate,
                 };
-                out.push(Effect { seq, ts: update.ts, kind });
+                out.emit(seq, update.ts, kind);
             }
         }
         self.set_target_params(market_id, next, update.ts);

@@ -73,6 +73,14 @@ pub struct StressOptions {
     /// Oracle sources fed per market (1..=sources in the config); quorum is a majority.
     pub oracle_sources: usize,
     pub advisor: AdvisorSettings,
+    /// Settings of the predictive policy.
+    pub predictive: crate::predictive::PredictiveSettings,
+    /// Multipliers k of the static frontier: the static table x k, each run as its
+    /// own policy (1 is the static policy itself and is not repeated).
+    pub frontier: Vec<f64>,
+    /// A user's price path (`--scenario FILE`): run instead of the built-in sets
+    /// when `scenarios` selects none of them, else beside them.
+    pub scenario_file: Option<PathBuf>,
 }
 
 impl Default for StressOptions {
@@ -94,6 +102,9 @@ impl Default for StressOptions {
             insurance_fund_oi_fraction: 0.01,
             oracle_sources: 1,
             advisor: AdvisorSettings { horizon_s: 900.0, ewma_half_life_s: 3_600.0, gap_paths_per_stratum: 10_000 },
+            predictive: crate::predictive::PredictiveSettings::default(),
+            frontier: vec![0.6, 0.8, 1.2, 1.4, 1.6],
+            scenario_file: None,
         }
     }
 }
@@ -109,7 +120,8 @@ impl StressOptions {
             check("accounts", accounts, (1..=1_000_000).contains(&accounts), "must be in 1..=1,000,000")?;
         }
         let s = self.scenarios;
-        check("scenarios", (), s.historical || s.shocks || s.monte_carlo, "select at least one scenario set")?;
+        let any = s.historical || s.shocks || s.monte_carlo || self.scenario_file.is_some();
+        check("scenarios", (), any, "select at least one scenario set or a scenario file")?;
         if s.monte_carlo {
             check("paths", self.paths, self.paths >= 1, "must be at least 1")?;
             check("mc_step_s", self.mc_step_s, self.mc_step_s >= 1, "must be at least 1 second")?;
@@ -139,6 +151,11 @@ impl StressOptions {
             (1_000..=10_000_000).contains(&gap_paths),
             "must be in 1,000..=10,000,000",
         )?;
+        check("frontier", self.frontier.len(), self.frontier.len() <= 32, "at most 32 multipliers")?;
+        for &k in &self.frontier {
+            check("frontier", k, k.is_finite() && (0.1..=10.0).contains(&k), "each multiplier must be in 0.1..=10")?;
+        }
+        self.predictive.validate()?;
         Ok(())
     }
 

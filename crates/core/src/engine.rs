@@ -38,6 +38,12 @@ pub struct Engine {
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
     pub(crate) risk: RiskIndex,
+    /// Latest market-less `signal` values, by name.
+    #[serde(default)]
+    pub(crate) signals: crate::signal::Signals,
+    /// Markets with a running MM phase-in (derived from the markets; rebuilt on load).
+    #[serde(skip)]
+    pub(crate) phase_ins: u32,
 }
 
 /// Which collateral asset a name refers to.
@@ -81,6 +87,8 @@ impl Engine {
                 open_interest: Size::ZERO,
                 inventory: Position { market: MarketId(i as u16), size: Size::ZERO, cost: Quote::ZERO },
                 auction: None,
+                phase_in: None,
+                signals: Vec::new(),
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -105,6 +113,8 @@ impl Engine {
             last_ts: 0,
             last_seq: 0,
             next_auction_id: 1,
+            phase_ins: 0,
+            signals: Vec::new(),
         }
     }
 
@@ -121,6 +131,7 @@ impl Engine {
             return Err("snapshot: asset flow table does not match the assets".into());
         }
         engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
+        engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
         Ok(engine)
     }
 
@@ -150,12 +161,17 @@ impl Engine {
             Event::Clock { ts } => self.clock(seq, *ts, out),
             Event::Params(p) => self.params(p),
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
+            Event::Signal(s) => self.signal(s),
         };
         match result {
             Ok(()) => {
                 let clock_moved = advances_clock && ts > previous_ts;
                 if advances_clock {
                     self.last_ts = ts;
+                }
+                if clock_moved && !matches!(event, Event::Params(_)) {
+                    // MM phase-ins step on clock-advancing events, never on the announcing one.
+                    self.step_phase_ins(ts);
                 }
                 if clock_moved && !matches!(event, Event::Clock { .. }) {
                     // Time passed: sources may have aged out (a clock event did this itself).

@@ -77,6 +77,12 @@ pub enum Error {
     TooManyAccounts { max: usize },
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    #[error("params field `{field}` out of bounds: {reason}")]
+    ParamsOutOfBounds { field: String, reason: String },
+    #[error("signal {name:?}: at most {max} signal names per market (and {max} without one)")]
+    TooManySignals { max: usize, name: String },
+    #[error("market {market}: open interest {open_interest} would exceed the cap {cap}")]
+    OpenInterestCap { market: String, open_interest: String, cap: String },
     #[error("arithmetic overflow while applying the event")]
     Overflow,
 }
@@ -133,6 +139,9 @@ impl Error {
             Error::AuctionSizeExceeded { .. } => "auction_size_exceeded",
             Error::TooManyAccounts { .. } => "too_many_accounts",
             Error::InvalidParams(_) => "invalid_params",
+            Error::ParamsOutOfBounds { .. } => "params_out_of_bounds",
+            Error::OpenInterestCap { .. } => "open_interest_cap",
+            Error::TooManySignals { .. } => "too_many_signals",
             Error::Overflow => "overflow",
         }
     }

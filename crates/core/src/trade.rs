@@ -80,6 +80,15 @@ impl Engine {
             market.open_interest.checked_add(buyer.open_interest_delta)?.checked_add(seller.open_interest_delta)?;
         let fees = self.fees_collected.checked_add(trade.buyer_fee)?.checked_add(trade.seller_fee)?;
         debug_assert!(!open_interest.is_negative(), "open interest is a sum of long sizes");
+        if let Some(cap) =
+            market.params.oi_cap.filter(|cap| open_interest > *cap && open_interest > market.open_interest)
+        {
+            return Err(Error::OpenInterestCap {
+                market: trade.market.clone(),
+                open_interest: open_interest.to_string(),
+                cap: cap.to_string(),
+            });
+        }
         self.markets[market_id.0 as usize].open_interest = open_interest;
         self.fees_collected = fees;
         for party in [buyer, seller] {

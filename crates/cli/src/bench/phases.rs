@@ -62,7 +62,7 @@ pub fn build_book(
         liquidation_buffer: solvent_core::Rate::parse("0.5").ok(),
         ..Default::default()
     };
-    book.apply(&Event::Params(buffer));
+    book.apply(&Event::Params(Box::new(buffer)));
     let open = book::price_raw(book::VICTIM_OPEN as f64);
     book.walk(0, book::price_raw(BASE[0] as f64), open);
     let ladder = book::build_victims(&mut book, samples, progress);

@@ -734,6 +734,14 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
         }
         Event::Clock { .. } => {}
         Event::FundDeposit { amount, .. } => verdict.must_accept = amount.is_positive(),
+        Event::Signal(signal) => {
+            let known = signal.market.as_ref().is_none_or(|m| engine.markets().iter().any(|x| *x.name == **m));
+            if known {
+                verdict.must_accept = true;
+            } else {
+                verdict.error("unknown_market");
+            }
+        }
         // Auction rules (price, size, the taker's margin) are the liquidation tests' business.
         Event::AuctionTake(_) => verdict.must_accept = false,
     }
@@ -823,6 +831,18 @@ fn trade_rule(engine: &Engine, t: &solvent_core::event::Trade, verdict: &mut Adm
     }
     let market = solvent_core::state::MarketId(market_index as u16);
     let sell = Size::from_raw(-t.size.raw());
+    // An open-interest cap refuses a trade that raises long open interest above it.
+    let long = |size: i64| i128::from(size.max(0));
+    let delta = |account: &Account, d: i64| {
+        let old = account.size(market).raw();
+        long(old + d) - long(old)
+    };
+    let state = &engine.markets()[market_index];
+    let oi_before = i128::from(state.open_interest.raw());
+    let oi_after = oi_before + delta(buyer, t.size.raw()) + delta(seller, sell.raw());
+    if state.params.oi_cap.is_some_and(|cap| oi_after > i128::from(cap.raw()) && oi_after > oi_before) {
+        verdict.error("open_interest_cap");
+    }
     for (account, delta, fee) in [(buyer, t.size, t.buyer_fee), (seller, sell, t.seller_fee)] {
         if let Some(after) = reference::exposure_adding_fill(account, market, delta, t.price, fee) {
             frozen_rule(engine, &after, t.ts, verdict);

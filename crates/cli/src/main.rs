@@ -49,7 +49,7 @@ enum Command {
     Serve(solvent_node::ServeOptions),
     /// Stress margin policies (static tiers, dynamic advisor, scaled static) on a population of
     /// accounts through Black Thursday, fixed shocks and Monte Carlo SVJD paths (docs/stress.md).
-    Stress(StressArgs),
+    Stress(Box<StressArgs>),
     /// Measure the engine on a synthetic book: full scan vs risk index, ticks/s, tick-to-liquidation
     /// latency, replay throughput, memory per account (docs/performance.md).
     Bench {
@@ -107,6 +107,9 @@ struct StressArgs {
     /// Predictive policy: table multiplier at full stress score.
     #[arg(long, default_value_t = solvent_stress::predictive::PredictiveSettings::default().storm_k)]
     storm_k: f64,
+    /// Predictive policy: no MM raise while the mark is this far below its 1-hour high.
+    #[arg(long, default_value_t = solvent_stress::predictive::PredictiveSettings::default().no_raise_drawdown)]
+    no_raise_drawdown: f64,
     /// Assumed behaviour: extra backstop capacity (fraction) makers bring to auctions in cliff ranges
     /// when offered the rebate (0: makers ignore incentives).
     #[arg(long, default_value_t = 0.0)]
@@ -165,6 +168,7 @@ impl StressArgs {
             calm_k: self.calm_k,
             storm_k: self.storm_k,
             maker_response: self.maker_response,
+            no_raise_drawdown: self.no_raise_drawdown,
             ..Default::default()
         };
         let options = solvent_stress::StressOptions {

@@ -59,6 +59,11 @@ pub struct PredictiveSettings {
     pub mm_phase_in_ms: u64,
     /// Largest raise of k in one update (a rate limit on top of the phase-in).
     pub max_raise_per_update: f64,
+    /// No MM raise while the mark is this far below its high of the last
+    /// `fall_window_ms` (a raise then would liquidate the book into the fall; the IM
+    /// add-on still applies to new exposure).
+    pub no_raise_drawdown: f64,
+    pub fall_window_ms: u64,
     /// No lowering until this long after the last raise.
     pub lower_hold_ms: u64,
     /// IM add-on at full score.
@@ -90,6 +95,8 @@ impl Default for PredictiveSettings {
             map_interval_ms: 900_000,
             mm_phase_in_ms: 900_000,
             max_raise_per_update: 0.2,
+            no_raise_drawdown: 0.03,
+            fall_window_ms: 3_600_000,
             lower_hold_ms: 3_600_000,
             im_addon_storm: 0.05,
             concentration_addon: 0.05,
@@ -146,6 +153,12 @@ impl PredictiveSettings {
         ] {
             check(name, x, rate(x), "must be in [0, 1]")?;
         }
+        let drawdown = self.no_raise_drawdown;
+        check("predictive.no_raise_drawdown", drawdown, drawdown > 0.0 && drawdown <= 1.0, "must be in (0, 1]")?;
+        let window = self.fall_window_ms;
+        check("predictive.fall_window_ms", window, (60_000..=86_400_000).contains(&window), "must be 1 min..=1 day")?;
+        let raise = self.max_raise_per_update;
+        check("predictive.max_raise_per_update", raise, raise > 0.0 && raise <= 10.0, "must be in (0, 10]")?;
         let response = self.maker_response;
         check(
             "predictive.maker_response",
@@ -259,12 +272,17 @@ pub struct PredictiveMarket {
     depth_quote_per_day: f64,
     filter: RegimeFilter,
     last: Option<(u64, f64)>,
+    /// Marks of the last `fall_window_ms` (at most [`MAX_RECENT`]).
+    recent: std::collections::VecDeque<(u64, f64)>,
     last_map_ms: Option<u64>,
     last_raise_ms: Option<u64>,
     /// Cliff ranges (from, to) of the last map.
     pub cliffs: Vec<(f64, f64)>,
     pub view: MarketView,
 }
+
+/// Bound of the recent-marks window.
+pub const MAX_RECENT: usize = 10_000;
 
 /// A `params` line the policy wants applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -282,6 +300,7 @@ impl PredictiveMarket {
             depth_quote_per_day: market.depth_base_per_day * market.reference_price,
             filter: RegimeFilter::new(model.regime)?,
             last: None,
+            recent: std::collections::VecDeque::new(),
             last_map_ms: None,
             last_raise_ms: None,
             cliffs: Vec::new(),
@@ -329,6 +348,12 @@ impl PredictiveMarket {
         }
         self.last = Some((ts, mark));
         let s = self.model.settings;
+        self.recent.push_back((ts, mark));
+        while self.recent.len() > MAX_RECENT || self.recent.front().is_some_and(|(t, _)| *t + s.fall_window_ms < ts) {
+            self.recent.pop_front();
+        }
+        let high = self.recent.iter().map(|(_, p)| *p).fold(mark, f64::max);
+        let falling = mark < (1.0 - s.no_raise_drawdown) * high;
         let p = self.filter.prob_high_within(self.model.horizon_steps());
         let amp = self.view.amplification_down.max(self.view.amplification_up);
         let score = ramp(p, s.p_low, s.p_high).max(ramp(amp, s.amp_low, s.amp_high));
@@ -336,7 +361,9 @@ impl PredictiveMarket {
         self.view.score = score;
         let target = quantize(s.calm_k + (s.storm_k - s.calm_k) * score, s.k_step).max(s.calm_k);
         let current = self.view.k;
-        let next = if target > current + 1e-9 {
+        let next = if target > current + 1e-9 && falling {
+            current
+        } else if target > current + 1e-9 {
             target.min(current + s.max_raise_per_update)
         } else if target < current - 1e-9 && self.last_raise_ms.is_none_or(|t| ts >= t + s.lower_hold_ms) {
             (current - s.k_step).max(target)
@@ -404,7 +431,7 @@ impl PredictiveMarket {
 /// Whether the core accepts the predictive market parameters (`mm_phase_in_ms`,
 /// `im_addon_rate`, cliff ranges, add-ons, caps, rebates); without them the policy
 /// sends its tables only, and raises are rate-limited by `max_raise_per_update`.
-const LEGACY_CORE: bool = true;
+const LEGACY_CORE: bool = false;
 
 fn quantize(k: f64, step: f64) -> f64 {
     (k / step).round() * step

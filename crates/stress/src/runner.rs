@@ -203,9 +203,23 @@ pub fn run(options: &StressOptions, progress: &dyn Fn(u64, u64)) -> Result<Stres
 /// The configuration with MM floors low enough for the frontier's smallest
 /// multiplier and the predictive policy's calm one (a market's own floors, when
 /// it sets any, are kept where they are lower).
-pub fn with_floors(config: Config, frontier: &[f64], calm_k: f64) -> Result<Config> {
-    let lowest = frontier.iter().copied().fold(calm_k, f64::min);
+pub fn with_floors(mut config: Config, frontier: &[f64], calm_k: f64) -> Result<Config> {
+    let lowest = frontier.iter().copied().fold(calm_k, f64::min).min(1.0);
     check("frontier", lowest, lowest > 0.0, "multipliers must be positive")?;
+    for market in &mut config.markets {
+        let params = &mut market.params;
+        let floors: Vec<solvent_core::Rate> = params
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let scaled = ((t.mm_rate.raw() as f64 * lowest).floor() as i64).max(1);
+                let own = params.mm_floors.get(i).map_or(i64::MAX, |f| f.raw());
+                solvent_core::Rate::from_raw(scaled.min(own))
+            })
+            .collect();
+        params.mm_floors = floors;
+    }
     Ok(config)
 }
 

@@ -63,6 +63,7 @@ fn predictive_params_lines_replay_to_the_same_state_hash() {
     assert_eq!(advised.len() as u64, outcome.metrics.margin_changes);
     assert!(advised.iter().any(|l| l.contains(r#""mm_rate":"0.02""#)), "calm lowers the first bracket to 0.8 x 2.5%");
     assert!(advised.iter().any(|l| !l.contains(r#""mm_rate":"0.02""#)), "stress raises it again");
+    assert!(advised.iter().all(|l| l.contains(r#""mm_phase_in_ms":900000"#) && l.contains("im_addon_rate")));
     assert_eq!(replay(&config, &mut journal.iter()), outcome.engine.state_hash());
     let without = replay(&config, &mut journal.iter().filter(|l| !advised.contains(l)));
     assert_ne!(without, outcome.engine.state_hash(), "the policy's params events change the outcome");

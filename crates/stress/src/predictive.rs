@@ -83,8 +83,8 @@ pub struct PredictiveSettings {
 impl Default for PredictiveSettings {
     fn default() -> Self {
         PredictiveSettings {
-            calm_k: 0.8,
-            storm_k: 1.6,
+            calm_k: 0.6,
+            storm_k: 1.2,
             k_step: 0.1,
             p_low: 0.2,
             p_high: 0.8,

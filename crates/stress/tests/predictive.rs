@@ -28,7 +28,7 @@ fn small(accounts: usize) -> StressOptions {
 }
 
 fn predictive_book(options: &StressOptions) -> (Config, Book, PredictiveModel) {
-    let config = solvent_stress::runner::with_floors(Config::embedded_default(), &options.frontier, 0.8).unwrap();
+    let config = solvent_stress::runner::with_floors(Config::embedded_default(), &options.frontier, 0.6).unwrap();
     let population = load_population(options, &config).unwrap();
     let book = build_book(&config, &population, options, PolicyKind::Static, None).unwrap();
     let model = PredictiveModel::new(options.predictive, options.mc_step_s, options.seed).unwrap();
@@ -61,8 +61,8 @@ fn predictive_params_lines_replay_to_the_same_state_hash() {
     let advised: Vec<&String> =
         journal[start..].iter().filter(|l| l.contains(r#""type":"params""#) && l.contains(r#""tiers""#)).collect();
     assert_eq!(advised.len() as u64, outcome.metrics.margin_changes);
-    assert!(advised.iter().any(|l| l.contains(r#""mm_rate":"0.02""#)), "calm lowers the first bracket to 0.8 x 2.5%");
-    assert!(advised.iter().any(|l| !l.contains(r#""mm_rate":"0.02""#)), "stress raises it again");
+    assert!(advised.iter().any(|l| l.contains(r#""mm_rate":"0.015""#)), "calm lowers the first bracket to 0.6 x 2.5%");
+    assert!(advised.iter().any(|l| !l.contains(r#""mm_rate":"0.015""#)), "stress raises it again");
     assert!(advised.iter().all(|l| l.contains(r#""mm_phase_in_ms":900000"#) && l.contains("im_addon_rate")));
     assert_eq!(replay(&config, &mut journal.iter()), outcome.engine.state_hash());
     let without = replay(&config, &mut journal.iter().filter(|l| !advised.contains(l)));

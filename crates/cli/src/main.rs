@@ -107,6 +107,14 @@ struct StressArgs {
     /// Predictive policy: table multiplier at full stress score.
     #[arg(long, default_value_t = solvent_stress::predictive::PredictiveSettings::default().storm_k)]
     storm_k: f64,
+    /// Also train and evaluate the cascade predictor on this many extra Monte Carlo paths (0: not).
+    #[arg(long, default_value_t = 0)]
+    predictor_paths: usize,
+    /// The predictor's cascade: a fall of at least this fraction within --predictor-horizon-steps.
+    #[arg(long, default_value_t = 0.02)]
+    cascade_fall: f64,
+    #[arg(long, default_value_t = 30)]
+    predictor_horizon_steps: usize,
     /// Predictive policy: no MM raise while the mark is this far below its 1-hour high.
     #[arg(long, default_value_t = solvent_stress::predictive::PredictiveSettings::default().no_raise_drawdown)]
     no_raise_drawdown: f64,
@@ -181,6 +189,12 @@ impl StressArgs {
                 monte_carlo: sets.contains(&StressSet::MonteCarlo),
             },
             scenario_file: self.scenario,
+            predictor: solvent_stress::predictor::PredictorOptions {
+                paths: self.predictor_paths,
+                fall: self.cascade_fall,
+                horizon_steps: self.predictor_horizon_steps,
+                ..Default::default()
+            },
             frontier: self.frontier,
             predictive,
             paths: self.paths,

@@ -71,6 +71,7 @@ pub(crate) fn assemble(
         monte_carlo,
         comparisons,
         frontier,
+        predictor: None,
         charts,
     }
 }

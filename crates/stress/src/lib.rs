@@ -34,6 +34,7 @@ pub mod options;
 pub mod policy;
 pub mod population;
 pub mod predictive;
+pub mod predictor;
 pub mod report;
 pub mod rng;
 pub mod runner;

@@ -81,6 +81,8 @@ pub struct StressOptions {
     /// A user's price path (`--scenario FILE`): run instead of the built-in sets
     /// when `scenarios` selects none of them, else beside them.
     pub scenario_file: Option<PathBuf>,
+    /// The cascade predictor's evaluation (`paths` 0 = not run).
+    pub predictor: crate::predictor::PredictorOptions,
 }
 
 impl Default for StressOptions {
@@ -105,6 +107,7 @@ impl Default for StressOptions {
             predictive: crate::predictive::PredictiveSettings::default(),
             frontier: vec![0.6, 0.8, 1.2, 1.4, 1.6],
             scenario_file: None,
+            predictor: crate::predictor::PredictorOptions::default(),
         }
     }
 }
@@ -156,6 +159,11 @@ impl StressOptions {
             check("frontier", k, k.is_finite() && (0.1..=10.0).contains(&k), "each multiplier must be in 0.1..=10")?;
         }
         self.predictive.validate()?;
+        let p = self.predictor;
+        check("predictor.paths", p.paths, p.paths == 0 || (4..=1_000_000).contains(&p.paths), "0, or 4..=1,000,000")?;
+        check("predictor.fall", p.fall, p.fall > 0.0 && p.fall < 1.0, "must be in (0, 1)")?;
+        check("predictor.horizon_steps", p.horizon_steps, (1..=10_000).contains(&p.horizon_steps), "1..=10,000")?;
+        check("predictor.sample_every", p.sample_every, (1..=10_000).contains(&p.sample_every), "1..=10,000")?;
         Ok(())
     }
 

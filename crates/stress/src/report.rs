@@ -247,6 +247,8 @@ pub struct StressReport {
     pub comparisons: Vec<Comparison>,
     /// The static frontier and the predictive policy against it.
     pub frontier: crate::frontier::Frontier,
+    /// The cascade predictor's out-of-sample evaluation (when asked for).
+    pub predictor: Option<crate::predictor::PredictorReport>,
     #[serde(skip)]
     pub charts: Vec<ChartSet>,
 }

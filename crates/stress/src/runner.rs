@@ -197,7 +197,12 @@ pub fn run(options: &StressOptions, progress: &dyn Fn(u64, u64)) -> Result<Stres
         multiplier,
         scaled_tiers: &tiers,
     };
-    Ok(crate::assemble::assemble(&inputs, &runs, &frontier_runs, charts))
+    let mut report = crate::assemble::assemble(&inputs, &runs, &frontier_runs, charts);
+    if options.predictor.paths > 0 {
+        let samples = crate::predictor::collect(options, &options.predictor)?;
+        report.predictor = Some(crate::predictor::evaluate(&samples, &options.predictor)?);
+    }
+    Ok(report)
 }
 
 /// The configuration with MM floors low enough for the frontier's smallest

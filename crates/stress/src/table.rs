@@ -114,6 +114,26 @@ pub fn render(report: &StressReport) -> String {
         );
     }
     frontier(&mut out, report);
+    if let Some(p) = &report.predictor {
+        let _ = writeln!(
+            out,
+            "\ncascade predictor (fall >= {:.1}% within {} steps; {} paths, train {} / test {} samples, {} / {} cascades)",
+            p.options.fall * 100.0,
+            p.options.horizon_steps,
+            p.options.paths,
+            p.train_samples,
+            p.test_samples,
+            p.train_cascades,
+            p.test_cascades
+        );
+        let _ = writeln!(out, "  model (4 features): AUC {:.3}  Brier {:.5}", p.model.auc, p.model.brier);
+        let _ = writeln!(
+            out,
+            "  volatility only:    AUC {:.3}  Brier {:.5}",
+            p.volatility_only.auc, p.volatility_only.brier
+        );
+        let _ = writeln!(out, "  base rate:                     Brier {:.5}", p.base_rate_brier);
+    }
     out
 }
 

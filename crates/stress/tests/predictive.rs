@@ -173,3 +173,31 @@ fn scenario_files_load_and_bad_rows_name_their_line() {
     let missing = scenario_file::load(Path::new("/nonexistent/solvent.csv"), &markets, "BTC-PERP");
     assert!(matches!(missing, Err(StressError::ScenarioIo { .. })));
 }
+
+/// The predictor collects samples from traced predictive runs, trains on half the paths and
+/// reports out-of-sample AUC and Brier scores for the model and the volatility-only baseline.
+#[test]
+fn predictor_trains_and_scores_out_of_sample() {
+    let options = StressOptions {
+        mc_v0_annual_var: Some(4.0),
+        mc_horizon_s: 90 * 60,
+        predictor: solvent_stress::predictor::PredictorOptions {
+            paths: 8,
+            fall: 0.01,
+            horizon_steps: 15,
+            sample_every: 2,
+        },
+        ..small(60)
+    };
+    let samples = solvent_stress::predictor::collect(&options, &options.predictor).unwrap();
+    assert!(samples.iter().all(|s| s.path < 8 && s.features.iter().all(|f| f.is_finite())));
+    let report = solvent_stress::predictor::evaluate(&samples, &options.predictor).unwrap();
+    assert_eq!(report.train_samples + report.test_samples, samples.len());
+    assert!(report.test_cascades > 0 && report.train_cascades > 0);
+    for s in [&report.model, &report.volatility_only] {
+        assert!((0.0..=1.0).contains(&s.auc) && s.brier.is_finite() && s.brier < 1.0, "{report:?}");
+    }
+    assert_eq!(report.model.coefficients.len(), 5);
+    let none = solvent_stress::predictor::evaluate(&samples[..0], &options.predictor);
+    assert!(matches!(none, Err(StressError::Predictor(_))));
+}

@@ -119,7 +119,8 @@ impl DynamicModel {
         book.markets.iter().map(|m| self.advisor(m, sample_ms)).collect()
     }
 
-    fn advisor(&self, market: &MarketSetup, sample_ms: u64) -> Result<PriceDrivenAdvisor> {
+    /// A fresh advisor for one market, sampling every `sample_ms`.
+    pub fn advisor(&self, market: &MarketSetup, sample_ms: u64) -> Result<PriceDrivenAdvisor> {
         let sample_s = sample_ms as f64 / 1_000.0;
         let lambda = 0.5f64.powf(sample_s / self.settings.ewma_half_life_s);
         let depth_tier_units = match market.tier_basis {

@@ -65,7 +65,7 @@ enum Command {
     },
     /// Stress margin policies (static tiers, dynamic advisor, scaled static) on a population of
     /// accounts through Black Thursday, fixed shocks and Monte Carlo SVJD paths (docs/stress.md).
-    Stress(StressArgs),
+    Stress(Box<StressArgs>),
     /// Measure the engine on a synthetic book: full scan vs risk index, ticks/s, tick-to-liquidation
     /// latency, replay throughput, memory per account (docs/performance.md).
     Bench {
@@ -157,9 +157,36 @@ struct StressArgs {
     paths: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Scenario sets to run.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "historical,shocks,monte-carlo")]
-    scenarios: Vec<StressSet>,
+    /// Scenario sets to run (default: all three; with --scenario and no --scenarios, only the file).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Option<Vec<StressSet>>,
+    /// Also run this price path: CSV `ts_ms,market,price` or JSON Lines (docs/stress.md).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Multipliers k of the static frontier (static table x k), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.6,0.8,1.2,1.4,1.6")]
+    frontier: Vec<f64>,
+    /// Predictive policy: table multiplier in calm regimes (the floor).
+    #[arg(long, default_value_t = solvent_stress::predictive::PredictiveSettings::default().calm_k)]
+    calm_k: f64,
+    /// Predictive policy: table multiplier at full stress score.
+    #[arg(long, default_value_t = solvent_stress::predictive::PredictiveSettings::default().storm_k)]
+    storm_k: f64,
+    /// Also train and evaluate the cascade predictor on this many extra Monte Carlo paths (0: not).
+    #[arg(long, default_value_t = 0)]
+    predictor_paths: usize,
+    /// The predictor's cascade: a fall of at least this fraction within --predictor-horizon-steps.
+    #[arg(long, default_value_t = 0.02)]
+    cascade_fall: f64,
+    #[arg(long, default_value_t = 30)]
+    predictor_horizon_steps: usize,
+    /// Predictive policy: no MM raise while the mark is this far below its 1-hour high.
+    #[arg(long, default_value_t = solvent_stress::predictive::PredictiveSettings::default().no_raise_drawdown)]
+    no_raise_drawdown: f64,
+    /// Assumed behaviour: extra backstop capacity (fraction) makers bring to auctions in cliff ranges
+    /// when offered the rebate (0: makers ignore incentives).
+    #[arg(long, default_value_t = 0.0)]
+    maker_response: f64,
     /// Length of each Monte Carlo path, seconds.
     #[arg(long, default_value_t = 21_600)]
     horizon_s: u64,
@@ -205,15 +232,36 @@ impl StressArgs {
             Some(path) => solvent_stress::PopulationSource::StateFile(path),
             None => solvent_stress::PopulationSource::Synthetic { accounts: self.accounts },
         };
+        let sets = match (&self.scenarios, &self.scenario) {
+            (Some(sets), _) => sets.clone(),
+            (None, Some(_)) => Vec::new(),
+            (None, None) => vec![StressSet::Historical, StressSet::Shocks, StressSet::MonteCarlo],
+        };
+        let predictive = solvent_stress::predictive::PredictiveSettings {
+            calm_k: self.calm_k,
+            storm_k: self.storm_k,
+            maker_response: self.maker_response,
+            no_raise_drawdown: self.no_raise_drawdown,
+            ..Default::default()
+        };
         let options = solvent_stress::StressOptions {
             seed: self.seed,
             population,
             config: self.config,
             scenarios: solvent_stress::ScenarioSelection {
-                historical: self.scenarios.contains(&StressSet::Historical),
-                shocks: self.scenarios.contains(&StressSet::Shocks),
-                monte_carlo: self.scenarios.contains(&StressSet::MonteCarlo),
+                historical: sets.contains(&StressSet::Historical),
+                shocks: sets.contains(&StressSet::Shocks),
+                monte_carlo: sets.contains(&StressSet::MonteCarlo),
             },
+            scenario_file: self.scenario,
+            predictor: solvent_stress::predictor::PredictorOptions {
+                paths: self.predictor_paths,
+                fall: self.cascade_fall,
+                horizon_steps: self.predictor_horizon_steps,
+                ..Default::default()
+            },
+            frontier: self.frontier,
+            predictive,
             paths: self.paths,
             mc_horizon_s: self.horizon_s,
             mc_step_s: self.step_s,

@@ -14,6 +14,10 @@
 //!   horizon (both tails, stratified Monte Carlo) and square-root impact.
 //! - [`advisor`]: per-bracket MM rates `max(tier, z sigma_h + gap)` with
 //!   rate limits and a cap, emitted as a `params` event line.
+//! - [`cascade`]: fixed point of shock -> liquidations -> impact over a
+//!   liquidation map and a depth curve; amplification and cliff levels.
+//! - [`regime`]: two-state Markov-switching volatility (Hamilton filter, EM
+//!   fit), probability of the high-volatility regime over a horizon.
 //! - [`candles`]: CSV loader (Binance klines, plain OHLCV), log returns.
 //! - [`scenario`]: the Black Thursday (March 2020) minute path, synthetic
 //!   from published facts.
@@ -25,9 +29,11 @@
 pub mod advisor;
 pub mod calibrate;
 pub mod candles;
+pub mod cascade;
 pub mod error;
 pub mod gap;
 pub mod optim;
+pub mod regime;
 pub mod scenario;
 pub mod stats;
 pub mod svjd;

@@ -10,6 +10,7 @@
 //! Entry points: [`run`] (the `serve` command), [`RunningServer`] (in-process, for tests and
 //! benchmarks), [`export::export_journal`], [`bench::run_load`].
 
+pub mod advisor;
 pub mod auth;
 pub mod bench;
 pub mod cli;

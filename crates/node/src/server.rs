@@ -189,6 +189,10 @@ async fn serve(context: ServeContext) -> Result<(), NodeError> {
             }
         });
     }
+    let advisor = app.settings.advisor.clone();
+    if advisor.policy != crate::advisor::AdvisorPolicy::Static {
+        background.spawn(crate::advisor::run(advisor, handle.clone(), app.shared.clone(), app.config.clone()));
+    }
     if let Some(options) = demo {
         background.spawn(crate::demo::run(options, handle.clone(), app.shared.clone()));
     }

@@ -40,6 +40,8 @@ pub struct ServerSection {
     pub risk_scan_secs: u64,
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: f64,
+    /// The margin advisor task (`[server.advisor]`; static: none).
+    pub advisor: crate::advisor::AdvisorSection,
 }
 
 impl Default for ServerSection {
@@ -61,6 +63,7 @@ impl Default for ServerSection {
             risk_scan_secs: 5,
             rate_limit_per_sec: 1_000.0,
             rate_limit_burst: 2_000.0,
+            advisor: crate::advisor::AdvisorSection::default(),
         }
     }
 }

@@ -21,15 +21,21 @@ pub const SCHEMA: &str = "solvent-stress/1";
 pub(crate) struct Inputs<'a> {
     pub options: &'a StressOptions,
     pub population: &'a Population,
-    pub books: &'a [&'a Book; 3],
+    pub books: &'a [&'a Book; 4],
     pub dynamic: &'a DynamicModel,
+    pub predictive: &'a crate::predictive::PredictiveModel,
     pub fixed: &'a [Scenario],
     pub v0_annual_var: f64,
     pub multiplier: f64,
     pub scaled_tiers: &'a [Vec<Tier>],
 }
 
-pub(crate) fn assemble(inputs: &Inputs, runs: &[PolicyRuns], charts: Vec<ChartSet>) -> StressReport {
+pub(crate) fn assemble(
+    inputs: &Inputs,
+    runs: &[PolicyRuns],
+    frontier: &[(f64, PolicyRuns)],
+    charts: Vec<ChartSet>,
+) -> StressReport {
     let scenarios: Vec<ScenarioResult> = inputs
         .fixed
         .iter()
@@ -46,10 +52,14 @@ pub(crate) fn assemble(inputs: &Inputs, runs: &[PolicyRuns], charts: Vec<ChartSe
         })
         .collect();
     let monte_carlo = inputs.options.scenarios.monte_carlo.then(|| monte_carlo(inputs, runs));
-    let mut comparisons: Vec<_> = scenarios.iter().filter_map(|s| comparison(&s.name, &s.results, false)).collect();
-    if let Some(mc) = &monte_carlo {
-        comparisons.extend(comparison("monte_carlo", &mc.results, true));
+    let mut comparisons = Vec::new();
+    for policy in [PolicyKind::Dynamic, PolicyKind::Predictive] {
+        comparisons.extend(scenarios.iter().filter_map(|s| comparison(&s.name, &s.results, policy, false)));
+        if let Some(mc) = &monte_carlo {
+            comparisons.extend(comparison("monte_carlo", &mc.results, policy, true));
+        }
     }
+    let frontier = crate::frontier::build(inputs.fixed, runs, frontier, &scenarios, monte_carlo.as_ref());
     StressReport {
         schema: SCHEMA,
         settings: settings(inputs),
@@ -60,13 +70,22 @@ pub(crate) fn assemble(inputs: &Inputs, runs: &[PolicyRuns], charts: Vec<ChartSe
         scenarios,
         monte_carlo,
         comparisons,
+        frontier,
+        predictor: None,
         charts,
     }
 }
 
-fn comparison(scope: &str, results: &[PolicyFigures], aggregate: bool) -> Option<crate::report::Comparison> {
+fn comparison(
+    scope: &str,
+    results: &[PolicyFigures],
+    policy: PolicyKind,
+    aggregate: bool,
+) -> Option<crate::report::Comparison> {
     let find = |p: PolicyKind| results.iter().find(|r| r.policy == p).map(|r| &r.figures);
-    Some(compare(scope, find(PolicyKind::Static)?, find(PolicyKind::Dynamic)?, aggregate))
+    let mut c = compare(scope, find(PolicyKind::Static)?, find(policy)?, aggregate);
+    c.policy = policy;
+    Some(c)
 }
 
 fn monte_carlo(inputs: &Inputs, runs: &[PolicyRuns]) -> MonteCarloResult {
@@ -192,6 +211,13 @@ fn model_figures(inputs: &Inputs) -> Figures {
     ));
     f.0.push(("advisor_horizon", Figure { value: d.settings.horizon_s, unit: "s" }));
     f.0.push(("advisor_ewma_half_life", Figure { value: d.settings.ewma_half_life_s, unit: "s" }));
+    let r = &inputs.predictive.regime;
+    let per_year = (solvent_models::SECONDS_PER_YEAR / inputs.predictive.step_s as f64).sqrt();
+    f.0.push(("regime_low_volatility", Figure { value: r.sigma_low * per_year, unit: "fraction per year^0.5" }));
+    f.0.push(("regime_high_volatility", Figure { value: r.sigma_high * per_year, unit: "fraction per year^0.5" }));
+    f.0.push(("regime_p_stay_low", Figure { value: r.p_stay_low, unit: "probability per step" }));
+    f.0.push(("regime_p_stay_high", Figure { value: r.p_stay_high, unit: "probability per step" }));
+    f.0.push(("regime_stationary_high", Figure { value: r.stationary_high(), unit: FRACTION }));
     f
 }
 
@@ -205,7 +231,11 @@ fn policies(inputs: &Inputs) -> Vec<Value> {
                 PolicyKind::StaticScaled => inputs.scaled_tiers.first().map_or(Value::Null, |t| tiers(t)),
                 _ => tiers(&primary.static_tiers),
             };
-            json!({"name": p.name(), "description": p.description(), "market": primary.name, "initial_tiers": table})
+            let settings = match p {
+                PolicyKind::Predictive => serde_json::to_value(inputs.predictive.settings).unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+            json!({"name": p.name(), "description": p.description(), "market": primary.name, "initial_tiers": table, "settings": settings})
         })
         .collect()
 }

@@ -13,6 +13,7 @@ use crate::error::{Result, StressError};
 use crate::metrics::{RunMetrics, StepSample, Tally, Trace};
 use crate::policy::DynamicModel;
 use crate::population::{price_f64, price_from_f64, quote_f64, size_f64};
+use crate::predictive::{PredictiveMarket, PredictiveModel};
 use crate::scenario::Scenario;
 use serde_json::{json, Map};
 use solvent_core::config::{MarketParams, TierBasis, TierMode};
@@ -86,8 +87,19 @@ struct RunState {
     tally: Tally,
     impact: Vec<f64>,
     advisors: Option<Vec<PriceDrivenAdvisor>>,
+    predictive: Option<Vec<PredictiveMarket>>,
+    /// Maps read by the predictive policy (traced runs only).
+    maps: Option<Vec<(f64, solvent_models::cascade::LiquidationMap)>>,
+    views: Option<Vec<(f64, crate::predictive::MarketView)>>,
     taken: Vec<Option<u64>>,
     samples: Vec<StepSample>,
+}
+
+/// Which advisor drives a run's margin (none: the book's tables stay).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Advisors<'a> {
+    pub dynamic: Option<&'a DynamicModel>,
+    pub predictive: Option<&'a PredictiveModel>,
 }
 
 /// Runs `scenario` on a clone of `book`; `dynamic` is `Some` for the dynamic policy.
@@ -98,16 +110,34 @@ pub fn run_scenario(
     options: &crate::options::StressOptions,
     request: RunRequest,
 ) -> Result<RunOutcome> {
+    run_scenario_with(book, scenario, Advisors { dynamic, predictive: None }, options, request)
+}
+
+/// Runs `scenario` on a clone of `book` under the given advisors.
+pub fn run_scenario_with(
+    book: &Book,
+    scenario: &Scenario,
+    models: Advisors,
+    options: &crate::options::StressOptions,
+    request: RunRequest,
+) -> Result<RunOutcome> {
     let mut feed = Feed::new(book.engine.clone(), book.seq, request.journal);
     if let Some(journal) = &mut feed.journal {
         journal.extend(book.journal.iter().cloned());
     }
-    let advisors = dynamic.map(|d| d.advisors(book, scenario.base_step_ms)).transpose()?;
+    let advisors = models.dynamic.map(|d| d.advisors(book, scenario.base_step_ms)).transpose()?;
+    let predictive = models
+        .predictive
+        .map(|p| book.markets.iter().map(|m| PredictiveMarket::new(p, m)).collect::<Result<Vec<_>>>())
+        .transpose()?;
     let n = book.markets.len();
     let mut state = RunState {
         tally: Tally::new(n, request.trace),
         impact: vec![1.0; n],
         advisors,
+        predictive,
+        maps: request.trace.then(Vec::new),
+        views: request.trace.then(Vec::new),
         taken: vec![None; n],
         samples: Vec::with_capacity(scenario.steps.len()),
     };
@@ -122,7 +152,11 @@ pub fn run_scenario(
         run_step(&mut feed, &mut state, book, scenario, k, options)?;
     }
     let metrics = RunMetrics::finish(&state.tally, &state.samples, scenario, book, &feed.engine);
-    let trace = request.trace.then(|| Trace::from_run(&state.tally, &state.samples, scenario));
+    let trace = request.trace.then(|| Trace {
+        maps: state.maps.take().unwrap_or_default(),
+        views: state.views.take().unwrap_or_default(),
+        ..Trace::from_run(&state.tally, &state.samples, scenario)
+    });
     Ok(RunOutcome { metrics, trace, journal: feed.journal.take(), engine: feed.engine })
 }
 
@@ -148,8 +182,10 @@ fn run_step(
             }
         }
         advise(feed, state, book, ts)?;
+        predict(feed, state, book, ts)?;
     }
-    state.samples.push(sample(&feed.engine, book, state.advisors.is_some()));
+    let advised = state.advisors.is_some() || state.predictive.is_some();
+    state.samples.push(sample(&feed.engine, book, advised));
     apply_impact(state, book, step.sigma_daily, options.impact_y);
     take_auctions(feed, state, book, ts, next_ts, options.backstop_take_delay_ms)
 }
@@ -166,6 +202,34 @@ fn advise(feed: &mut Feed, state: &mut RunState, book: &Book, ts: u64) -> Result
                 let effects = feed.push_checked(update.line)?;
                 state.tally.absorb(effects, book, ts);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Feeds each live market's mark (and, every map interval, its liquidation map)
+/// to the predictive policy and applies its `params` line.
+fn predict(feed: &mut Feed, state: &mut RunState, book: &Book, ts: u64) -> Result<()> {
+    let Some(policies) = &mut state.predictive else { return Ok(()) };
+    for (m, policy) in book.markets.iter().zip(policies.iter_mut()) {
+        let market = &feed.engine.markets()[m.index];
+        let Some(mark) = market.mark_price.filter(|_| !market.frozen) else { continue };
+        if policy.wants_map(ts) {
+            let map = crate::liqmap::float_map(&feed.engine, m.index)?;
+            policy.on_map(ts, &map)?;
+            if let (Some(maps), 0) = (&mut state.maps, m.index) {
+                maps.push(((ts - RUN_T0_MS) as f64 / 1_000.0, map));
+            }
+        }
+        let oi = crate::liqmap::open_interest(&feed.engine, m.index);
+        let update = policy.on_price(ts, price_f64(mark), oi)?;
+        if let (Some(views), 0) = (&mut state.views, m.index) {
+            views.push(((ts - RUN_T0_MS) as f64 / 1_000.0, policy.view));
+        }
+        if let Some(update) = update {
+            state.tally.margin_changes += 1;
+            let effects = feed.push_checked(update.line)?;
+            state.tally.absorb(effects, book, ts);
         }
     }
     Ok(())
@@ -275,7 +339,8 @@ fn take_auctions(
             continue;
         }
         let remaining = market.inventory.size.raw().saturating_abs();
-        let capacity = (m.backstop_capacity_base * 1e8).floor() as i64;
+        let response = state.predictive.as_ref().map_or(0.0, |p| p[i].maker_response_at(market.mark_price));
+        let capacity = (m.backstop_capacity_base * (1.0 + response) * 1e8).floor() as i64;
         let size = Size::from_raw(remaining.min(capacity));
         state.taken[i] = Some(auction.id);
         if size.is_positive() {

@@ -47,6 +47,15 @@ pub enum StressError {
         #[source]
         source: std::io::Error,
     },
+    /// A scenario file could not be read.
+    #[error("scenario file {path}: {reason}")]
+    ScenarioIo { path: PathBuf, reason: String },
+    /// A scenario file has a bad row (malformed, unknown market, time going backwards, ...).
+    #[error("scenario file {path}, line {line}: {fault}")]
+    ScenarioFile { path: PathBuf, line: usize, fault: crate::scenario_file::ScenarioFault },
+    /// The cascade predictor could not be trained or evaluated.
+    #[error("predictor: {0}")]
+    Predictor(String),
     /// A worker thread pool could not be built.
     #[error("thread pool: {0}")]
     ThreadPool(String),

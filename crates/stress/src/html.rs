@@ -4,7 +4,7 @@
 
 use crate::policy::PolicyKind;
 use crate::report::{ChartSet, Figures, PolicyFigures, StressReport};
-use crate::svg::{bar_chart, escape, line_chart, short_number, BarGroup, Markers, Series};
+use crate::svg::{bar_chart, escape, heat_map, line_chart, short_number, BarGroup, Grid, Markers, Series};
 use std::fmt::Write;
 
 /// Dash pattern of a policy's lines (the scaled policy often sits on the static one).
@@ -21,6 +21,7 @@ pub fn color(policy: PolicyKind) -> &'static str {
         PolicyKind::Static => "#1f77b4",
         PolicyKind::Dynamic => "#d62728",
         PolicyKind::StaticScaled => "#2ca02c",
+        PolicyKind::Predictive => "#9467bd",
     }
 }
 
@@ -55,6 +56,10 @@ pub fn render(report: &StressReport) -> String {
         out.push_str(&fund_chart(set));
     }
     out.push_str(&loss_chart(report));
+    out.push_str(&frontier_section(report));
+    for set in &report.charts {
+        out.push_str(&map_heat_map(set));
+    }
     out.push_str("</body></html>\n");
     out
 }
@@ -199,4 +204,85 @@ pub fn loss_chart(report: &StressReport) -> String {
         .map(|(p, v)| BarGroup { name: p.name(), color: color(*p), values: v })
         .collect();
     bar_chart("loss-distribution", "Loss per scenario: insurance-fund draw", "scenario", "USDC", &bins, &groups)
+}
+
+/// The static frontier of the Monte Carlo set (or the first scope): calm MM rate
+/// against fund draw and against socialized loss, the predictive point beside it.
+fn frontier_section(report: &StressReport) -> String {
+    let scopes = &report.frontier.scopes;
+    let Some(scope) = scopes.iter().find(|s| s.aggregate).or(scopes.first()) else { return String::new() };
+    let mut out = format!("<h2>Static frontier ({})</h2>", escape(&scope.scope));
+    let xs: Vec<f64> = scope.points.iter().map(|p| p.calm_mm_rate * 100.0).collect();
+    let draw: Vec<f64> = scope.points.iter().map(|p| p.fund_draw).collect();
+    let social: Vec<f64> =
+        scope.points.iter().map(|p| if scope.aggregate { p.socialized * 100.0 } else { p.socialized }).collect();
+    let q = &scope.predictive;
+    let px = [q.calm_mm_rate * 100.0];
+    let marker = |y: f64| Markers { color: color(PolicyKind::Predictive), points: vec![(px[0], y, 6.0)] };
+    let line = |name: &'static str, y: &[f64]| -> String {
+        let series = [Series { name, color: color(PolicyKind::Static), dash: "", x: &xs, y }];
+        let value = if name.starts_with("fund") {
+            q.fund_draw
+        } else if scope.aggregate {
+            q.socialized * 100.0
+        } else {
+            q.socialized
+        };
+        line_chart(
+            "frontier",
+            &format!("{name} against calm MM rate (static x k; dot: predictive)"),
+            "calm MM rate (%)",
+            name,
+            &series,
+            &[marker(value)],
+        )
+    };
+    out.push_str(&line("fund draw (USDC)", &draw));
+    let social_name = if scope.aggregate { "socialized-loss probability (%)" } else { "socialized loss (USDC)" };
+    out.push_str(&line(social_name, &social));
+    out.push_str("<table><tr><th>scope</th><th>predictive calm MM rate</th><th>fund draw: predictive / frontier</th><th>socialized: predictive / frontier</th></tr>");
+    for s in scopes {
+        let at = s.at_same_calm;
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{:.3}%</td><td>{} / {}</td><td>{} / {}</td></tr>",
+            escape(&s.scope),
+            s.predictive.calm_mm_rate * 100.0,
+            short_number(s.predictive.fund_draw),
+            at.map_or("outside".to_string(), |f| short_number(f.fund_draw)),
+            short_number(s.predictive.socialized),
+            at.map_or("outside".to_string(), |f| short_number(f.socialized))
+        );
+    }
+    out + "</table>"
+}
+
+/// Heat map of the predictive run's liquidation maps: time against price move
+/// from the mark, shade ~ notional liquidated at that level.
+fn map_heat_map(set: &ChartSet) -> String {
+    let Some((_, trace)) = set.traces.iter().find(|(p, _)| *p == PolicyKind::Predictive) else { return String::new() };
+    if trace.maps.is_empty() {
+        return String::new();
+    }
+    let buckets = (crate::liqmap::BUCKET_RANGE / crate::liqmap::BUCKET_STEP).round() as usize;
+    let ys: Vec<f64> =
+        (0..2 * buckets).map(|j| (j as f64 - buckets as f64) * crate::liqmap::BUCKET_STEP * 100.0).collect();
+    let xs: Vec<f64> = trace.maps.iter().map(|(t, _)| t / 3_600.0).collect();
+    let values: Vec<Vec<f64>> = trace
+        .maps
+        .iter()
+        .map(|(_, map)| {
+            let mut column = vec![0.0; 2 * buckets];
+            for l in map.down.iter().chain(&map.up) {
+                let mv = l.price / map.mark - 1.0;
+                let j = ((mv / crate::liqmap::BUCKET_STEP).floor() as i64 + buckets as i64)
+                    .clamp(0, 2 * buckets as i64 - 1);
+                column[j as usize] += l.notional;
+            }
+            column
+        })
+        .collect();
+    let title = format!("{}: liquidation map over time (predictive run)", set.scenario);
+    let grid = Grid { x: &xs, y: &ys, values: &values, color: "#d62728" };
+    heat_map("liquidation-map", &title, "hours", "move from mark (%)", &grid)
 }

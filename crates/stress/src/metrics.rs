@@ -176,6 +176,50 @@ pub struct RunMetrics {
     pub price_end: f64,
     /// Jumps in the SVJD path (Monte Carlo runs).
     pub jump_count: Option<u32>,
+    /// Largest fall of the scenario's own path within [`WORST_MOVE_WINDOW_MS`] (fraction).
+    pub worst_move: f64,
+    /// How long before that fall began the book's MM rate had been at least
+    /// [`RAISED_RATIO`] x its calm-step mean without a break (0 when it was not).
+    pub lead_time_s: f64,
+    /// Whether margin was raised when the worst fall began.
+    pub raised_before_worst: bool,
+}
+
+/// Window of the worst move the lead time is measured against.
+pub const WORST_MOVE_WINDOW_MS: u64 = 15 * 60_000;
+/// A book's MM rate counts as raised at this multiple of its calm mean.
+pub const RAISED_RATIO: f64 = 1.05;
+
+/// Start index and size of the largest fall of the scenario's own path within the window.
+pub fn worst_move(scenario: &Scenario) -> (usize, f64) {
+    let steps = &scenario.steps;
+    let mut best = (0, 0.0);
+    for (i, a) in steps.iter().enumerate() {
+        for b in steps[i + 1..].iter().take_while(|b| b.offset_ms <= a.offset_ms + WORST_MOVE_WINDOW_MS) {
+            let fall = 1.0 - b.price_factor / a.price_factor;
+            if fall > best.1 {
+                best = (i, fall);
+            }
+        }
+    }
+    best
+}
+
+/// Lead time (seconds) of a raised MM rate before step `start`, and whether it was raised.
+fn lead_time(samples: &[StepSample], scenario: &Scenario, start: usize, calm_rate: f64) -> (f64, bool) {
+    if start >= samples.len() || calm_rate <= 0.0 {
+        return (0.0, false);
+    }
+    let raised = |s: &StepSample| rate(s) >= RAISED_RATIO * calm_rate;
+    if !raised(&samples[start]) {
+        return (0.0, false);
+    }
+    let mut first = start;
+    while first > 0 && raised(&samples[first - 1]) {
+        first -= 1;
+    }
+    let t = |k: usize| scenario.steps[k].offset_ms as f64 / 1_000.0;
+    (t(start) - t(first), true)
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -208,6 +252,9 @@ impl RunMetrics {
             })
             .sum();
         let fund_start = quote_f64(book.engine.insurance_fund());
+        let calm_rate = mean(calm.iter().map(|s| rate(s)));
+        let (worst_start, worst) = worst_move(scenario);
+        let (lead_time_s, raised_before_worst) = lead_time(samples, scenario, worst_start, calm_rate);
         RunMetrics {
             steps: samples.len() as u64,
             liquidations: t.liquidations,
@@ -247,6 +294,9 @@ impl RunMetrics {
             price_min: samples.iter().map(|s| s.price).filter(|p| *p > 0.0).reduce(f64::min).unwrap_or(0.0),
             price_end: samples.last().map_or(0.0, |s| s.price),
             jump_count: scenario.jump_count,
+            worst_move: worst,
+            lead_time_s,
+            raised_before_worst,
         }
     }
 }
@@ -259,6 +309,10 @@ pub struct Trace {
     pub fund_usdc: Vec<f64>,
     pub margin_usdc: Vec<f64>,
     pub liquidations: Vec<LiquidationMark>,
+    /// Liquidation maps the predictive policy read (time, map), for the heat map.
+    pub maps: Vec<(f64, solvent_models::cascade::LiquidationMap)>,
+    /// What the predictive policy saw at each of its updates (time, view).
+    pub views: Vec<(f64, crate::predictive::MarketView)>,
 }
 
 impl Trace {
@@ -269,6 +323,8 @@ impl Trace {
             fund_usdc: samples.iter().map(|s| s.fund_usdc).collect(),
             margin_usdc: samples.iter().map(|s| s.mm_usdc).collect(),
             liquidations: t.marks.clone().unwrap_or_default(),
+            maps: Vec::new(),
+            views: Vec::new(),
         }
     }
 }

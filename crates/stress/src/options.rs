@@ -73,6 +73,16 @@ pub struct StressOptions {
     /// Oracle sources fed per market (1..=sources in the config); quorum is a majority.
     pub oracle_sources: usize,
     pub advisor: AdvisorSettings,
+    /// Settings of the predictive policy.
+    pub predictive: crate::predictive::PredictiveSettings,
+    /// Multipliers k of the static frontier: the static table x k, each run as its
+    /// own policy (1 is the static policy itself and is not repeated).
+    pub frontier: Vec<f64>,
+    /// A user's price path (`--scenario FILE`): run instead of the built-in sets
+    /// when `scenarios` selects none of them, else beside them.
+    pub scenario_file: Option<PathBuf>,
+    /// The cascade predictor's evaluation (`paths` 0 = not run).
+    pub predictor: crate::predictor::PredictorOptions,
 }
 
 impl Default for StressOptions {
@@ -94,6 +104,10 @@ impl Default for StressOptions {
             insurance_fund_oi_fraction: 0.01,
             oracle_sources: 1,
             advisor: AdvisorSettings { horizon_s: 900.0, ewma_half_life_s: 3_600.0, gap_paths_per_stratum: 10_000 },
+            predictive: crate::predictive::PredictiveSettings::default(),
+            frontier: vec![0.6, 0.8, 1.2, 1.4, 1.6],
+            scenario_file: None,
+            predictor: crate::predictor::PredictorOptions::default(),
         }
     }
 }
@@ -109,7 +123,8 @@ impl StressOptions {
             check("accounts", accounts, (1..=1_000_000).contains(&accounts), "must be in 1..=1,000,000")?;
         }
         let s = self.scenarios;
-        check("scenarios", (), s.historical || s.shocks || s.monte_carlo, "select at least one scenario set")?;
+        let any = s.historical || s.shocks || s.monte_carlo || self.scenario_file.is_some();
+        check("scenarios", (), any, "select at least one scenario set or a scenario file")?;
         if s.monte_carlo {
             check("paths", self.paths, self.paths >= 1, "must be at least 1")?;
             check("mc_step_s", self.mc_step_s, self.mc_step_s >= 1, "must be at least 1 second")?;
@@ -139,6 +154,16 @@ impl StressOptions {
             (1_000..=10_000_000).contains(&gap_paths),
             "must be in 1,000..=10,000,000",
         )?;
+        check("frontier", self.frontier.len(), self.frontier.len() <= 32, "at most 32 multipliers")?;
+        for &k in &self.frontier {
+            check("frontier", k, k.is_finite() && (0.1..=10.0).contains(&k), "each multiplier must be in 0.1..=10")?;
+        }
+        self.predictive.validate()?;
+        let p = self.predictor;
+        check("predictor.paths", p.paths, p.paths == 0 || (4..=1_000_000).contains(&p.paths), "0, or 4..=1,000,000")?;
+        check("predictor.fall", p.fall, p.fall > 0.0 && p.fall < 1.0, "must be in (0, 1)")?;
+        check("predictor.horizon_steps", p.horizon_steps, (1..=10_000).contains(&p.horizon_steps), "1..=10,000")?;
+        check("predictor.sample_every", p.sample_every, (1..=10_000).contains(&p.sample_every), "1..=10,000")?;
         Ok(())
     }
 

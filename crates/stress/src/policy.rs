@@ -26,17 +26,20 @@ pub enum PolicyKind {
     Static,
     Dynamic,
     StaticScaled,
+    Predictive,
 }
 
 impl PolicyKind {
-    /// All three, in report order.
-    pub const ALL: [PolicyKind; 3] = [PolicyKind::Static, PolicyKind::Dynamic, PolicyKind::StaticScaled];
+    /// All four, in report order.
+    pub const ALL: [PolicyKind; 4] =
+        [PolicyKind::Static, PolicyKind::Dynamic, PolicyKind::StaticScaled, PolicyKind::Predictive];
 
     pub fn name(self) -> &'static str {
         match self {
             PolicyKind::Static => "static",
             PolicyKind::Dynamic => "dynamic",
             PolicyKind::StaticScaled => "static_scaled",
+            PolicyKind::Predictive => "predictive",
         }
     }
 
@@ -47,6 +50,9 @@ impl PolicyKind {
                 "static tables raised by the advisor: max(tier, z sigma_h + gap ES + impact), rate-limited"
             }
             PolicyKind::StaticScaled => "static tables with every MM rate x the dynamic policy's average MM multiplier",
+            PolicyKind::Predictive => {
+                "static tables x k, k from the regime forecast and the cascade amplification: floors in calm, raised ahead of moves (phased in), add-ons in cliff ranges"
+            }
         }
     }
 }
@@ -113,7 +119,8 @@ impl DynamicModel {
         book.markets.iter().map(|m| self.advisor(m, sample_ms)).collect()
     }
 
-    fn advisor(&self, market: &MarketSetup, sample_ms: u64) -> Result<PriceDrivenAdvisor> {
+    /// A fresh advisor for one market, sampling every `sample_ms`.
+    pub fn advisor(&self, market: &MarketSetup, sample_ms: u64) -> Result<PriceDrivenAdvisor> {
         let sample_s = sample_ms as f64 / 1_000.0;
         let lambda = 0.5f64.powf(sample_s / self.settings.ewma_half_life_s);
         let depth_tier_units = match market.tier_basis {

@@ -66,7 +66,8 @@ pub(crate) fn size_f64(s: Size) -> f64 {
     s.raw() as f64 / Size::ONE_RAW as f64
 }
 
-pub(crate) fn price_f64(p: Price) -> f64 {
+/// A price as a float (display and float models only).
+pub fn price_f64(p: Price) -> f64 {
     p.raw() as f64 / Price::ONE_RAW as f64
 }
 

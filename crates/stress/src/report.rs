@@ -77,6 +77,9 @@ pub fn run_figures(m: &RunMetrics) -> Figures {
     f.add("margin_changes", m.margin_changes as f64, COUNT);
     f.add("oracle_freezes", m.oracle_freezes as f64, COUNT);
     f.add("price_min", m.price_min, "USDC per base unit");
+    f.add("worst_move_15min", m.worst_move, FRACTION);
+    f.add("lead_time", m.lead_time_s, "s");
+    f.add("raised_before_worst_move", if m.raised_before_worst { 1.0 } else { 0.0 }, COUNT);
     f.add("steps", m.steps as f64, COUNT);
     f
 }
@@ -145,6 +148,9 @@ pub fn aggregate_figures(runs: &[RunMetrics]) -> Figures {
     f.add("calm_avg_mm_rate_mean", mean(runs, |r| r.calm_avg_mm_rate), FRACTION);
     f.add("margin_changes_mean", mean(runs, |r| r.margin_changes as f64), COUNT);
     f.add("margin_changes_total", runs.iter().map(|r| r.margin_changes as f64).sum(), COUNT);
+    f.add("raised_before_worst_move_share", share(runs, |r| r.raised_before_worst), FRACTION);
+    let raised: Vec<RunMetrics> = runs.iter().filter(|r| r.raised_before_worst).cloned().collect();
+    f.add("lead_time_mean_given_raised", mean(&raised, |r| r.lead_time_s), "s");
     f
 }
 
@@ -198,10 +204,12 @@ pub struct Pair {
     pub static_tiers: f64,
 }
 
-/// Dynamic against static on one scope.
+/// An advised policy (dynamic or predictive; `dynamic` in the pairs) against static on one scope.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
     pub scope: String,
+    /// The policy compared with the static tiers.
+    pub policy: PolicyKind,
     /// Single run: the run's draw; Monte Carlo: the mean over paths.
     pub fund_draw_usdc: Pair,
     /// Single run: the amount (USDC); Monte Carlo: the probability (fraction of paths).
@@ -237,6 +245,10 @@ pub struct StressReport {
     pub scenarios: Vec<ScenarioResult>,
     pub monte_carlo: Option<MonteCarloResult>,
     pub comparisons: Vec<Comparison>,
+    /// The static frontier and the predictive policy against it.
+    pub frontier: crate::frontier::Frontier,
+    /// The cascade predictor's out-of-sample evaluation (when asked for).
+    pub predictor: Option<crate::predictor::PredictorReport>,
     #[serde(skip)]
     pub charts: Vec<ChartSet>,
 }
@@ -287,6 +299,7 @@ pub fn compare(scope: &str, stat: &Figures, dynamic: &Figures, aggregate: bool) 
     };
     Comparison {
         scope: scope.to_string(),
+        policy: PolicyKind::Dynamic,
         fund_draw_usdc: draw,
         socialized_loss: social,
         socialized_loss_unit: if aggregate { FRACTION } else { USDC },

@@ -3,12 +3,13 @@
 //! run the scaled static policy, then assemble the report.
 
 use crate::book::{build_book, Book};
-use crate::driver::{run_scenario, RunRequest};
-use crate::error::{Result, StressError};
+use crate::driver::{run_scenario_with, Advisors, RunRequest};
+use crate::error::{check, Result, StressError};
 use crate::metrics::{RunMetrics, Trace};
 use crate::options::{PopulationSource, StressOptions};
 use crate::policy::{scaled_tiers, DynamicModel, PolicyKind};
 use crate::population::{self, Population};
+use crate::predictive::{multiplied, PredictiveModel};
 use crate::report::{ChartSet, StressReport};
 use crate::scenario::{self, Scenario};
 use rayon::prelude::*;
@@ -21,6 +22,7 @@ pub(crate) struct Context<'a> {
     pub options: &'a StressOptions,
     pub fixed: &'a [Scenario],
     pub dynamic: &'a DynamicModel,
+    pub predictive: &'a PredictiveModel,
     pub v0_annual_var: f64,
 }
 
@@ -57,14 +59,23 @@ pub fn load_population(options: &StressOptions, config: &Config) -> Result<Popul
     }
 }
 
-/// The historical and fixed-shock scenarios the options select.
+/// The historical and fixed-shock scenarios the options select, then the user's file.
 pub fn fixed_scenarios(options: &StressOptions) -> Result<Vec<Scenario>> {
+    fixed_scenarios_for(options, &Config::embedded_default(), "BTC-PERP")
+}
+
+/// [`fixed_scenarios`] with the configuration's markets and the book's primary market.
+pub fn fixed_scenarios_for(options: &StressOptions, config: &Config, primary: &str) -> Result<Vec<Scenario>> {
     let mut fixed = Vec::new();
     if options.scenarios.historical {
         fixed.push(scenario::historical(options.historical_stride_min)?);
     }
     if options.scenarios.shocks {
         fixed.extend(scenario::fixed_shocks(options.seed));
+    }
+    if let Some(path) = &options.scenario_file {
+        let markets: Vec<String> = config.markets.iter().map(|m| m.name.clone()).collect();
+        fixed.push(crate::scenario_file::load(path, &markets, primary)?);
     }
     Ok(fixed)
 }
@@ -81,8 +92,11 @@ fn scenario_at<'a>(ctx: &'a Context<'a>, j: usize) -> Result<std::borrow::Cow<'a
 
 fn run_job(ctx: &Context, book: &Book, j: usize, trace: bool) -> Result<JobResult> {
     let scenario = scenario_at(ctx, j)?;
-    let dynamic = (book.policy == PolicyKind::Dynamic).then_some(ctx.dynamic);
-    let outcome = run_scenario(book, &scenario, dynamic, ctx.options, RunRequest { journal: false, trace })?;
+    let models = Advisors {
+        dynamic: (book.policy == PolicyKind::Dynamic).then_some(ctx.dynamic),
+        predictive: (book.policy == PolicyKind::Predictive).then_some(ctx.predictive),
+    };
+    let outcome = run_scenario_with(book, &scenario, models, ctx.options, RunRequest { journal: false, trace })?;
     Ok(JobResult { metrics: outcome.metrics, trace: outcome.trace })
 }
 
@@ -131,44 +145,87 @@ pub(crate) fn scale_multiplier(dynamic: &PolicyRuns) -> f64 {
 }
 
 /// Runs the whole stress test. `progress(done, total)` is called from this
-/// thread after every chunk of runs (total = scenarios x 3 policies).
+/// thread after every chunk of runs (total = scenarios x (4 policies + frontier)).
 pub fn run(options: &StressOptions, progress: &dyn Fn(u64, u64)) -> Result<StressReport> {
     options.validate()?;
-    let config = load_config(options)?;
+    let config = with_floors(load_config(options)?, &options.frontier, options.predictive.calm_k)?;
     let population = load_population(options, &config)?;
     let dynamic = DynamicModel::new(options.advisor, options.impact_y, options.seed)?;
-    let fixed = fixed_scenarios(options)?;
+    let predictive = PredictiveModel::new(options.predictive, options.mc_step_s, options.seed)?;
+    let primary = population.reference_prices.first().map_or("BTC-PERP".to_string(), |(n, _)| n.clone());
+    let fixed = fixed_scenarios_for(options, &config, &primary)?;
     let mc_paths = if options.scenarios.monte_carlo { options.paths } else { 0 };
     let v0_annual_var = options.mc_v0_annual_var.unwrap_or_else(|| SvjdParams::btc_default().long_run_variance());
-    let ctx = Context { options, fixed: &fixed, dynamic: &dynamic, v0_annual_var };
+    let ctx = Context { options, fixed: &fixed, dynamic: &dynamic, predictive: &predictive, v0_annual_var };
     let static_book = build_book(&config, &population, options, PolicyKind::Static, None)?;
     let dynamic_book = Book { policy: PolicyKind::Dynamic, ..static_book.clone() };
-    let total = ((fixed.len() + mc_paths) * 3) as u64;
+    let predictive_book = Book { policy: PolicyKind::Predictive, ..static_book.clone() };
+    let frontier_ks: Vec<f64> = options.frontier.iter().copied().filter(|k| (k - 1.0).abs() > 1e-9).collect();
+    let total = ((fixed.len() + mc_paths) * (4 + frontier_ks.len())) as u64;
     let mut done = 0;
     progress(0, total);
     let mut tick = |n: u64| {
         done += n;
         progress(done, total);
     };
-    let mut runs = run_pass(&ctx, &[&static_book, &dynamic_book], mc_paths, &mut tick)?;
+    let mut runs = run_pass(&ctx, &[&static_book, &dynamic_book, &predictive_book], mc_paths, &mut tick)?;
     let multiplier = scale_multiplier(&runs[1]);
     let tiers: Vec<Vec<Tier>> =
         static_book.markets.iter().map(|m| scaled_tiers(&m.static_tiers, multiplier)).collect::<Result<_>>()?;
     let scaled_book = build_book(&config, &population, options, PolicyKind::StaticScaled, Some(&tiers))?;
-    runs.extend(run_pass(&ctx, &[&scaled_book], mc_paths, &mut tick)?);
-    let books = [&static_book, &dynamic_book, &scaled_book];
+    let mut frontier_books = Vec::new();
+    for &k in &frontier_ks {
+        let t: Vec<Vec<Tier>> =
+            static_book.markets.iter().map(|m| multiplied(&m.static_tiers, k)).collect::<Result<_>>()?;
+        frontier_books.push(build_book(&config, &population, options, PolicyKind::StaticScaled, Some(&t))?);
+    }
+    let mut second: Vec<&Book> = vec![&scaled_book];
+    second.extend(frontier_books.iter());
+    let mut more = run_pass(&ctx, &second, mc_paths, &mut tick)?;
+    let frontier_runs: Vec<(f64, PolicyRuns)> = frontier_ks.iter().copied().zip(more.drain(1..)).collect();
+    runs.insert(2, more.remove(0));
+    let books = [&static_book, &dynamic_book, &scaled_book, &predictive_book];
     let charts = charts(&ctx, &books, &runs)?;
     let inputs = crate::assemble::Inputs {
         options,
         population: &population,
         books: &books,
         dynamic: &dynamic,
+        predictive: &predictive,
         fixed: &fixed,
         v0_annual_var,
         multiplier,
         scaled_tiers: &tiers,
     };
-    Ok(crate::assemble::assemble(&inputs, &runs, charts))
+    let mut report = crate::assemble::assemble(&inputs, &runs, &frontier_runs, charts);
+    if options.predictor.paths > 0 {
+        let samples = crate::predictor::collect(options, &options.predictor)?;
+        report.predictor = Some(crate::predictor::evaluate(&samples, &options.predictor)?);
+    }
+    Ok(report)
+}
+
+/// The configuration with MM floors low enough for the frontier's smallest
+/// multiplier and the predictive policy's calm one (a market's own floors, when
+/// it sets any, are kept where they are lower).
+pub fn with_floors(mut config: Config, frontier: &[f64], calm_k: f64) -> Result<Config> {
+    let lowest = frontier.iter().copied().fold(calm_k, f64::min).min(1.0);
+    check("frontier", lowest, lowest > 0.0, "multipliers must be positive")?;
+    for market in &mut config.markets {
+        let params = &mut market.params;
+        let floors: Vec<solvent_core::Rate> = params
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let scaled = ((t.mm_rate.raw() as f64 * lowest).floor() as i64).max(1);
+                let own = params.mm_floors.get(i).map_or(i64::MAX, |f| f.raw());
+                solvent_core::Rate::from_raw(scaled.min(own))
+            })
+            .collect();
+        params.mm_floors = floors;
+    }
+    Ok(config)
 }
 
 /// [`run`] on a pool of `threads` worker threads (0 = rayon's default, one per core)

@@ -40,6 +40,8 @@ pub enum ScenarioSet {
     Historical,
     Shock,
     MonteCarlo,
+    /// A user's path (`--scenario FILE`).
+    File,
 }
 
 /// One step of a scenario.
@@ -75,6 +77,11 @@ pub fn long_run_sigma_daily() -> f64 {
 fn finish(name: String, set: ScenarioSet, base_step_ms: u64, steps: Vec<Step>, jumps: Option<u32>) -> Scenario {
     let calm = calm_mask(&steps);
     Scenario { name, set, base_step_ms, steps, calm, jump_count: jumps }
+}
+
+/// A user's path (see `scenario_file`), with its calm mask.
+pub(crate) fn finish_user(name: String, base_step_ms: u64, steps: Vec<Step>) -> Scenario {
+    finish(name, ScenarioSet::File, base_step_ms, steps, None)
 }
 
 /// Trailing realized variance per second over [`CALM_WINDOW_STEPS`] steps, from

@@ -310,3 +310,47 @@ pub fn bar_chart(
     out.push_str("</svg>");
     out
 }
+
+/// A heat map: columns at `x[i]` (sorted), rows at `y[j]` (sorted), cell shade
+/// ~ `values[i][j] / max` (white to `color`). Cells span to the next column / row.
+/// The cells of a heat map: column and row positions, values per column, shade colour.
+pub struct Grid<'a> {
+    pub x: &'a [f64],
+    pub y: &'a [f64],
+    pub values: &'a [Vec<f64>],
+    pub color: &'a str,
+}
+
+pub fn heat_map(class: &str, title: &str, x_label: &str, y_label: &str, grid: &Grid) -> String {
+    let Grid { x, y, values, color } = *grid;
+    let (x0, mut x1) = bounds(x.iter());
+    let (y0, mut y1) = bounds(y.iter());
+    let dx = if x.len() > 1 { (x1 - x0) / (x.len() - 1) as f64 } else { 1.0 };
+    let dy = if y.len() > 1 { (y1 - y0) / (y.len() - 1) as f64 } else { 1.0 };
+    x1 += dx;
+    y1 += dy;
+    let frame = Frame { x0, x1, y0, y1 };
+    let mut out = String::new();
+    open_svg(&mut out, class, title);
+    let max = values.iter().flatten().copied().fold(0.0, f64::max);
+    for (i, column) in values.iter().enumerate().take(x.len()) {
+        for (j, v) in column.iter().enumerate().take(y.len()) {
+            if *v <= 0.0 || max <= 0.0 {
+                continue;
+            }
+            let (px0, px1) = (frame.px(x[i]), frame.px(x[i] + dx));
+            let (py0, py1) = (frame.py(y[j] + dy), frame.py(y[j]));
+            let _ = write!(
+                out,
+                r#"<rect x="{px0:.1}" y="{py0:.1}" width="{:.1}" height="{:.1}" fill="{color}" fill-opacity="{:.3}"/>"#,
+                (px1 - px0).max(0.5),
+                (py1 - py0).max(0.5),
+                (v / max).sqrt().clamp(0.03, 1.0)
+            );
+        }
+    }
+    axes(&mut out, &frame, x_label, y_label, true);
+    legend(&mut out, &[("liquidated notional (darker = more; square-root shade)", color)]);
+    out.push_str("</svg>");
+    out
+}

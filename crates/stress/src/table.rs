@@ -5,7 +5,7 @@ use crate::report::{Figures, PolicyFigures, StressReport};
 use std::fmt::Write;
 
 /// Figures shown for a single run.
-const RUN_ROWS: [&str; 12] = [
+const RUN_ROWS: [&str; 14] = [
     "fund_draw",
     "fund_bankruptcy_cover",
     "socialized_loss",
@@ -18,10 +18,12 @@ const RUN_ROWS: [&str; 12] = [
     "peak_margin",
     "calm_avg_mm_rate",
     "margin_changes",
+    "worst_move_15min",
+    "lead_time",
 ];
 
 /// Figures shown for the Monte Carlo set.
-const MC_ROWS: [&str; 14] = [
+const MC_ROWS: [&str; 16] = [
     "socialized_loss_probability",
     "socialized_loss_mean",
     "fund_draw_mean",
@@ -36,6 +38,8 @@ const MC_ROWS: [&str; 14] = [
     "avg_mm_rate_mean",
     "calm_avg_mm_rate_mean",
     "margin_changes_mean",
+    "raised_before_worst_move_share",
+    "lead_time_mean_given_raised",
 ];
 
 /// `1234567.8` as `1,234,568`; fractions as percentages; small numbers with decimals.
@@ -96,13 +100,75 @@ pub fn render(report: &StressReport) -> String {
         let title = format!("monte carlo: {} SVJD paths x {} steps of {} s", mc.paths, mc.steps_per_path, mc.step_s);
         block(&mut out, &title, &mc.results, &MC_ROWS);
     }
-    out.push_str("\ndynamic vs static (fund draw, socialized loss, calm MM rate -> claim)\n");
+    out.push_str("\nadvised vs static (fund draw, socialized loss, calm MM rate -> claim)\n");
     for c in &report.comparisons {
         let _ = writeln!(
             out,
-            "  {:<40} {:>6} {:>6} {:>6} -> {}",
-            c.scope, c.fund_draw, c.socialized, c.calm_margin, c.claim
+            "  {:<11} {:<40} {:>6} {:>6} {:>6} -> {}",
+            c.policy.name(),
+            c.scope,
+            c.fund_draw,
+            c.socialized,
+            c.calm_margin,
+            c.claim
         );
     }
+    frontier(&mut out, report);
+    if let Some(p) = &report.predictor {
+        let _ = writeln!(
+            out,
+            "\ncascade predictor (fall >= {:.1}% within {} steps; {} paths, train {} / test {} samples, {} / {} cascades)",
+            p.options.fall * 100.0,
+            p.options.horizon_steps,
+            p.options.paths,
+            p.train_samples,
+            p.test_samples,
+            p.train_cascades,
+            p.test_cascades
+        );
+        let _ = writeln!(out, "  model (4 features): AUC {:.3}  Brier {:.5}", p.model.auc, p.model.brier);
+        let _ = writeln!(
+            out,
+            "  volatility only:    AUC {:.3}  Brier {:.5}",
+            p.volatility_only.auc, p.volatility_only.brier
+        );
+        let _ = writeln!(out, "  base rate:                     Brier {:.5}", p.base_rate_brier);
+    }
     out
+}
+
+fn percent(x: Option<f64>) -> String {
+    x.map_or("-".to_string(), |v| format!("{:+.1}%", -v * 100.0))
+}
+
+/// The static frontier per scope and the predictive policy against it at the same calm MM rate.
+fn frontier(out: &mut String, report: &StressReport) {
+    if report.frontier.scopes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nstatic frontier (static table x k): calm MM rate / fund draw / socialized");
+    for s in &report.frontier.scopes {
+        let unit = if s.aggregate { "fraction" } else { "USDC" };
+        let _ = writeln!(out, "  {}", s.scope);
+        for p in &s.points {
+            let _ = writeln!(
+                out,
+                "    k {:<5} {:>9} {:>16} {:>14}",
+                p.k.map_or("-".to_string(), |k| format!("{k:.2}")),
+                format_value(p.calm_mm_rate, "fraction"),
+                format_value(p.fund_draw, "USDC"),
+                format_value(p.socialized, unit)
+            );
+        }
+        let q = &s.predictive;
+        let _ = writeln!(
+            out,
+            "    predictive {:>9} {:>16} {:>14}   vs frontier at the same calm rate: draw {}, socialized {}",
+            format_value(q.calm_mm_rate, "fraction"),
+            format_value(q.fund_draw, "USDC"),
+            format_value(q.socialized, unit),
+            percent(s.fund_draw_reduction),
+            percent(s.socialized_reduction)
+        );
+    }
 }

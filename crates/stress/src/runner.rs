@@ -41,12 +41,24 @@ pub(crate) struct PolicyRuns {
     pub monte_carlo: Vec<RunMetrics>,
 }
 
-/// The configuration of the run (embedded default unless a file is given).
+/// The configuration of the run (embedded default unless a file is given). A Monte Carlo step
+/// longer than the engine's `max_clock_jump_ms` would have every clock event refused: said here.
 pub fn load_config(options: &StressOptions) -> Result<Config> {
-    let Some(path) = &options.config else { return Ok(Config::embedded_default()) };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| StressError::Config { path: path.clone(), reason: e.to_string() })?;
-    Config::from_toml(&text).map_err(|e| StressError::Config { path: path.clone(), reason: e.to_string() })
+    let config = match &options.config {
+        None => Config::embedded_default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| StressError::Config { path: path.clone(), reason: e.to_string() })?;
+            Config::from_toml(&text).map_err(|e| StressError::Config { path: path.clone(), reason: e.to_string() })?
+        }
+    };
+    let step_ms = options.mc_step_s.saturating_mul(1_000);
+    let reason = format!(
+        "a step longer than the engine's max_clock_jump_ms ({} ms): raise it in --config",
+        config.max_clock_jump_ms
+    );
+    crate::error::check("mc_step_s", (), options.paths == 0 || step_ms <= config.max_clock_jump_ms, &reason)?;
+    Ok(config)
 }
 
 /// The population the options ask for.

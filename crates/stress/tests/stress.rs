@@ -335,3 +335,13 @@ fn float_margin_samples_match_the_core_and_scaled_tables_round_up() {
     assert_eq!(scaled_tiers(&table, 0.5).unwrap(), table, "a multiplier below 1 keeps the table");
     assert_eq!(scaled_tiers(&table, 9.0).unwrap()[3].mm_rate, "1", "rates are capped at 1");
 }
+
+/// A Monte Carlo step longer than the engine's max_clock_jump_ms would have every clock event
+/// refused mid-run; the run is refused up front, naming the option and the config key.
+#[test]
+fn a_monte_carlo_step_beyond_the_clock_bound_is_refused_up_front() {
+    let options = StressOptions { mc_step_s: 7_200, mc_horizon_s: 72_000, ..small(10) };
+    let error = solvent_stress::runner::load_config(&options).unwrap_err().to_string();
+    assert!(error.contains("mc_step_s") && error.contains("max_clock_jump_ms"), "{error}");
+    assert!(solvent_stress::runner::load_config(&small(10)).is_ok());
+}

@@ -23,6 +23,7 @@ pub mod recovery;
 pub mod sequencer;
 pub mod server;
 pub mod settings;
+pub mod sim;
 pub mod snapshot;
 pub mod stream;
 pub mod telemetry;

@@ -1,11 +1,11 @@
 //! Read routes: accounts, markets, insurance fund, state hash, health, metrics.
 
 use super::{json_ok, ApiError, App};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
 fn seq_header(mut response: Response, seq: u64) -> Response {
@@ -42,6 +42,48 @@ pub async fn markets(State(app): State<App>, headers: HeaderMap) -> Result<Respo
     let markets: BTreeMap<&str, _> =
         engine.markets().iter().filter_map(|m| Some((&*m.name, engine.market_dump(&m.name)?))).collect();
     Ok(json_ok(&json!({ "seq": engine.last_seq(), "markets": markets })))
+}
+
+/// `GET /v1/markets/{market}/liquidation_map?step=0.005&range=0.5`: the notional that would be
+/// liquidated at each price level (`solvent_core::liquidation_map`); a pass over the accounts, so
+/// it runs off the async workers. 404 for an unknown market, 400 for a bad `step` or `range`,
+/// 409 before the market's first mark.
+pub async fn liquidation_map(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(market): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use solvent_core::liquidation_map::{DEFAULT_MAP_RANGE, DEFAULT_MAP_STEP};
+    app.authenticate(&headers)?;
+    let rate = |name: &'static str, default: solvent_core::Rate| match query.get(name) {
+        None => Ok(default),
+        Some(text) => solvent_core::Rate::parse(text).map_err(|source| {
+            let error = solvent_core::Error::InvalidNumber { field: name.into(), source };
+            ApiError::new(StatusCode::BAD_REQUEST, error.kind(), error.to_string())
+        }),
+    };
+    let (step, range) = (rate("step", DEFAULT_MAP_STEP)?, rate("range", DEFAULT_MAP_RANGE)?);
+    // From the immutable view of the last published seq, off the async workers: the map is one
+    // pass over the accounts, and it never holds up the sequencer.
+    let view = app.shared.view.load();
+    let computed = tokio::task::spawn_blocking(move || {
+        let engine = view.engine();
+        (engine.last_seq(), engine.liquidation_map(&market, step, range))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match computed {
+        (seq, Ok(map)) => Ok(seq_header(json_ok(&map), seq)),
+        (_, Err(error)) => {
+            let status = match error {
+                solvent_core::Error::UnknownMarket(_) => StatusCode::NOT_FOUND,
+                solvent_core::Error::NoMarkPrice(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Err(ApiError::new(status, error.kind(), error.to_string()))
+        }
+    }
 }
 
 /// `GET /v1/insurance`: the insurance fund and fees collected (decimal strings).

@@ -283,7 +283,7 @@ pub struct Config {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawConfig {
+pub(crate) struct RawConfig {
     settlement_asset: String,
     max_accounts: usize,
     #[serde(default = "default_max_clock_jump_ms")]
@@ -295,7 +295,7 @@ struct RawConfig {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawAsset {
+pub(crate) struct RawAsset {
     name: String,
     weight: Rate,
     index_market: String,
@@ -303,7 +303,7 @@ struct RawAsset {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawMarket {
+pub(crate) struct RawMarket {
     name: String,
     tier_basis: TierBasis,
     tier_mode: TierMode,
@@ -385,7 +385,7 @@ enum SourceSpec {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SourceTable {
+pub(crate) struct SourceTable {
     name: String,
     public_key: Option<String>,
 }

@@ -6,10 +6,44 @@
 //! field at a time, so one wrong field does not hide the next; [`crate::Config::from_toml`]
 //! then validates the meaning (tier order, quorum, weights) market by market.
 
-use crate::config::{CliffRange, RawTier, TierBasis, TierMode, MAX_MARKETS};
+use crate::config::{CliffRange, RawAsset, RawConfig, RawMarket, RawTier, SourceTable, TierBasis, TierMode, MAX_MARKETS};
 use crate::num::{Rate, Size};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Visitor};
+use std::cell::Cell;
 use toml::{Table, Value};
+
+/// The field names serde's derive gives `T` (captured from its `deserialize_struct` call), so
+/// the unknown-field check always agrees with the real structs, whatever fields they gain.
+fn serde_fields<T: DeserializeOwned>() -> &'static [&'static str] {
+    let captured = Cell::new(None);
+    let _ = T::deserialize(FieldCapture(&captured));
+    captured.get().unwrap_or(&[])
+}
+
+struct FieldCapture<'a>(&'a Cell<Option<&'static [&'static str]>>);
+
+impl<'de> serde::Deserializer<'de> for FieldCapture<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("field capture only"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        fields: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.set(Some(fields));
+        Err(serde::de::Error::custom("field capture only"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+    }
+}
 
 /// Most problems listed; the rest are counted.
 pub const MAX_PROBLEMS: usize = 64;
@@ -25,7 +59,7 @@ fn source(value: &Value) -> Result<(), String> {
         Value::String(_) => Ok(()),
         Value::Table(table) => {
             let mut problems = Vec::new();
-            check_table(table, "", SOURCE_FIELDS, &mut problems);
+            check_table(table, "", SOURCE_FIELDS, serde_fields::<SourceTable>(), &mut problems);
             match problems.is_empty() {
                 true => Ok(()),
                 false => Err(problems.join("; ")),
@@ -38,7 +72,8 @@ fn source(value: &Value) -> Result<(), String> {
     }
 }
 
-/// (key, required, check)
+/// (key, required, check) of the fields whose type is checked one by one; a field serde knows
+/// but this list does not is accepted here (serde's own error still names it).
 type Fields = &'static [(&'static str, bool, Check)];
 
 const TOP_FIELDS: Fields = &[
@@ -82,9 +117,9 @@ const MARKET_FIELDS: Fields = &[
     ("incentive_rebate_rate", false, of::<Rate>),
 ];
 
-fn check_table(table: &Table, path: &str, fields: Fields, problems: &mut Vec<String>) {
+fn check_table(table: &Table, path: &str, fields: Fields, known: &[&str], problems: &mut Vec<String>) {
     let at = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
-    for (key, required, check) in fields {
+    for (key, required, check) in fields.iter().filter(|(key, _, _)| known.contains(key)) {
         match table.get(*key) {
             Some(value) => {
                 if let Err(message) = check(value) {
@@ -95,8 +130,7 @@ fn check_table(table: &Table, path: &str, fields: Fields, problems: &mut Vec<Str
             None => {}
         }
     }
-    for key in table.keys().filter(|k| !fields.iter().any(|(name, _, _)| name == k)) {
-        let known: Vec<&str> = fields.iter().map(|(name, _, _)| *name).collect();
+    for key in table.keys().filter(|k| !known.contains(&k.as_str())) {
         problems.push(format!("{}: unknown field (known: {})", at(key), known.join(", ")));
     }
 }
@@ -110,7 +144,7 @@ fn entry_path(list: &str, index: usize, table: &Table) -> String {
 }
 
 fn check_market(table: &Table, path: &str, problems: &mut Vec<String>) {
-    check_table(table, path, MARKET_FIELDS, problems);
+    check_table(table, path, MARKET_FIELDS, serde_fields::<RawMarket>(), problems);
     if let Some(Value::Array(sources)) = table.get("sources") {
         for (j, value) in sources.iter().enumerate() {
             if let Err(message) = source(value) {
@@ -134,13 +168,13 @@ pub fn problems(text: &str) -> Vec<String> {
         Err(error) => return vec![format!("not valid TOML: {}", error.to_string().trim())],
     };
     let mut problems = Vec::new();
-    check_table(&table, "", TOP_FIELDS, &mut problems);
+    check_table(&table, "", TOP_FIELDS, serde_fields::<RawConfig>(), &mut problems);
     let tables = |key: &str| match table.get(key) {
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_table).take(MAX_MARKETS).collect(),
         _ => Vec::new(),
     };
     for (i, asset) in tables("assets").into_iter().enumerate() {
-        check_table(asset, &entry_path("assets", i, asset), ASSET_FIELDS, &mut problems);
+        check_table(asset, &entry_path("assets", i, asset), ASSET_FIELDS, serde_fields::<RawAsset>(), &mut problems);
     }
     for (i, market) in tables("markets").into_iter().enumerate() {
         check_market(market, &entry_path("markets", i, market), &mut problems);
@@ -152,6 +186,16 @@ pub fn problems(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::DEFAULT_CONFIG_TOML;
+
+    #[test]
+    fn the_field_lists_are_serde_s() {
+        let market = serde_fields::<RawMarket>();
+        assert!(market.contains(&"quorum") && market.contains(&"tiers"), "{market:?}");
+        for (key, _, _) in MARKET_FIELDS.iter().chain(TOP_FIELDS).chain(ASSET_FIELDS) {
+            let known = [serde_fields::<RawMarket>(), serde_fields::<RawConfig>(), serde_fields::<RawAsset>()];
+            assert!(known.iter().any(|k| k.contains(key)), "{key} is checked but no longer a field");
+        }
+    }
 
     #[test]
     fn the_default_has_no_problems() {

@@ -98,7 +98,7 @@ fn the_dashboard_shows_the_demo_crash_in_a_real_browser() {
         dom = String::from_utf8_lossy(&output.stdout).into_owned();
         liquidations = attribute(&dom, "feed", "data-count").and_then(|v| v.parse().ok()).unwrap_or(0);
         fund_points = attribute(&dom, "fund-chart", "data-points").and_then(|v| v.parse().ok()).unwrap_or(0);
-        if liquidations > 0 && fund_points >= 2 {
+        if liquidations > 0 && fund_points >= 2 && dom.contains("class=\"heat\"") {
             break;
         }
         std::thread::sleep(Duration::from_secs(2));
@@ -108,6 +108,7 @@ fn the_dashboard_shows_the_demo_crash_in_a_real_browser() {
     assert!(fund_points >= 2, "the insurance fund chart has {fund_points} points");
     assert!(dom.contains("<path"), "the fund chart is drawn");
     assert!(dom.contains("BTC-PERP / s1") && dom.contains("usable"), "every source's status is shown");
+    assert!(dom.contains("class=\"heat\""), "a liquidation heat map per market with a mark is drawn");
     assert!(!dom.contains(&token), "the page never shows the token");
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

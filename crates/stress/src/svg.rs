@@ -22,10 +22,60 @@ pub struct Series<'a> {
     pub y: &'a [f64],
 }
 
-/// Circles (x, y, radius) drawn over the lines.
+/// Marks (x, y, radius) drawn over the lines, one shape per series so that overlapping marks of
+/// different policies stay apart.
 pub struct Markers<'a> {
     pub color: &'a str,
+    pub shape: Shape,
     pub points: Vec<(f64, f64, f64)>,
+}
+
+/// The shape of a series' marks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Circle,
+    Square,
+    Triangle,
+    Diamond,
+}
+
+fn mark(out: &mut String, shape: Shape, x: f64, y: f64, r: f64, color: &str) {
+    let style = format!(r#"fill="{color}" fill-opacity="0.12" stroke="{color}" stroke-width="0.8""#);
+    let _ = match shape {
+        Shape::Circle => write!(out, r#"<circle cx="{x:.1}" cy="{y:.1}" r="{r:.1}" {style}/>"#),
+        Shape::Square => {
+            write!(
+                out,
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" {style}/>"#,
+                x - r,
+                y - r,
+                2.0 * r,
+                2.0 * r
+            )
+        }
+        Shape::Triangle => write!(
+            out,
+            r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" {style}/>"#,
+            x,
+            y - r * 1.2,
+            x - r * 1.1,
+            y + r * 0.8,
+            x + r * 1.1,
+            y + r * 0.8
+        ),
+        Shape::Diamond => write!(
+            out,
+            r#"<polygon points="{:.1},{:.1} {:.1},{:.1} {:.1},{:.1} {:.1},{:.1}" {style}/>"#,
+            x,
+            y - r * 1.3,
+            x + r,
+            y,
+            x,
+            y + r * 1.3,
+            x - r,
+            y
+        ),
+    };
 }
 
 /// One group of bars (one bar per bin).
@@ -148,28 +198,44 @@ fn axes(out: &mut String, f: &Frame, x_label: &str, y_label: &str, x_ticks: bool
     );
 }
 
-/// A tick label with as many decimals as the tick step needs (k/M/B above 10,000).
+/// A tick label with as many decimals as the tick step needs, in k/M/B above 10,000: two ticks
+/// of one axis never get the same label (7.40M, 7.45M, not 7.4M twice).
 pub fn tick_label(v: f64, step: f64) -> String {
-    let v = if v.abs() < step * 1e-6 { 0.0 } else { v };
-    if v.abs() >= 1e4 {
-        return short_number(v);
+    if v.abs() < step * 1e-6 {
+        return "0".to_string();
     }
-    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil().max(0.0) as usize };
-    format!("{v:.decimals$}")
+    let (unit, suffix) = match v.abs().max(step) {
+        a if a >= 1e9 => (1e9, "B"),
+        a if a >= 1e6 => (1e6, "M"),
+        a if a >= 1e4 => (1e3, "k"),
+        _ => (1.0, ""),
+    };
+    let scaled_step = step / unit;
+    let decimals = if scaled_step >= 1.0 { 0 } else { (-scaled_step.log10() - 1e-9).ceil().max(0.0) as usize };
+    format!("{:.decimals$}{suffix}", v / unit)
 }
 
-/// One row under the title: a swatch and the name of each series.
-fn legend(out: &mut String, items: &[(&str, &str)]) {
+/// One row under the title: a sample of each series' line (its colour and dash) or bar, and
+/// its name.
+fn legend(out: &mut String, items: &[(&str, &str, &str)], bars: bool) {
     let mut x = LEFT;
-    for (name, color) in items {
-        let _ = write!(out, r#"<rect x="{x:.1}" y="29" width="12" height="12" fill="{color}"/>"#);
+    for (name, color, dash) in items {
+        if bars {
+            let _ = write!(out, r#"<rect x="{x:.1}" y="29" width="14" height="12" fill="{color}"/>"#);
+        } else {
+            let _ = write!(
+                out,
+                r#"<line x1="{x:.1}" y1="35" x2="{:.1}" y2="35" stroke="{color}" stroke-width="3" stroke-dasharray="{dash}"/>"#,
+                x + 26.0
+            );
+        }
         let _ = write!(
             out,
             r#"<text x="{:.1}" y="39" font-family="sans-serif" font-size="12">{}</text>"#,
-            x + 16.0,
+            x + 32.0,
             escape(name)
         );
-        x += 24.0 + 8.0 * name.len() as f64;
+        x += 44.0 + 7.0 * name.len() as f64;
     }
 }
 
@@ -229,7 +295,7 @@ pub fn line_chart(
             thin(s.x, s.y).iter().map(|(x, y)| format!("{:.1},{:.1}", frame.px(*x), frame.py(*y))).collect();
         let _ = write!(
             out,
-            r#"<polyline fill="none" stroke="{}" stroke-width="1.5" stroke-opacity="0.85" stroke-dasharray="{}" points="{}"/>"#,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" stroke-opacity="0.9" stroke-dasharray="{}" points="{}"/>"#,
             s.color,
             s.dash,
             points.join(" ")
@@ -237,17 +303,10 @@ pub fn line_chart(
     }
     for m in markers {
         for (x, y, r) in &m.points {
-            let _ = write!(
-                out,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="{r:.1}" fill="{}" fill-opacity="0.35" stroke="{}" stroke-width="0.6"/>"#,
-                frame.px(*x),
-                frame.py(*y),
-                m.color,
-                m.color
-            );
+            mark(&mut out, m.shape, frame.px(*x), frame.py(*y), *r, m.color);
         }
     }
-    legend(&mut out, &series.iter().map(|s| (s.name, s.color)).collect::<Vec<_>>());
+    legend(&mut out, &series.iter().map(|s| (s.name, s.color, s.dash)).collect::<Vec<_>>(), false);
     out.push_str("</svg>");
     out
 }
@@ -306,7 +365,7 @@ pub fn bar_chart(
             escape(label)
         );
     }
-    legend(&mut out, &groups.iter().map(|g| (g.name, g.color)).collect::<Vec<_>>());
+    legend(&mut out, &groups.iter().map(|g| (g.name, g.color, "")).collect::<Vec<_>>(), true);
     out.push_str("</svg>");
     out
 }
@@ -350,7 +409,32 @@ pub fn heat_map(class: &str, title: &str, x_label: &str, y_label: &str, grid: &G
         }
     }
     axes(&mut out, &frame, x_label, y_label, true);
-    legend(&mut out, &[("liquidated notional (darker = more; square-root shade)", color)]);
+    legend(&mut out, &[("liquidated notional (darker = more; square-root shade)", color, "")], true);
     out.push_str("</svg>");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_of_one_axis_are_distinct() {
+        for (lo, hi) in [(7_380_000.0, 7_460_000.0), (0.0, 1.0), (9_990.0, 10_030.0), (1.2e9, 1.2004e9), (-50.0, 50.0)]
+        {
+            let step = nice_step(hi - lo, 5.0);
+            let mut labels = Vec::new();
+            let mut v = (lo / step).ceil() * step;
+            while v <= hi + 1e-9 * step {
+                labels.push(tick_label(v, step));
+                v += step;
+            }
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(labels, unique, "{lo}..{hi}: {labels:?}");
+            assert!(labels.len() >= 3, "{labels:?}");
+        }
+        assert_eq!(tick_label(7_400_000.0, 20_000.0), "7.40M");
+        assert_eq!(tick_label(50_000.0, 10_000.0), "50k");
+    }
 }

@@ -6,7 +6,9 @@
 //! field at a time, so one wrong field does not hide the next; [`crate::Config::from_toml`]
 //! then validates the meaning (tier order, quorum, weights) market by market.
 
-use crate::config::{CliffRange, RawAsset, RawConfig, RawMarket, RawTier, SourceTable, TierBasis, TierMode, MAX_MARKETS};
+use crate::config::{
+    CliffRange, RawAsset, RawConfig, RawMarket, RawTier, SourceTable, TierBasis, TierMode, MAX_MARKETS,
+};
 use crate::num::{Rate, Size};
 use serde::de::{DeserializeOwned, Visitor};
 use std::cell::Cell;

@@ -404,7 +404,11 @@ fn frontier_section(report: &StressReport) -> String {
         scope.points.iter().map(|p| if scope.aggregate { p.socialized * 100.0 } else { p.socialized }).collect();
     let q = &scope.predictive;
     let px = [q.calm_mm_rate * 100.0];
-    let marker = |y: f64| Markers { color: color(PolicyKind::Predictive), shape: shape(PolicyKind::Predictive), points: vec![(px[0], y, 6.0)] };
+    let marker = |y: f64| Markers {
+        color: color(PolicyKind::Predictive),
+        shape: shape(PolicyKind::Predictive),
+        points: vec![(px[0], y, 6.0)],
+    };
     let line = |name: &'static str, y: &[f64]| -> String {
         let series = [Series { name, color: color(PolicyKind::Static), dash: "", x: &xs, y }];
         let value = if name.starts_with("fund") {

@@ -520,6 +520,14 @@ fn failover_under_load_loses_nothing_acknowledged() {
     for (i, (_, hash)) in states.iter().enumerate() {
         assert_eq!(hash, &expected, "seed {seed}: node {i} differs from a replay of the stream");
     }
+    for (i, data_dir) in data_dirs.iter().enumerate() {
+        // Restarts began from a local snapshot, not from seq 1.
+        let snapshots = std::fs::read_dir(data_dir.join("snapshots"))
+            .unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".snap")))
+            .count();
+        assert!(snapshots > 0, "seed {seed}: node {i} wrote no snapshot");
+    }
     failover_ms.sort();
     eprintln!(
         "fail-over: {FAILOVER_CYCLES} SIGKILLs of the leader, lease {FAILOVER_LEASE_MS} ms: kill to next \
@@ -531,4 +539,82 @@ fn failover_under_load_loses_nothing_acknowledged() {
         started.elapsed().as_secs_f64()
     );
     assert!(acked.len() > 100, "the clients got acknowledgements ({})", acked.len());
+}
+
+/// Throughput on this machine (not a pass/fail target): `cargo test --release -p solvent-node
+/// --test jetstream -- --ignored --nocapture jetstream_throughput`. The leader's acknowledged
+/// events/s with 4 clients posting 1,000-event batches; then 1, 2 and 3 replicas started
+/// together from an empty data directory, each consuming the whole stream (events/s each and
+/// in total); and one engine replaying the same lines in-process, for scale.
+#[test]
+#[ignore]
+fn jetstream_throughput() {
+    let Some(nats) = NatsServer::start() else { return };
+    let events: usize = std::env::var("SOLVENT_JS_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(200_000);
+    let leader_dir = tempfile::tempdir().unwrap();
+    let leader = start_node(leader_dir.path(), js_options(&nats, "BENCH", "leader", false)).expect("leader");
+    let addr = leader.local_addr();
+    let clients = 4;
+    let per_client = events / clients;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let agent = agent();
+                let mut sent = 0;
+                while sent < per_client {
+                    let n = (per_client - sent).min(1_000);
+                    let body: Vec<String> = (0..n)
+                        .map(|i| support::deposit(1, &format!("acct-{c}-{}", (sent + i) % 10_000), "1"))
+                        .collect();
+                    let (status, answer) = post(&agent, addr, TREASURY, &body.join("\n")).unwrap();
+                    assert_eq!(status, 200, "{answer}");
+                    sent += n;
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let leader_secs = started.elapsed().as_secs_f64();
+    let total = (per_client * clients) as u64;
+    println!(
+        "| leader: acknowledged | {total} events | {leader_secs:.2} s | {:.0} events/s |",
+        total as f64 / leader_secs
+    );
+    let expected = leader.state_hash();
+    for replicas in 1..=3usize {
+        let dirs: Vec<tempfile::TempDir> = (0..replicas).map(|_| tempfile::tempdir().unwrap()).collect();
+        let started = Instant::now();
+        let threads: Vec<_> = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let path = dir.path().to_path_buf();
+                let options = js_options(&nats, "BENCH", &format!("r{replicas}-{i}"), true);
+                std::thread::spawn(move || {
+                    let node = start_node(&path, options).expect("replica");
+                    let hash = node.state_hash();
+                    node.shutdown().unwrap();
+                    hash
+                })
+            })
+            .collect();
+        for thread in threads {
+            assert_eq!(thread.join().unwrap(), expected);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "| {replicas} replica(s) catching up together | {total} events each | {secs:.2} s | {:.0} events/s each, {:.0} in total |",
+            total as f64 / secs,
+            (total * replicas as u64) as f64 / secs
+        );
+    }
+    let lines = jetstream::export_stream(&nats.url, "BENCH").unwrap();
+    let started = Instant::now();
+    assert_eq!(replay_hash(&lines), expected);
+    let secs = started.elapsed().as_secs_f64();
+    println!("| one engine, in-process replay | {total} events | {secs:.2} s | {:.0} events/s |", total as f64 / secs);
+    leader.shutdown().unwrap();
 }

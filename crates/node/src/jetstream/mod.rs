@@ -112,10 +112,6 @@ impl JetStreamOptions {
         }
     }
 
-    pub fn lease(&self) -> Duration {
-        Duration::from_millis(self.lease_ms)
-    }
-
     pub fn subject(&self) -> String {
         format!("{}.events", self.stream.to_ascii_lowercase())
     }
@@ -149,6 +145,8 @@ pub struct Log {
     pub context: jetstream::Context,
     pub stream: stream::Stream,
     pub lease: kv::Store,
+    /// The lease bucket's age limit: how long an unrenewed lease lives.
+    pub lease_duration: Duration,
     pub subject: String,
 }
 
@@ -207,10 +205,26 @@ pub async fn open_log(options: &JetStreamOptions, genesis_hash: &str) -> Result<
         discard: stream::DiscardPolicy::New,
         ..Default::default()
     };
-    context.get_or_create_stream(bucket_stream).await.map_err(|e| nats_error("cannot open the lease bucket")(&e))?;
+    let mut lease_stream = context
+        .get_or_create_stream(bucket_stream)
+        .await
+        .map_err(|e| nats_error("cannot open the lease bucket")(&e))?;
+    // The bucket's age limit is the lease, whatever this node's --lease-ms: renewing on another
+    // cadence than the bucket expires would make leadership flap.
+    let lease_max_age = lease_stream.info().await.map_err(|e| nats_error("lease bucket info")(&e))?.config.max_age;
+    if lease_max_age != Duration::from_millis(options.lease_ms) {
+        tracing::warn!(
+            bucket_ms = lease_max_age.as_millis() as u64,
+            lease_ms = options.lease_ms,
+            "the lease bucket exists with another lease; using the bucket's"
+        );
+    }
+    if lease_max_age.is_zero() {
+        return Err(NodeError::Other(format!("lease bucket {bucket} has no age limit: it cannot hold a lease")));
+    }
     let lease =
         context.get_key_value(bucket.as_str()).await.map_err(|e| nats_error("cannot open the lease bucket")(&e))?;
-    Ok(Log { context, stream, lease, subject: options.subject() })
+    Ok(Log { context, stream, lease, lease_duration: lease_max_age, subject: options.subject() })
 }
 
 /// What [`start`] hands to the server: the shared state, the submission handle and the thread.

@@ -144,7 +144,7 @@ impl Replica {
     async fn follow_once(&mut self) -> Result<Step, String> {
         let mut messages = self.messages_from(self.head + 1).await?;
         let mut target = Some(self.stream_last_seq().await?);
-        let campaign_every = (self.options.lease() / 4).max(Duration::from_millis(50));
+        let campaign_every = (self.log.lease_duration / 4).max(Duration::from_millis(50));
         let mut campaign = tokio::time::interval(campaign_every);
         campaign.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -193,7 +193,7 @@ impl Replica {
         if self.options.follow {
             self.signal_ready(Ok(()));
         } else if self.ready.is_some() && self.must_lead_by.is_none() {
-            self.must_lead_by = Some(Instant::now() + self.options.lease() * 2);
+            self.must_lead_by = Some(Instant::now() + self.log.lease_duration * 2);
         }
         None
     }
@@ -326,7 +326,7 @@ impl Replica {
         metrics::gauge!(JETSTREAM_LEADER).set(1.0);
         self.must_lead_by = None;
         self.signal_ready(Ok(()));
-        let renew_every = self.options.lease() / 3;
+        let renew_every = self.log.lease_duration / 3;
         let mut renew_at = tokio::time::Instant::now() + renew_every;
         loop {
             if tokio::time::Instant::now() >= renew_at {

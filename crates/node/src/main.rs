@@ -28,6 +28,16 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a JetStream stream's events as JSON Lines (line N = seq N), for `solvent replay`.
+    ExportStream {
+        #[arg(long, value_name = "URL")]
+        nats: String,
+        #[arg(long, default_value = solvent_node::jetstream::DEFAULT_STREAM)]
+        stream: String,
+        /// Output file ("-" for stdout).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the BLAKE3 hash of a token (read from stdin), or generate a token and its hash.
     HashToken {
         #[arg(long)]
@@ -55,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => solvent_node::run(cli.serve).map_err(|e| e.to_string()),
         Some(Command::ExportJournal { data_dir, out }) => export_journal(&data_dir, &out),
+        Some(Command::ExportStream { nats, stream, out }) => export_stream(&nats, &stream, &out),
         Some(Command::HashToken { generate }) => hash_token(generate),
         Some(Command::Bench { clients, single_clients, batch, secs, scratch_dir }) => {
             let options = bench::LoadOptions {
@@ -88,6 +99,22 @@ fn export_journal(data_dir: &std::path::Path, out: &std::path::Path) -> Result<(
     if let Some(torn) = summary.torn_tail {
         eprintln!("note: the journal ends in a torn tail that was not exported ({torn})");
     }
+    Ok(())
+}
+
+fn export_stream(url: &str, stream: &str, out: &std::path::Path) -> Result<(), String> {
+    let lines = solvent_node::jetstream::export_stream(url, stream).map_err(|e| e.to_string())?;
+    let mut writer: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
+        Box::new(BufWriter::new(std::io::stdout().lock()))
+    } else {
+        let file = std::fs::File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        Box::new(BufWriter::new(file))
+    };
+    for line in &lines {
+        writer.write_all(line).and_then(|()| writer.write_all(b"\n")).map_err(|e| format!("writing: {e}"))?;
+    }
+    writer.flush().map_err(|e| format!("writing: {e}"))?;
+    eprintln!("exported {} events of stream {stream}", lines.len());
     Ok(())
 }
 

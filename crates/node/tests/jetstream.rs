@@ -8,7 +8,8 @@
 //!   the leader is killed with SIGKILL at random moments (10 times; a replica too every third
 //!   time) while clients post; every acknowledged event is in the stream exactly once, at the
 //!   seq it was acknowledged at, and every node (restarted from its snapshot and the stream) has
-//!   the hash of a replay of the stream. Seed: `SOLVENT_FAILOVER_SEED`.
+//!   the hash of a replay of the stream; `solvent-serve export-stream` writes the same lines.
+//!   Seed: `SOLVENT_FAILOVER_SEED`.
 //! - `second_sequencer_cannot_interleave` and `leader_start_refused_while_lease_held`.
 //!
 //! Outside CI (`SOLVENT_CI` unset) the tests skip loudly when `nats-server` is absent; in CI its
@@ -514,6 +515,16 @@ fn failover_under_load_loses_nothing_acknowledged() {
         );
         assert_eq!(count[line.as_bytes()], 1, "seed {seed}: {line} is in the stream more than once");
     }
+    let out = dir.path().join("stream.jsonl");
+    let exported = Command::new(env!("CARGO_BIN_EXE_solvent-serve"))
+        .args(["export-stream", "--nats", &nats.url, "--stream", "FAILOVER", "--out"])
+        .arg(&out)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run export-stream");
+    assert!(exported.success());
+    let file_lines: Vec<Vec<u8>> = std::fs::read(&out).unwrap().split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    assert_eq!(&file_lines[..stream.len()], stream.as_slice(), "export-stream writes the stream, line N = seq N");
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     let states = wait_for_heads(&addrs, stream.len() as u64);
     let expected = replay_hash(&stream);

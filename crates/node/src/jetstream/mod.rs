@@ -188,6 +188,15 @@ pub async fn open_log(options: &JetStreamOptions, genesis_hash: &str) -> Result<
             options.stream, info.config.description
         )));
     }
+    let (lease, lease_duration) = open_lease_bucket(&context, options).await?;
+    Ok(Log { context, stream, lease, lease_duration, subject: options.subject() })
+}
+
+/// The lease bucket `<stream>-lease` (created when missing) and its age limit, the lease.
+async fn open_lease_bucket(
+    context: &jetstream::Context,
+    options: &JetStreamOptions,
+) -> Result<(kv::Store, Duration), NodeError> {
     let bucket = format!("{}-lease", options.stream);
     // The bucket's stream is made here with the key-value conventions rather than through
     // `create_key_value`, whose account query does not parse a 2.9 server's answer.
@@ -224,7 +233,7 @@ pub async fn open_log(options: &JetStreamOptions, genesis_hash: &str) -> Result<
     }
     let lease =
         context.get_key_value(bucket.as_str()).await.map_err(|e| nats_error("cannot open the lease bucket")(&e))?;
-    Ok(Log { context, stream, lease, lease_duration: lease_max_age, subject: options.subject() })
+    Ok((lease, lease_max_age))
 }
 
 /// What [`start`] hands to the server: the shared state, the submission handle and the thread.

@@ -339,3 +339,45 @@ pub fn export_stream(url: &str, stream: &str) -> Result<Vec<Vec<u8>>, NodeError>
         Ok(lines)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    }
+
+    #[test]
+    fn message_ids_follow_seq_and_line() {
+        let line = br#"{"type":"clock","ts":1}"#;
+        assert_eq!(message_id(7, line), message_id(7, line));
+        assert_ne!(message_id(7, line), message_id(8, line));
+        assert_ne!(message_id(7, line), message_id(7, br#"{"type":"clock","ts":2}"#));
+        let id = message_id(7, line);
+        assert!(id.starts_with("7-") && id.len() == 2 + 32, "{id}");
+    }
+
+    #[test]
+    fn flags_and_their_limits() {
+        assert_eq!(Args::try_parse_from(["x"]).unwrap().cluster.options(), None);
+        assert!(Args::try_parse_from(["x", "--follow"]).is_err(), "--follow needs --nats");
+        let parsed = Args::try_parse_from(["x", "--nats", "nats://127.0.0.1:4222", "--follow", "--node-id", "a"]);
+        let options = parsed.unwrap().cluster.options().unwrap();
+        assert_eq!((options.follow, options.stream.as_str(), options.lease_ms), (true, DEFAULT_STREAM, 3_000));
+        assert_eq!(options.subject(), "solvent.events");
+        assert_eq!(options.validate().map_err(|e| e.to_string()), Ok(()));
+        let bad = |f: fn(&mut JetStreamOptions)| {
+            let mut o = options.clone();
+            f(&mut o);
+            o.validate().is_err()
+        };
+        assert!(bad(|o| o.stream = "a.b".into()));
+        assert!(bad(|o| o.stream = String::new()));
+        assert!(bad(|o| o.lease_ms = 100));
+        assert!(bad(|o| o.stream_replicas = 0));
+    }
+}

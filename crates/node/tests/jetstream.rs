@@ -556,7 +556,7 @@ fn failover_under_load_loses_nothing_acknowledged() {
 /// --test jetstream -- --ignored --nocapture jetstream_throughput`. The leader's acknowledged
 /// events/s with 4 clients posting 1,000-event batches; then 1, 2 and 3 replicas started
 /// together from an empty data directory, each consuming the whole stream (events/s each and
-/// in total); and one engine replaying the same lines in-process, for scale.
+/// in total); one engine replaying the same lines in-process, and parsing them only.
 #[test]
 #[ignore]
 fn jetstream_throughput() {
@@ -627,5 +627,11 @@ fn jetstream_throughput() {
     assert_eq!(replay_hash(&lines), expected);
     let secs = started.elapsed().as_secs_f64();
     println!("| one engine, in-process replay | {total} events | {secs:.2} s | {:.0} events/s |", total as f64 / secs);
+    // What a shard would pay for an event of another shard's account: parsing it.
+    let started = Instant::now();
+    let parsed = lines.iter().filter(|l| solvent_core::event::Event::parse_line(l).is_ok()).count();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(parsed as u64, total);
+    println!("| parse only (no apply) | {total} events | {secs:.2} s | {:.0} events/s |", total as f64 / secs);
     leader.shutdown().unwrap();
 }

@@ -8,7 +8,8 @@
 //! victims cross; one sample per 200 accounts, between 100 and 5,000); mixed event files through
 //! the JSON parser and `apply`, as `solvent replay` runs them (two files of one line per account,
 //! between 10,000 and 1,000,000: the first on one thread, the second pipelined, as `solvent
-//! replay` does it), with CPU time per event. The default (1,000,000 accounts) runs every phase
+//! replay` does it), with CPU time per event; the liquidation map of BTC-PERP against a full scan
+//! measured in the same phase (`--only map`). The default (1,000,000 accounts) runs every phase
 //! at full size.
 
 mod alloc;
@@ -43,6 +44,8 @@ pub enum Phase {
     Latency,
     /// Mixed event files through the parser and `apply`.
     Replay,
+    /// The liquidation map of one market against a full scan, measured side by side.
+    Map,
 }
 
 impl BenchOptions {
@@ -133,6 +136,9 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
         let (ns, scan) = phases::full_scan(&mut book, 5);
         full_scan_ns = Some(ns);
         figures.extend(scan);
+    }
+    if options.runs(Phase::Map) {
+        figures.extend(phases::liquidation_map(&book, 5));
     }
     if options.runs(Phase::Ticks) {
         figures.extend(phases::ticks(&mut book, (2 * n).clamp(10_000, 2_000_000), options.seed, full_scan_ns));

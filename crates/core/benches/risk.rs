@@ -231,7 +231,7 @@ fn crossing_book(crossing: usize) -> (Book, Event) {
         liquidation_buffer: Rate::parse("0.5").ok(),
         ..Default::default()
     };
-    base.apply(&Event::Params(buffer));
+    base.apply(&Event::Params(Box::new(buffer)));
     base.apply(&deposit(base.clock_ts, "mm", 1_000_000_000));
     for k in 0..crossing {
         let name = format!("victim{k}");

@@ -5,7 +5,7 @@
 //! the same validation ([`MarketParams::validate`]). `docs/config.md` documents every field.
 
 use crate::error::Error;
-use crate::num::{Quote, Rate, Size};
+use crate::num::{Price, Quote, Rate, Size};
 use serde::{Deserialize, Serialize};
 
 /// The embedded default configuration (TOML), printed by `solvent config`.
@@ -17,6 +17,14 @@ pub const MAX_ASSETS: usize = 64;
 pub const MAX_SOURCES: usize = 32;
 pub const MAX_TIERS: usize = 32;
 pub const MAX_ID_BYTES: usize = 64;
+/// Latest event time accepted at all: 9999-12-31T23:59:59.999Z in Unix milliseconds.
+pub const MAX_TS_MS: u64 = 253_402_300_799_999;
+/// Default of `max_clock_jump_ms`: one hour.
+pub const DEFAULT_MAX_CLOCK_JUMP_MS: u64 = 3_600_000;
+/// Most cliff ranges per market.
+pub const MAX_CLIFF_RANGES: usize = 16;
+/// Longest MM phase-in (30 days).
+pub const MAX_PHASE_IN_MS: u64 = 30 * 24 * 3_600_000;
 
 /// Whether tier `from` bounds are base units or quote notional.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +79,49 @@ pub struct MarketParams {
     pub auction_duration_ms: u64,
     /// Auto-deleveraging after the insurance fund; when off, the loss is socialized instead.
     pub adl_enabled: bool,
+    /// Every trade fill, reducing and closing ones included, must be priced within this fraction
+    /// of the mark (`price_out_of_band` otherwise): colluding accounts cannot move value between
+    /// them at an arbitrary price and leave the loss to the insurance fund or to everyone.
+    pub max_trade_deviation: Rate,
+    /// Extra initial margin on every position: this rate x notional, on top of MM x im_factor
+    /// (new exposure and withdrawals only: it never liquidates anyone).
+    #[serde(default)]
+    pub im_addon_rate: Rate,
+    /// A `params` raise of MM rates moves the effective rates toward the new ones linearly over
+    /// this many milliseconds of engine time (0: at once). See `phase_in.rs`.
+    #[serde(default)]
+    pub mm_phase_in_ms: u64,
+    /// Per bracket (aligned with `tiers`), the lowest MM rate a `params` event may set; empty when
+    /// the config sets no floor (then `params` events are free within the usual rules).
+    #[serde(default)]
+    pub mm_floors: Vec<Rate>,
+    /// Long open interest above which a trade that raises it is refused (`open_interest_cap`).
+    #[serde(default)]
+    pub oi_cap: Option<Size>,
+    /// Mark-price ranges where liquidations cluster (set by an advisor from the liquidation map).
+    #[serde(default)]
+    pub cliff_ranges: Vec<CliffRange>,
+    /// Extra IM (rate x notional) for a position whose liquidation price lies in a cliff range.
+    #[serde(default)]
+    pub concentration_addon_rate: Rate,
+    /// Rebate (rate x filled notional, from the insurance fund) for auction takes filled at a price
+    /// inside a cliff range.
+    #[serde(default)]
+    pub incentive_rebate_rate: Rate,
+}
+
+/// A mark-price range `[from, to]` (inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CliffRange {
+    pub from: Price,
+    pub to: Price,
+}
+
+impl CliffRange {
+    pub fn contains(&self, price: Price) -> bool {
+        self.from <= price && price <= self.to
+    }
 }
 
 /// A tier as written in TOML or a `params` event: decimal strings.
@@ -147,6 +198,55 @@ impl MarketParams {
         if self.auction_duration_ms == 0 {
             return bad("auction_duration_ms must be positive");
         }
+        if !self.max_trade_deviation.is_positive() || !self.max_trade_deviation.is_fraction() {
+            return bad("max_trade_deviation must be in (0, 1]");
+        }
+        self.validate_predictive()
+    }
+
+    /// The bounds of the predictive-margin fields (kind `params_out_of_bounds`, naming the field).
+    fn validate_predictive(&self) -> Result<(), Error> {
+        let out = |field: &str, reason: &str| {
+            Err(Error::ParamsOutOfBounds { field: field.to_string(), reason: reason.to_string() })
+        };
+        for (field, rate) in [
+            ("im_addon_rate", self.im_addon_rate),
+            ("concentration_addon_rate", self.concentration_addon_rate),
+            ("incentive_rebate_rate", self.incentive_rebate_rate),
+        ] {
+            if !rate.is_fraction() {
+                return out(field, "must be in [0, 1]");
+            }
+        }
+        if self.mm_phase_in_ms > MAX_PHASE_IN_MS {
+            return out("mm_phase_in_ms", "at most 30 days (2592000000 ms)");
+        }
+        if self.oi_cap.is_some_and(|cap| !cap.is_positive()) {
+            return out("oi_cap", "must be positive");
+        }
+        if self.cliff_ranges.len() > MAX_CLIFF_RANGES {
+            return out("cliff_ranges", "at most 16 ranges");
+        }
+        if self.cliff_ranges.iter().any(|r| !r.from.is_positive() || r.to < r.from) {
+            return out("cliff_ranges", "each range needs 0 < from <= to");
+        }
+        if self.mm_floors.is_empty() {
+            return Ok(());
+        }
+        if self.mm_floors.len() != self.tiers.len() {
+            return out("tiers", "the brackets of a market with MM floors are those of its config");
+        }
+        for (i, (tier, floor)) in self.tiers.iter().zip(&self.mm_floors).enumerate() {
+            if !floor.is_positive() || !floor.is_fraction() {
+                return out(&format!("tiers[{i}].mm_floor_rate"), "must be in (0, 1]");
+            }
+            if tier.mm_rate < *floor {
+                return out(
+                    &format!("tiers[{i}].mm_rate"),
+                    &format!("{} is below the bracket's floor {floor}", tier.mm_rate),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -174,6 +274,9 @@ pub struct MarketConfig {
 pub struct Config {
     pub settlement_asset: String,
     pub max_accounts: usize,
+    /// Largest step one clock-advancing event may move the engine clock (`clock_jump` beyond it);
+    /// the first event that sets the clock (while it is 0) is bounded only by [`MAX_TS_MS`].
+    pub max_clock_jump_ms: u64,
     pub assets: Vec<AssetConfig>,
     pub markets: Vec<MarketConfig>,
 }
@@ -183,6 +286,8 @@ pub struct Config {
 struct RawConfig {
     settlement_asset: String,
     max_accounts: usize,
+    #[serde(default = "default_max_clock_jump_ms")]
+    max_clock_jump_ms: u64,
     #[serde(default)]
     assets: Vec<RawAsset>,
     markets: Vec<RawMarket>,
@@ -223,7 +328,30 @@ struct RawMarket {
     auction_duration_ms: u64,
     #[serde(default = "default_true")]
     adl_enabled: bool,
-    tiers: Vec<TierSpec>,
+    #[serde(default = "default_max_trade_deviation")]
+    max_trade_deviation: Rate,
+    tiers: Vec<RawTier>,
+    #[serde(default)]
+    im_addon_rate: Rate,
+    #[serde(default)]
+    mm_phase_in_ms: u64,
+    oi_cap: Option<Size>,
+    #[serde(default)]
+    cliff_ranges: Vec<CliffRange>,
+    #[serde(default)]
+    concentration_addon_rate: Rate,
+    #[serde(default)]
+    incentive_rebate_rate: Rate,
+}
+
+/// A tier in the config file: a [`TierSpec`] and an optional MM floor (config only).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    from: String,
+    mm_rate: Rate,
+    penalty_rate: Rate,
+    mm_floor_rate: Option<Rate>,
 }
 
 fn default_auction_start_premium() -> Rate {
@@ -236,6 +364,11 @@ fn default_auction_floor_discount() -> Rate {
 
 fn default_auction_duration_ms() -> u64 {
     60_000
+}
+
+/// Default of `max_trade_deviation`: 10% either side of the mark.
+pub fn default_max_trade_deviation() -> Rate {
+    Rate::from_raw(10_000_000)
 }
 
 fn default_true() -> bool {
@@ -255,6 +388,10 @@ enum SourceSpec {
 struct SourceTable {
     name: String,
     public_key: Option<String>,
+}
+
+fn default_max_clock_jump_ms() -> u64 {
+    DEFAULT_MAX_CLOCK_JUMP_MS
 }
 
 fn default_max_future_ms() -> u64 {
@@ -300,6 +437,9 @@ impl Config {
         if raw.max_accounts == 0 || raw.max_accounts > u32::MAX as usize {
             return Err(ConfigError::Invalid("max_accounts must be in 1..=4294967295".into()));
         }
+        if raw.max_clock_jump_ms == 0 {
+            return Err(ConfigError::Invalid("max_clock_jump_ms must be positive".into()));
+        }
         if raw.markets.is_empty() || raw.markets.len() > MAX_MARKETS {
             return Err(ConfigError::Invalid(format!("between 1 and {MAX_MARKETS} markets")));
         }
@@ -326,7 +466,13 @@ impl Config {
             }
             assets.push(AssetConfig { name: asset.name, weight: asset.weight, index_market: asset.index_market });
         }
-        Ok(Config { settlement_asset: raw.settlement_asset, max_accounts: raw.max_accounts, assets, markets })
+        Ok(Config {
+            settlement_asset: raw.settlement_asset,
+            max_accounts: raw.max_accounts,
+            max_clock_jump_ms: raw.max_clock_jump_ms,
+            assets,
+            markets,
+        })
     }
 }
 
@@ -355,7 +501,20 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
         return Err(ConfigError::Invalid(format!("market {}: duplicate source", raw.name)));
     }
     let invalid = |e: Error| ConfigError::Invalid(format!("market {}: {e}", raw.name));
-    let tiers = raw.tiers.iter().map(|t| t.to_tier(raw.tier_basis)).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+    let tiers = raw
+        .tiers
+        .iter()
+        .map(|t| {
+            TierSpec { from: t.from.clone(), mm_rate: t.mm_rate, penalty_rate: t.penalty_rate }.to_tier(raw.tier_basis)
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
+    // Floors apply once any bracket sets one; a bracket without one is floored at its own rate.
+    let mm_floors = if raw.tiers.iter().any(|t| t.mm_floor_rate.is_some()) {
+        raw.tiers.iter().map(|t| t.mm_floor_rate.unwrap_or(t.mm_rate)).collect()
+    } else {
+        Vec::new()
+    };
     let params = MarketParams {
         tier_basis: raw.tier_basis,
         tier_mode: raw.tier_mode,
@@ -373,6 +532,14 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
         auction_floor_discount: raw.auction_floor_discount,
         auction_duration_ms: raw.auction_duration_ms,
         adl_enabled: raw.adl_enabled,
+        max_trade_deviation: raw.max_trade_deviation,
+        im_addon_rate: raw.im_addon_rate,
+        mm_phase_in_ms: raw.mm_phase_in_ms,
+        mm_floors,
+        oi_cap: raw.oi_cap,
+        cliff_ranges: raw.cliff_ranges,
+        concentration_addon_rate: raw.concentration_addon_rate,
+        incentive_rebate_rate: raw.incentive_rebate_rate,
     };
     params.validate().map_err(invalid)?;
     if params.quorum as usize > sources.len() {

@@ -3,7 +3,7 @@
 
 use crate::engine::Engine;
 use crate::margin;
-use crate::num::{Price, Quote, Size};
+use crate::num::{Price, Quote, Rate, Size};
 use crate::state::{Account, AccountId, Market, MarketId, SourceCounters};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -18,6 +18,8 @@ pub struct StateDump {
     pub fees_collected: Quote,
     pub markets: BTreeMap<String, MarketDump>,
     pub accounts: BTreeMap<String, AccountDump>,
+    /// Latest market-less `signal` values by name.
+    pub signals: BTreeMap<String, crate::signal::SignalValue>,
 }
 
 #[derive(Serialize)]
@@ -33,6 +35,50 @@ pub struct MarketDump {
     /// The live Dutch auction of the inventory: (id, start ts, "sell" or "buy").
     pub auction: Option<AuctionDump>,
     pub sources: BTreeMap<String, SourceDump>,
+    /// Effective tier rates: what maintenance margin reads.
+    pub tiers: Vec<TierDump>,
+    /// Target tier rates (what initial margin reads): the effective ones unless a phase-in runs.
+    pub target_tiers: Vec<TierDump>,
+    /// When a running MM phase-in reaches its target rates.
+    pub mm_phase_in_end_ts: Option<u64>,
+    pub mm_phase_in_ms: u64,
+    /// Per bracket, the lowest MM rate a `params` event may set (empty: no floors).
+    pub mm_floor_rates: Vec<Rate>,
+    pub im_addon_rate: Rate,
+    pub oi_cap: Option<Size>,
+    pub cliff_ranges: Vec<crate::config::CliffRange>,
+    pub concentration_addon_rate: Rate,
+    pub incentive_rebate_rate: Rate,
+    /// Latest `signal` values for this market by name.
+    pub signals: BTreeMap<String, crate::signal::SignalValue>,
+    /// The liquidation map at the default step and range (`liquidation_map.rs`): in the whole
+    /// state dump only (it costs a pass over the accounts), absent before the first mark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liquidation_map: Option<crate::liquidation_map::LiquidationMap>,
+}
+
+fn signals_dump(signals: &crate::signal::Signals) -> BTreeMap<String, crate::signal::SignalValue> {
+    signals.iter().map(|(name, value)| (name.to_string(), *value)).collect()
+}
+
+#[derive(Serialize)]
+pub struct TierDump {
+    /// Bracket start in the tier basis: base units (size) or quote (notional).
+    pub from: String,
+    pub mm_rate: Rate,
+    pub penalty_rate: Rate,
+}
+
+fn tiers_dump(params: &crate::config::MarketParams) -> Vec<TierDump> {
+    let from = |raw: i128| match params.tier_basis {
+        crate::config::TierBasis::Size => Size::from_raw(raw as i64).to_string(),
+        crate::config::TierBasis::Notional => Quote::from_raw(raw).to_string(),
+    };
+    params
+        .tiers
+        .iter()
+        .map(|t| TierDump { from: from(t.from_raw), mm_rate: t.mm_rate, penalty_rate: t.penalty_rate })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -79,6 +125,10 @@ pub struct PositionDump {
     pub adl_quantile: Option<u8>,
 }
 
+/// ADL quantiles of every holder of every market at one state ([`Engine::adl_quantile_table`]).
+#[derive(Clone, Debug, Default)]
+pub struct AdlQuantiles(BTreeMap<(MarketId, AccountId), u8>);
+
 impl Engine {
     /// The whole state as a dump.
     pub fn dump(&self) -> StateDump {
@@ -90,7 +140,21 @@ impl Engine {
             insurance_fund: self.insurance_fund,
             bad_debt: self.bad_debt,
             fees_collected: self.fees_collected,
-            markets: self.markets.iter().map(|m| (m.name.to_string(), market_dump(m))).collect(),
+            markets: self
+                .markets
+                .iter()
+                .map(|m| {
+                    let mut dump = market_dump(m);
+                    dump.liquidation_map = self
+                        .liquidation_map(
+                            &m.name,
+                            crate::liquidation_map::DEFAULT_MAP_STEP,
+                            crate::liquidation_map::DEFAULT_MAP_RANGE,
+                        )
+                        .ok();
+                    (m.name.to_string(), dump)
+                })
+                .collect(),
             accounts: self
                 .accounts
                 .iter()
@@ -99,6 +163,7 @@ impl Engine {
                     (a.name.to_string(), self.account_dump_of(a, |m| quantiles.get(&(m, AccountId(i as u32))).copied()))
                 })
                 .collect(),
+            signals: signals_dump(&self.signals),
         }
     }
 
@@ -123,6 +188,20 @@ impl Engine {
         let Ok(ranked) = self.adl_ranking(market, -side, None) else { return Vec::new() };
         let n = ranked.len();
         ranked.into_iter().enumerate().map(|(rank, (id, _))| (id, 5 - (5 * rank / n) as u8)).collect()
+    }
+
+    /// Every holder's ADL quantile in every market, ranked once: a read model computes it once
+    /// per state and answers many [`Engine::account_dump_ranked`] from it.
+    pub fn adl_quantile_table(&self) -> AdlQuantiles {
+        AdlQuantiles(self.all_adl_quantiles())
+    }
+
+    /// [`Engine::account_dump`] with the quantiles of [`Engine::adl_quantile_table`] (of this
+    /// same state): no ranking per call.
+    pub fn account_dump_ranked(&self, name: &str, table: &AdlQuantiles) -> Option<AccountDump> {
+        let id = self.account_id(name).ok()?;
+        let account = &self.accounts[id.0 as usize];
+        Some(self.account_dump_of(account, |m| table.0.get(&(m, id)).copied()))
     }
 
     fn all_adl_quantiles(&self) -> BTreeMap<(MarketId, AccountId), u8> {
@@ -157,7 +236,10 @@ impl Engine {
                     mark_price: mark,
                     unrealized_pnl: mark.and_then(|m| p.unrealized_pnl(m).ok()),
                     maintenance_margin: mark.and_then(|m| margin::position_mm(&market.params, p.size, m).ok()),
-                    initial_margin: mark.and_then(|m| margin::position_im(&market.params, p.size, m).ok()),
+                    initial_margin: mark.and_then(|m| {
+                        let addon = margin::im_addon_rate(account, p, &self.assets, &self.markets);
+                        margin::position_im_in(market, p.size, m, addon).ok()
+                    }),
                     liquidation_price: margin::liquidation_price(account, p.market, &self.assets, &self.markets),
                     adl_quantile: adl_quantile(p.market),
                 };
@@ -179,6 +261,7 @@ impl Engine {
 }
 
 fn market_dump(market: &Market) -> MarketDump {
+    let target = market.target_params();
     MarketDump {
         index_price: market.index_price,
         mark_price: market.mark_price,
@@ -207,5 +290,17 @@ fn market_dump(market: &Market) -> MarketDump {
                 (s.name.to_string(), dump)
             })
             .collect(),
+        tiers: tiers_dump(&market.params),
+        target_tiers: tiers_dump(market.target_params()),
+        mm_phase_in_end_ts: market.phase_in.as_ref().map(|p| p.end_ts),
+        mm_phase_in_ms: target.mm_phase_in_ms,
+        mm_floor_rates: target.mm_floors.clone(),
+        im_addon_rate: target.im_addon_rate,
+        oi_cap: target.oi_cap,
+        cliff_ranges: target.cliff_ranges.clone(),
+        concentration_addon_rate: target.concentration_addon_rate,
+        incentive_rebate_rate: target.incentive_rebate_rate,
+        signals: signals_dump(&market.signals),
+        liquidation_map: None,
     }
 }

@@ -2,6 +2,7 @@
 //! event that caused it) and `ts`, then the fields of its kind. `docs/events.md` is the reference.
 
 use crate::error::Error;
+use crate::hash::Sink;
 use crate::num::{Price, Quote, Size};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -112,6 +113,18 @@ pub enum EffectKind {
         price: Price,
         remaining: Size,
         inventory_pnl: Quote,
+        /// Backstop rebate paid from the insurance fund for a fill inside a cliff range (absent
+        /// when none).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rebate: Option<Quote>,
+    },
+    /// A `params` event set cliff ranges and a rebate: backstop makers are offered
+    /// `rebate_rate` × filled notional for auction takes filled at a price in [from, to].
+    LiquidityIncentive {
+        market: String,
+        from: Price,
+        to: Price,
+        rebate_rate: crate::num::Rate,
     },
     AuctionEnded {
         auction: String,
@@ -121,7 +134,28 @@ pub enum EffectKind {
     },
 }
 
+/// The one way effects leave the core: every handler emits through a sink, so that each effect is
+/// built in one place (`Effect::new`) and the engine can give every effect of an accepted event its
+/// canonical encoding and chain link in one place too (`Engine::apply`).
+pub trait EffectSink {
+    /// Append the effect `kind` of input event `seq`, stamped with engine time `ts`.
+    fn emit(&mut self, seq: u64, ts: u64, kind: EffectKind);
+}
+
+impl EffectSink for Vec<Effect> {
+    #[inline]
+    fn emit(&mut self, seq: u64, ts: u64, kind: EffectKind) {
+        self.push(Effect::new(seq, ts, kind));
+    }
+}
+
 impl Effect {
+    /// The builder of every effect.
+    #[inline]
+    pub fn new(seq: u64, ts: u64, kind: EffectKind) -> Effect {
+        Effect { seq, ts, kind }
+    }
+
     /// The effect of a refused event: `oracle_rejected` for a price tick refused on arrival,
     /// `rejected` for everything else. Both carry the stable error kind.
     pub fn rejected(seq: u64, ts: u64, error: &Error) -> Effect {
@@ -135,7 +169,7 @@ impl Effect {
             },
             None => EffectKind::Rejected { error: error.kind().to_string(), message: error.to_string() },
         };
-        Effect { seq, ts, kind }
+        Effect::new(seq, ts, kind)
     }
 
     /// The stable error kind when this effect reports a refused event.
@@ -163,6 +197,7 @@ impl Effect {
             EffectKind::AuctionStarted { .. } => "auction_started",
             EffectKind::AuctionFill { .. } => "auction_fill",
             EffectKind::AuctionEnded { .. } => "auction_ended",
+            EffectKind::LiquidityIncentive { .. } => "liquidity_incentive",
         }
     }
 
@@ -186,5 +221,179 @@ impl Serialize for Effect {
             map.serialize_entry(key, value)?;
         }
         map.end()
+    }
+}
+
+/// Version byte that starts every effect's canonical encoding; a change to the layout below is a
+/// contract change and bumps it.
+pub const EFFECT_ENCODING_VERSION: u8 = 1;
+
+/// Domain tag of a chain link: `link = BLAKE3(CHAIN_DOMAIN || previous head || encoding)`.
+pub const CHAIN_DOMAIN: &[u8] = b"solvent-chain-v1";
+
+/// The chain head before the first effect.
+pub const CHAIN_GENESIS: [u8; 32] = [0; 32];
+
+/// The chain head after `effect`, given the head before it.
+pub fn chain_link(previous: &[u8; 32], effect: &Effect) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(CHAIN_DOMAIN);
+    hasher.update(previous);
+    effect.encode(&mut hasher);
+    *hasher.finalize().as_bytes()
+}
+
+impl Effect {
+    /// The canonical bytes of this effect (see [`Effect::encode`]).
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(128);
+        self.encode(&mut bytes);
+        bytes
+    }
+
+    /// The canonical encoding: the version byte, the `type` name, `seq`, `ts`, then the fields
+    /// of the kind in the order `docs/events.md` lists them. Strings are a u64 byte length and
+    /// UTF-8; `Size` and `Price` their raw i64 (8 decimals), `Quote` its raw i128 (16 decimals),
+    /// other integers u64, booleans one byte 0/1, all little-endian; an option is a byte 0 (none)
+    /// or 1 followed by the value.
+    pub fn encode(&self, sink: &mut impl Sink) {
+        sink.u8(EFFECT_ENCODING_VERSION);
+        sink.str(self.type_name());
+        sink.u64(self.seq);
+        sink.u64(self.ts);
+        match &self.kind {
+            EffectKind::Rejected { error, message } => {
+                sink.str(error);
+                sink.str(message);
+            }
+            EffectKind::OracleRejected { market, source, reason, event_refused, message } => {
+                sink.str(market);
+                sink.str(source);
+                sink.str(reason);
+                sink.u8(u8::from(*event_refused));
+                sink.str(message);
+            }
+            EffectKind::OracleFrozen { market, usable, quorum, mark_price } => {
+                sink.str(market);
+                sink.u64(u64::from(*usable));
+                sink.u64(u64::from(*quorum));
+                sink.opt_price(*mark_price);
+            }
+            EffectKind::OracleThawed { market, usable, quorum, index_price } => {
+                sink.str(market);
+                sink.u64(u64::from(*usable));
+                sink.u64(u64::from(*quorum));
+                sink.i64(index_price.raw());
+            }
+            EffectKind::Alert { alert, market, message } => {
+                sink.str(alert);
+                sink.str(market);
+                sink.str(message);
+            }
+            EffectKind::LiquidityIncentive { market, from, to, rebate_rate } => {
+                sink.str(market);
+                sink.i64(from.raw());
+                sink.i64(to.raw());
+                sink.i64(rebate_rate.raw());
+            }
+            EffectKind::Liquidation { .. } => self.encode_liquidation(sink),
+            EffectKind::Insurance { reason, amount, balance, account } => {
+                sink.str(reason);
+                sink.i128(amount.raw());
+                sink.i128(balance.raw());
+                match account {
+                    None => sink.u8(0),
+                    Some(account) => {
+                        sink.u8(1);
+                        sink.str(account);
+                    }
+                }
+            }
+            EffectKind::Bankruptcy { account, deficit, covered_by_fund } => {
+                sink.str(account);
+                sink.i128(deficit.raw());
+                sink.i128(covered_by_fund.raw());
+            }
+            EffectKind::Adl { account, counterparty, market, size, price, rank_score } => {
+                sink.str(account);
+                sink.str(counterparty);
+                sink.str(market);
+                sink.i64(size.raw());
+                sink.i64(price.raw());
+                sink.str(rank_score);
+            }
+            EffectKind::SocializedLoss { amount, accounts, bankrupt } => {
+                sink.i128(amount.raw());
+                sink.u64(*accounts);
+                sink.str(bankrupt);
+            }
+            EffectKind::AuctionStarted { .. } | EffectKind::AuctionFill { .. } | EffectKind::AuctionEnded { .. } => {
+                self.encode_auction(sink)
+            }
+        }
+    }
+
+    fn encode_liquidation(&self, sink: &mut impl Sink) {
+        let EffectKind::Liquidation {
+            account,
+            market,
+            closed_size,
+            price,
+            penalty,
+            full,
+            equity_before,
+            maintenance_margin_before,
+            equity_after,
+            maintenance_margin_after,
+        } = &self.kind
+        else {
+            unreachable!("called for liquidations only")
+        };
+        sink.str(account);
+        sink.str(market);
+        sink.i64(closed_size.raw());
+        sink.i64(price.raw());
+        sink.i128(penalty.raw());
+        sink.u8(u8::from(*full));
+        for quote in [equity_before, maintenance_margin_before, equity_after, maintenance_margin_after] {
+            sink.i128(quote.raw());
+        }
+    }
+
+    fn encode_auction(&self, sink: &mut impl Sink) {
+        match &self.kind {
+            EffectKind::AuctionStarted { auction, market, side, size, start_price, floor_price, duration_ms } => {
+                sink.str(auction);
+                sink.str(market);
+                sink.str(side);
+                sink.i64(size.raw());
+                sink.i64(start_price.raw());
+                sink.i64(floor_price.raw());
+                sink.u64(*duration_ms);
+            }
+            EffectKind::AuctionFill { auction, market, bidder, size, price, remaining, inventory_pnl, rebate } => {
+                sink.str(auction);
+                sink.str(market);
+                sink.str(bidder);
+                sink.i64(size.raw());
+                sink.i64(price.raw());
+                sink.i64(remaining.raw());
+                sink.i128(inventory_pnl.raw());
+                match rebate {
+                    None => sink.u8(0),
+                    Some(rebate) => {
+                        sink.u8(1);
+                        sink.i128(rebate.raw());
+                    }
+                }
+            }
+            EffectKind::AuctionEnded { auction, market, reason, remaining } => {
+                sink.str(auction);
+                sink.str(market);
+                sink.str(reason);
+                sink.i64(remaining.raw());
+            }
+            _ => unreachable!("called for auction effects only"),
+        }
     }
 }

@@ -28,16 +28,32 @@ pub struct Engine {
     pub(crate) bad_debt: Quote,
     pub(crate) fees_collected: Quote,
     pub(crate) settlement_flows: Flows<Quote>,
-    pub(crate) asset_flows: Vec<Flows<Size>>,
+    /// Per collateral asset, at `Quote` precision (the amounts as given): wider than any one
+    /// account's balance, so one account at its limit cannot stop everyone's deposits.
+    pub(crate) asset_flows: Vec<Flows<Quote>>,
     pub(crate) last_ts: u64,
     /// Sequence number of the last event offered to `apply` (accepted or not); not hashed.
     pub(crate) last_seq: u64,
     /// Id of the next Dutch auction.
     pub(crate) next_auction_id: u64,
+    /// Largest clock step one event may make (`Config::max_clock_jump_ms`).
+    pub(crate) max_clock_jump_ms: u64,
+    /// Head of the hash chain over every effect of every accepted event (`effect::chain_link`);
+    /// hashed and snapshotted.
+    pub(crate) effect_chain: [u8; 32],
     /// Derived state: which accounts a price move can have pushed below maintenance (issue 5).
     /// Not serialized and not hashed; rebuilt by [`Engine::from_snapshot`].
     #[serde(skip)]
     pub(crate) risk: RiskIndex,
+    /// Scratch of the running waterfall (ADL books, losses to socialize); empty between events.
+    #[serde(skip)]
+    pub(crate) waterfall: crate::liquidation::adl_book::WaterfallScratch,
+    /// Latest market-less `signal` values, by name.
+    #[serde(default)]
+    pub(crate) signals: crate::signal::Signals,
+    /// Markets with a running MM phase-in (derived from the markets; rebuilt on load).
+    #[serde(skip)]
+    pub(crate) phase_ins: u32,
 }
 
 /// Which collateral asset a name refers to.
@@ -81,6 +97,8 @@ impl Engine {
                 open_interest: Size::ZERO,
                 inventory: Position { market: MarketId(i as u16), size: Size::ZERO, cost: Quote::ZERO },
                 auction: None,
+                phase_in: None,
+                signals: Vec::new(),
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -105,6 +123,11 @@ impl Engine {
             last_ts: 0,
             last_seq: 0,
             next_auction_id: 1,
+            max_clock_jump_ms: config.max_clock_jump_ms,
+            waterfall: Default::default(),
+            phase_ins: 0,
+            effect_chain: crate::effect::CHAIN_GENESIS,
+            signals: Vec::new(),
         }
     }
 
@@ -120,8 +143,40 @@ impl Engine {
         if engine.asset_flows.len() != engine.assets.len() {
             return Err("snapshot: asset flow table does not match the assets".into());
         }
+        engine.check_snapshot_references()?;
         engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
+        engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
         Ok(engine)
+    }
+
+    /// The ids a snapshot's tables hold point inside the tables, and each market's parameters are
+    /// valid: a snapshot whose checksum matches but whose content is inconsistent is refused
+    /// instead of panicking later (found by the snapshot decoder's property test).
+    fn check_snapshot_references(&self) -> Result<(), String> {
+        let (markets, assets) = (self.markets.len(), self.assets.len());
+        if markets == 0 || markets > crate::config::MAX_MARKETS || assets > crate::config::MAX_ASSETS {
+            return Err("snapshot: market or asset table out of bounds".into());
+        }
+        if self.assets.iter().any(|a| a.index_market.0 as usize >= markets) {
+            return Err("snapshot: an asset's index market does not exist".into());
+        }
+        for (i, market) in self.markets.iter().enumerate() {
+            market.params.validate().map_err(|e| format!("snapshot: market {}: {e}", market.name))?;
+            if market.inventory.market.0 as usize != i || market.sources.len() > crate::config::MAX_SOURCES {
+                return Err(format!("snapshot: market {}: inconsistent inventory or sources", market.name));
+            }
+        }
+        for account in &self.accounts {
+            let bad_position = account.positions.iter().any(|p| p.market.0 as usize >= markets);
+            let bad_collateral = account.collateral.iter().any(|(asset, _)| asset.0 as usize >= assets);
+            if bad_position || bad_collateral {
+                return Err(format!(
+                    "snapshot: account {:?} refers to a market or asset that does not exist",
+                    account.name
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Apply one event with sequence number `seq`. On success effects are appended to `out`; on
@@ -136,8 +191,8 @@ impl Engine {
     fn apply_valid(&mut self, event: &Event, seq: u64, out: &mut Vec<Effect>) -> Result<(), Error> {
         let ts = event.ts();
         let advances_clock = event.advances_clock();
-        if advances_clock && ts < self.last_ts {
-            return Err(Error::TimeBackwards { ts, last_ts: self.last_ts });
+        if advances_clock {
+            self.check_clock_step(ts)?;
         }
         let effects_before = out.len();
         let previous_ts = self.last_ts; // handlers for clock and auction_take commit time early
@@ -148,14 +203,19 @@ impl Engine {
             Event::Trade(t) => self.trade(t),
             Event::AuctionTake(a) => self.auction_take(seq, a, out),
             Event::Clock { ts } => self.clock(seq, *ts, out),
-            Event::Params(p) => self.params(p),
+            Event::Params(p) => self.params(seq, p, out),
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
+            Event::Signal(s) => self.signal(s),
         };
         match result {
             Ok(()) => {
                 let clock_moved = advances_clock && ts > previous_ts;
                 if advances_clock {
                     self.last_ts = ts;
+                }
+                if clock_moved && !matches!(event, Event::Params(_)) {
+                    // MM phase-ins step on clock-advancing events, never on the announcing one.
+                    self.step_phase_ins(ts);
                 }
                 if clock_moved && !matches!(event, Event::Clock { .. }) {
                     // Time passed: sources may have aged out (a clock event did this itself).
@@ -168,6 +228,7 @@ impl Engine {
                 // Every accepted event may have moved a mark (re-judging) or a balance: run the
                 // waterfall so that no live account is left below maintenance.
                 self.settle_risk(seq, out);
+                self.chain_effects(&out[effects_before..]);
                 Ok(())
             }
             Err(error) => {
@@ -177,6 +238,23 @@ impl Engine {
                 Err(error)
             }
         }
+    }
+
+    /// A clock-advancing `ts` must not go backwards, nor jump more than `max_clock_jump_ms`
+    /// ahead (one bad writer could otherwise freeze every market and stop liquidations by
+    /// making all honest later events `time_backwards`). While the clock is still 0 (nothing has
+    /// set it), the first time is bounded only by `MAX_TS_MS`.
+    fn check_clock_step(&self, ts: u64) -> Result<(), Error> {
+        let last_ts = self.last_ts;
+        if ts < last_ts {
+            return Err(Error::TimeBackwards { ts, last_ts });
+        }
+        let limit =
+            if last_ts == 0 { crate::config::MAX_TS_MS } else { last_ts.saturating_add(self.max_clock_jump_ms) };
+        if ts > limit.min(crate::config::MAX_TS_MS) {
+            return Err(Error::ClockJump { ts, last_ts, max_jump_ms: self.max_clock_jump_ms });
+        }
+        Ok(())
     }
 
     /// Parse and apply one input line; a refusal becomes a `rejected` effect. Empty lines are skipped.
@@ -202,6 +280,16 @@ impl Engine {
                 self.last_seq = seq;
                 out.push(Effect::rejected(seq, self.last_ts, error));
             }
+        }
+    }
+
+    /// Fold the effects of an accepted event into the chain: the one place every effect of the
+    /// state machine's history passes. Refusals (`rejected`, and `oracle_rejected` with
+    /// `event_refused`) are built outside it and not chained: they change no state.
+    fn chain_effects(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            debug_assert!(effect.rejection_kind().is_none(), "an accepted event emits no refusal");
+            self.effect_chain = crate::effect::chain_link(&self.effect_chain, effect);
         }
     }
 
@@ -238,6 +326,7 @@ impl Engine {
     /// index rechecks it at the next pass.
     pub(crate) fn account_mut(&mut self, id: AccountId) -> &mut Account {
         self.risk.touch(id);
+        self.waterfall.touch(id);
         &mut self.accounts[id.0 as usize]
     }
 
@@ -281,7 +370,7 @@ impl Engine {
     pub fn settlement_flows(&self) -> Flows<Quote> {
         self.settlement_flows
     }
-    pub fn asset_flows(&self, asset: AssetId) -> Flows<Size> {
+    pub fn asset_flows(&self, asset: AssetId) -> Flows<Quote> {
         self.asset_flows[asset.0 as usize]
     }
     pub fn last_ts(&self) -> u64 {
@@ -289,6 +378,19 @@ impl Engine {
     }
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+    /// Largest clock step one event may make (`max_clock_jump_ms` of the config).
+    pub fn max_clock_jump_ms(&self) -> u64 {
+        self.max_clock_jump_ms
+    }
+    /// Accounts the waterfall has evaluated to rank holders for ADL or to socialize a loss, over
+    /// the engine's life (not state: not hashed, not in snapshots). Telemetry and tests.
+    pub fn waterfall_work(&self) -> u64 {
+        self.waterfall.work
+    }
+    /// Head of the effect hash chain (genesis: all zero).
+    pub fn effect_chain_head(&self) -> [u8; 32] {
+        self.effect_chain
     }
     /// Counters and sizes of the risk index (benchmarks, telemetry).
     pub fn risk_index_stats(&self) -> RiskIndexStats {

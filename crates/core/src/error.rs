@@ -57,8 +57,12 @@ pub enum Error {
     // ---- sequencing ----
     #[error("time went backwards: ts {ts} is before the last accepted ts {last_ts}")]
     TimeBackwards { ts: u64, last_ts: u64 },
+    #[error("clock jump refused: ts {ts} is more than {max_jump_ms} ms after the engine clock {last_ts} (or beyond year 9999)")]
+    ClockJump { ts: u64, last_ts: u64, max_jump_ms: u64 },
 
     // ---- business rules ----
+    #[error("market {market}: trade price {price} is more than {max_deviation} away from the mark {mark}")]
+    PriceOutOfBand { market: String, price: String, mark: String, max_deviation: String },
     #[error("self-trade: buyer and seller are both {0:?}")]
     SelfTrade(String),
     #[error("market {0} has no mark price yet")]
@@ -73,10 +77,18 @@ pub enum Error {
     MarketFrozen { market: String, what: &'static str },
     #[error("auction {auction}: size {size} exceeds the {remaining} left")]
     AuctionSizeExceeded { auction: String, size: String, remaining: String },
+    #[error("account {account}: a deposit may not take its balance above {limit}")]
+    BalanceLimit { account: String, limit: String },
     #[error("account limit of {max} reached")]
     TooManyAccounts { max: usize },
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    #[error("params field `{field}` out of bounds: {reason}")]
+    ParamsOutOfBounds { field: String, reason: String },
+    #[error("signal {name:?}: at most {max} signal names per market (and {max} without one)")]
+    TooManySignals { max: usize, name: String },
+    #[error("market {market}: open interest {open_interest} would exceed the cap {cap}")]
+    OpenInterestCap { market: String, open_interest: String, cap: String },
     #[error("arithmetic overflow while applying the event")]
     Overflow,
 }
@@ -124,6 +136,8 @@ impl Error {
             Error::FutureTs { .. } => "future_ts",
             Error::ReplayedTick { .. } => "replayed",
             Error::TimeBackwards { .. } => "time_backwards",
+            Error::ClockJump { .. } => "clock_jump",
+            Error::PriceOutOfBand { .. } => "price_out_of_band",
             Error::SelfTrade(_) => "self_trade",
             Error::NoMarkPrice(_) => "no_mark_price",
             Error::InsufficientMargin { .. } => "insufficient_margin",
@@ -132,7 +146,11 @@ impl Error {
             Error::MarketFrozen { .. } => "market_frozen",
             Error::AuctionSizeExceeded { .. } => "auction_size_exceeded",
             Error::TooManyAccounts { .. } => "too_many_accounts",
+            Error::BalanceLimit { .. } => "balance_limit",
             Error::InvalidParams(_) => "invalid_params",
+            Error::ParamsOutOfBounds { .. } => "params_out_of_bounds",
+            Error::OpenInterestCap { .. } => "open_interest_cap",
+            Error::TooManySignals { .. } => "too_many_signals",
             Error::Overflow => "overflow",
         }
     }

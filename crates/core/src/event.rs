@@ -5,7 +5,7 @@
 //! exactly, and ids are well formed. Every refusal is a typed [`Error`]; nothing panics. Checks that
 //! need the state (unknown market, time going backwards, margin) happen in the engine.
 
-use crate::config::{TierBasis, TierMode, TierSpec, MAX_ID_BYTES, MAX_TIERS};
+use crate::config::{CliffRange, TierBasis, TierMode, TierSpec, MAX_CLIFF_RANGES, MAX_ID_BYTES, MAX_TIERS};
 use crate::error::Error;
 use crate::json::{self, Fields};
 use crate::num::{Price, Quote, Rate, Size};
@@ -23,12 +23,27 @@ pub enum Event {
     Clock {
         ts: u64,
     },
-    Params(ParamsUpdate),
+    /// Boxed: the update is large and rare, and `Event` is copied per line in the pipeline.
+    Params(Box<ParamsUpdate>),
     /// Capital paid into the insurance fund (settlement asset) by the venue's treasury.
     FundDeposit {
         ts: u64,
         amount: Quote,
     },
+    /// An external input an advisor may read (`signal.rs`); it never changes margin by itself.
+    Signal(Signal),
+}
+
+/// `{"type":"signal","ts":T,"name":"funding_rate","value":"0.0001","market":"BTC-PERP"}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signal {
+    pub ts: u64,
+    /// An id (at most 64 bytes).
+    pub name: String,
+    /// Signed decimal at `Quote` precision (16 decimals).
+    pub value: Quote,
+    /// The market it is about; `None` for a market-less signal.
+    pub market: Option<String>,
 }
 
 /// A deposit or withdrawal. `amount` is parsed at `Quote` precision (16 decimals) and narrowed
@@ -94,6 +109,14 @@ pub struct ParamsUpdate {
     pub auction_floor_discount: Option<Rate>,
     pub auction_duration_ms: Option<u64>,
     pub adl_enabled: Option<bool>,
+    pub max_trade_deviation: Option<Rate>,
+    pub im_addon_rate: Option<Rate>,
+    pub mm_phase_in_ms: Option<u64>,
+    /// `Some(None)` removes the cap (`"oi_cap":"0"` in a line).
+    pub oi_cap: Option<Option<Size>>,
+    pub cliff_ranges: Option<Vec<CliffRange>>,
+    pub concentration_addon_rate: Option<Rate>,
+    pub incentive_rebate_rate: Option<Rate>,
 }
 
 impl Event {
@@ -106,6 +129,7 @@ impl Event {
             Event::Clock { ts } => *ts,
             Event::Params(p) => p.ts,
             Event::FundDeposit { ts, .. } => *ts,
+            Event::Signal(s) => s.ts,
         }
     }
 
@@ -156,6 +180,10 @@ impl Event {
             Event::Clock { .. } => Ok(()),
             Event::Params(p) => id("market", &p.market),
             Event::FundDeposit { amount, .. } => positive("amount", amount.is_positive()),
+            Event::Signal(s) => {
+                id("name", &s.name)?;
+                s.market.as_deref().map_or(Ok(()), |m| id("market", m))
+            }
         }
     }
 
@@ -192,11 +220,12 @@ impl Event {
             "trade" => Event::Trade(parse_trade(&mut fields)?),
             "auction_take" => Event::AuctionTake(parse_auction_take(&mut fields)?),
             "clock" => Event::Clock { ts: required_ts(&mut fields)? },
-            "params" => Event::Params(parse_params(&mut fields)?),
+            "params" => Event::Params(Box::new(parse_params(&mut fields)?)),
             "fund_deposit" => Event::FundDeposit {
                 ts: required_ts(&mut fields)?,
                 amount: required_positive(&mut fields, "amount", Quote::parse)?,
             },
+            "signal" => Event::Signal(parse_signal(&mut fields)?),
             other => return Err(Error::UnknownType(truncate(other))),
         };
         fields.finish(&kind)?;
@@ -270,6 +299,7 @@ impl Event {
             Event::Trade(t) => [t.market, t.buyer, t.seller].into_iter().for_each(|s| pool.give(s)),
             Event::AuctionTake(a) => [a.auction, a.bidder].into_iter().for_each(|s| pool.give(s)),
             Event::Params(p) => pool.give(p.market),
+            Event::Signal(s) => [s.name].into_iter().chain(s.market).for_each(|s| pool.give(s)),
             Event::Clock { .. } | Event::FundDeposit { .. } => {}
         }
     }
@@ -454,6 +484,21 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         None => None,
         Some(value) => Some(parse_tiers(value)?),
     };
+    let cliff_ranges = match fields.take_json("cliff_ranges")? {
+        None => None,
+        Some(value) => Some(parse_cliff_ranges(value)?),
+    };
+    let oi_cap = match optional_decimal(fields, "oi_cap", Size::parse)? {
+        None => None,
+        Some(cap) if cap.is_zero() => Some(None),
+        Some(cap) if cap.is_negative() => {
+            return Err(Error::ParamsOutOfBounds {
+                field: "oi_cap".into(),
+                reason: "must be positive (0 removes the cap)".into(),
+            })
+        }
+        Some(cap) => Some(Some(cap)),
+    };
     let quorum = match fields.take_u64("quorum")? {
         Some(q) => Some(u32::try_from(q).map_err(|_| Error::InvalidParams("quorum too large".into()))?),
         None => None,
@@ -477,7 +522,40 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         auction_floor_discount: optional_decimal(fields, "auction_floor_discount", Rate::parse)?,
         auction_duration_ms: fields.take_u64("auction_duration_ms")?,
         adl_enabled: fields.take_bool("adl_enabled")?,
+        max_trade_deviation: optional_decimal(fields, "max_trade_deviation", Rate::parse)?,
+        im_addon_rate: optional_decimal(fields, "im_addon_rate", Rate::parse)?,
+        mm_phase_in_ms: fields.take_u64("mm_phase_in_ms")?,
+        oi_cap,
+        cliff_ranges,
+        concentration_addon_rate: optional_decimal(fields, "concentration_addon_rate", Rate::parse)?,
+        incentive_rebate_rate: optional_decimal(fields, "incentive_rebate_rate", Rate::parse)?,
     })
+}
+
+fn parse_signal(fields: &mut Fields) -> Result<Signal, Error> {
+    let market = match fields.take_string("market")? {
+        Some(name) => {
+            validate_id(&name).map_err(|reason| Error::InvalidId { field: "market".into(), reason })?;
+            Some(name.into_owned())
+        }
+        None => None,
+    };
+    Ok(Signal {
+        ts: required_ts(fields)?,
+        name: required_id(fields, "name")?,
+        value: optional_decimal(fields, "value", Quote::parse)?.ok_or(Error::MissingField("value"))?,
+        market,
+    })
+}
+
+fn parse_cliff_ranges(value: serde_json::Value) -> Result<Vec<CliffRange>, Error> {
+    let expected = "an array of {from, to} objects with decimal price strings";
+    let invalid = || Error::InvalidFieldType { field: "cliff_ranges".into(), expected };
+    let array = value.as_array().ok_or_else(invalid)?;
+    if array.len() > MAX_CLIFF_RANGES {
+        return Err(Error::ParamsOutOfBounds { field: "cliff_ranges".into(), reason: "at most 16 ranges".into() });
+    }
+    array.iter().map(|range| serde_json::from_value::<CliffRange>(range.clone()).map_err(|_| invalid())).collect()
 }
 
 fn parse_tiers(value: serde_json::Value) -> Result<Vec<TierSpec>, Error> {

@@ -5,13 +5,15 @@
 //! by asset and market name. Integers are fixed-width little-endian, strings length-prefixed,
 //! options tagged. The encoding starts with a version tag; changing it is a contract change.
 //! The sequence number is not part of the state (a rejected event must leave the hash unchanged).
+//! Version 2 ends with the head of the effect hash chain, so a state hash also commits to every
+//! effect the engine emitted on the way there.
 
 use crate::config::{MarketParams, TierBasis, TierMode};
 use crate::engine::Engine;
 use crate::num::Price;
 use crate::state::{Account, Market, Tick};
 
-const VERSION_TAG: &[u8] = b"solvent-state-v1";
+const VERSION_TAG: &[u8] = b"solvent-state-v2";
 
 /// Where canonical bytes go: a hasher, or a buffer in tests.
 pub trait Sink {
@@ -83,8 +85,8 @@ impl Engine {
             sink.str(&asset.name);
             sink.i64(asset.weight.raw());
             sink.str(&self.markets[asset.index_market.0 as usize].name);
-            sink.i64(self.asset_flows[i].deposited.raw());
-            sink.i64(self.asset_flows[i].withdrawn.raw());
+            sink.i128(self.asset_flows[i].deposited.raw());
+            sink.i128(self.asset_flows[i].withdrawn.raw());
         }
         let mut markets: Vec<&Market> = self.markets.iter().collect();
         markets.sort_unstable_by_key(|m| &m.name);
@@ -98,6 +100,39 @@ impl Engine {
         for account in accounts {
             self.encode_account(account, sink);
         }
+        self.encode_predictive(sink);
+        // Last, so the ledger part of the encoding is the bytes before the final 32.
+        sink.put(&self.effect_chain);
+    }
+
+    /// The predictive-margin state, appended after the accounts only when some of it differs
+    /// from its defaults (so a state that uses none of it hashes as before; the encoding above is
+    /// self-delimiting, so the appended block cannot be confused with it).
+    fn encode_predictive(&self, sink: &mut impl Sink) {
+        let used = |m: &Market| m.phase_in.is_some() || predictive_params_used(&m.params) || !m.signals.is_empty();
+        if !self.markets.iter().any(used) && self.signals.is_empty() {
+            return;
+        }
+        sink.put(b"predictive-v1");
+        let mut markets: Vec<&Market> = self.markets.iter().collect();
+        markets.sort_unstable_by_key(|m| &m.name);
+        for market in markets {
+            encode_predictive_params(&market.params, sink);
+            match &market.phase_in {
+                None => sink.u8(0),
+                Some(phase) => {
+                    sink.u8(1);
+                    encode_params(&phase.target, sink);
+                    encode_predictive_params(&phase.target, sink);
+                    encode_tiers(&phase.start, sink);
+                    sink.u64(phase.start_ts);
+                    sink.u64(phase.end_ts);
+                    sink.u64(phase.steps);
+                }
+            }
+            encode_signals(&market.signals, sink);
+        }
+        encode_signals(&self.signals, sink);
     }
 
     fn encode_account(&self, account: &Account, sink: &mut impl Sink) {
@@ -191,12 +226,7 @@ fn encode_params(params: &MarketParams, sink: &mut impl Sink) {
         TierMode::Marginal => 0,
         TierMode::Whole => 1,
     });
-    sink.u64(params.tiers.len() as u64);
-    for tier in &params.tiers {
-        sink.i128(tier.from_raw);
-        sink.i64(tier.mm_rate.raw());
-        sink.i64(tier.penalty_rate.raw());
-    }
+    encode_tiers(&params.tiers, sink);
     sink.i64(params.im_factor.raw());
     sink.i64(params.liquidation_buffer.raw());
     sink.u64(u64::from(params.quorum));
@@ -210,4 +240,59 @@ fn encode_params(params: &MarketParams, sink: &mut impl Sink) {
     sink.i64(params.auction_floor_discount.raw());
     sink.u64(params.auction_duration_ms);
     sink.u8(u8::from(params.adl_enabled));
+    sink.i64(params.max_trade_deviation.raw());
+}
+
+fn encode_tiers(tiers: &[crate::config::Tier], sink: &mut impl Sink) {
+    sink.u64(tiers.len() as u64);
+    for tier in tiers {
+        sink.i128(tier.from_raw);
+        sink.i64(tier.mm_rate.raw());
+        sink.i64(tier.penalty_rate.raw());
+    }
+}
+
+/// Whether any predictive-margin parameter differs from its default.
+fn predictive_params_used(params: &MarketParams) -> bool {
+    !params.im_addon_rate.is_zero()
+        || params.mm_phase_in_ms != 0
+        || !params.mm_floors.is_empty()
+        || params.oi_cap.is_some()
+        || !params.cliff_ranges.is_empty()
+        || !params.concentration_addon_rate.is_zero()
+        || !params.incentive_rebate_rate.is_zero()
+}
+
+fn encode_predictive_params(params: &MarketParams, sink: &mut impl Sink) {
+    sink.i64(params.im_addon_rate.raw());
+    sink.u64(params.mm_phase_in_ms);
+    sink.u64(params.mm_floors.len() as u64);
+    for floor in &params.mm_floors {
+        sink.i64(floor.raw());
+    }
+    match params.oi_cap {
+        None => sink.u8(0),
+        Some(cap) => {
+            sink.u8(1);
+            sink.i64(cap.raw());
+        }
+    }
+    sink.u64(params.cliff_ranges.len() as u64);
+    for range in &params.cliff_ranges {
+        sink.i64(range.from.raw());
+        sink.i64(range.to.raw());
+    }
+    sink.i64(params.concentration_addon_rate.raw());
+    sink.i64(params.incentive_rebate_rate.raw());
+}
+
+/// Signals are kept sorted by name (`signal.rs`), so they are written as stored.
+fn encode_signals(signals: &crate::signal::Signals, sink: &mut impl Sink) {
+    debug_assert!(signals.windows(2).all(|w| w[0].0 < w[1].0), "signals are sorted by name");
+    sink.u64(signals.len() as u64);
+    for (name, signal) in signals {
+        sink.str(name);
+        sink.i128(signal.value.raw());
+        sink.u64(signal.ts);
+    }
 }

@@ -234,7 +234,8 @@ fn health_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Opt
         upnl = upnl.checked_add(position.unrealized_pnl(mark).ok()?.raw())?;
         let fine = position_mm_fine_narrow(&market.params, position.size, mark)?;
         mm = mm.checked_add(div_1e8(fine, Round::Up))?;
-        let im_fine = mul_i128(fine, i128::from(market.params.im_factor.raw()))?;
+        let addon = im_addon_rate(account, position, assets, markets);
+        let im_fine = position_im32_narrow(market, position.size, mark, fine, addon)?;
         im = im.checked_add(ceil_div_1e16(im_fine))?;
     }
     let upnl_fine = mul_i128(upnl, FINE_PER_QUOTE)?;
@@ -270,9 +271,11 @@ pub fn below_initial_quick(account: &Account, assets: &[Asset], markets: &[Marke
     let mut equity_fine = collateral_fine_narrow(account, assets, markets)?;
     let mut im = 0i128;
     for position in &account.positions {
-        let (value_fine, mm_fine, params) = position_fine_narrow(position, markets)?;
+        let (value_fine, mm_fine, market) = position_fine_narrow(position, markets)?;
         equity_fine = equity_fine.checked_add(value_fine)?;
-        im = im.checked_add(mul_i128(mm_fine, i128::from(params.im_factor.raw()))?)?;
+        let addon = im_addon_rate(account, position, assets, markets);
+        let mark = market.mark_price?;
+        im = im.checked_add(position_im32_narrow(market, position.size, mark, mm_fine, addon)?)?;
     }
     let margin = mul_i128(equity_fine, i128::from(Rate::ONE_RAW))?.checked_sub(im)?;
     let slack = QUOTE_UNIT.checked_mul(i128::try_from(account.positions.len()).ok()? + 1)?;
@@ -284,12 +287,79 @@ pub fn below_initial_quick(account: &Account, assets: &[Asset], markets: &[Marke
 fn position_fine_narrow<'m>(
     position: &crate::state::Position,
     markets: &'m [Market],
-) -> Option<(i128, i128, &'m MarketParams)> {
+) -> Option<(i128, i128, &'m Market)> {
     let market = &markets[position.market.0 as usize];
     let mark = market.mark_price?;
     let value_fine = mul_i128(position.unrealized_pnl(mark).ok()?.raw(), FINE_PER_QUOTE)?;
     let mm_fine = position_mm_fine_narrow(&market.params, position.size, mark)?;
-    Some((value_fine, mm_fine, &market.params))
+    Some((value_fine, mm_fine, market))
+}
+
+/// The IM add-on rate of one position (x its notional, on top of MM x im_factor): the market's
+/// `im_addon_rate`, plus `concentration_addon_rate` when the account's liquidation price in that
+/// market lies in one of its cliff ranges.
+pub fn im_addon_rate(
+    account: &Account,
+    position: &crate::state::Position,
+    assets: &[Asset],
+    markets: &[Market],
+) -> Rate {
+    let target = markets[position.market.0 as usize].target_params();
+    let base = target.im_addon_rate;
+    if target.cliff_ranges.is_empty() || !target.concentration_addon_rate.is_positive() {
+        return base;
+    }
+    let in_cliff = liquidation_price_under(account, position.market, assets, markets, Market::target_params)
+        .is_some_and(|price| target.cliff_ranges.iter().any(|r| r.contains(price)));
+    if in_cliff {
+        Rate::from_raw(base.raw().saturating_add(target.concentration_addon_rate.raw()))
+    } else {
+        base
+    }
+}
+
+/// Exact initial margin of one position at 10^-32 (Fine x Rate raw), in i128: MM under the
+/// target rates x im_factor + `addon` x notional. `effective_mm_fine` is the position's exact MM
+/// under the effective rates (the same value when no phase-in runs). `None` where i128 might not
+/// hold it.
+fn position_im32_narrow(
+    market: &Market,
+    size: Size,
+    mark: Price,
+    effective_mm_fine: i128,
+    addon: Rate,
+) -> Option<i128> {
+    let target = market.target_params();
+    let mm_fine = match &market.phase_in {
+        None => effective_mm_fine,
+        Some(phase) => position_mm_fine_narrow(&phase.target, size, mark)?,
+    };
+    let im = mul_i128(mm_fine, i128::from(target.im_factor.raw()))?;
+    if addon.is_zero() {
+        return Some(im);
+    }
+    let notional = mul_i128(i128::from(size.raw()).abs(), i128::from(mark.raw()))?; // Quote raw
+    let addon_fine = mul_i128(mul_i128(notional, i128::from(addon.raw()))?, i128::from(Rate::ONE_RAW))?;
+    im.checked_add(addon_fine)
+}
+
+/// Initial margin of one position in `market` (target rates, `addon` x notional), rounded up.
+pub fn position_im_in(market: &Market, size: Size, mark: Price, addon: Rate) -> Result<Quote, Overflow> {
+    let narrow = position_mm_fine_narrow(&market.params, size, mark)
+        .and_then(|fine| position_im32_narrow(market, size, mark, fine, addon));
+    if let Some(fine) = narrow {
+        return Ok(Quote::from_raw(ceil_div_1e16(fine)));
+    }
+    let target = market.target_params();
+    let notional = I256::from(i128::from(size.raw()).abs()) * I256::from(mark.raw());
+    let fine = position_mm_fine_wide(target, size, mark) * I256::from(target.im_factor.raw())
+        + notional * I256::from(addon.raw()) * I256::from(Rate::ONE_RAW as i128);
+    let divisor = I256::from(FINE_PER_QUOTE) * I256::from(Rate::ONE_RAW as i128);
+    let mut q = fine / divisor;
+    if fine % divisor > I256::ZERO {
+        q += I256::ONE;
+    }
+    i128::try_from(q).map(Quote::from_raw).map_err(|_| Overflow)
 }
 
 /// Pure: below (`Some(true)`) when the exact `margin` is negative, not below (`Some(false)`) when
@@ -333,7 +403,8 @@ fn health_wide(account: &Account, assets: &[Asset], markets: &[Market]) -> Resul
         let mark = market.mark_price.ok_or(Overflow)?;
         upnl = upnl.checked_add(position.unrealized_pnl(mark)?)?;
         mm = mm.checked_add(position_mm(&market.params, position.size, mark)?)?;
-        im = im.checked_add(position_im(&market.params, position.size, mark)?)?;
+        let addon = im_addon_rate(account, position, assets, markets);
+        im = im.checked_add(position_im_in(market, position.size, mark, addon)?)?;
     }
     let upnl_fine = I256::from(upnl.raw()) * I256::from(FINE_PER_QUOTE);
     let no_profit_fine = collateral + upnl_fine.min(I256::ZERO);
@@ -396,6 +467,18 @@ pub fn liquidation_price(
     assets: &[Asset],
     markets: &[Market],
 ) -> Option<Price> {
+    liquidation_price_under(account, market_id, assets, markets, |m: &Market| &m.params)
+}
+
+/// [`liquidation_price`] with each market's MM rates taken from `rates_of` (the effective
+/// parameters, or the target ones of a running phase-in).
+pub fn liquidation_price_under(
+    account: &Account,
+    market_id: MarketId,
+    assets: &[Asset],
+    markets: &[Market],
+    rates_of: impl Fn(&Market) -> &MarketParams,
+) -> Option<Price> {
     let position = account.position(market_id)?;
     let market = &markets[market_id.0 as usize];
     let mark = market.mark_price?;
@@ -421,11 +504,11 @@ pub fn liquidation_price(
             a -= I256::from(other.cost.raw()) * fine;
         } else {
             a += I256::from(other.unrealized_pnl(other_mark).ok()?.raw()) * fine;
-            c += position_mm_fine(&m.params, other.size, other_mark);
+            c += position_mm_fine(rates_of(m), other.size, other_mark);
         }
     }
     let mut best: Option<(I256, I256)> = None; // (distance to mark, root)
-    for piece in mm_pieces(&market.params, position.size) {
+    for piece in mm_pieces(rates_of(market), position.size) {
         let denominator = b - piece.b;
         if denominator == I256::ZERO {
             continue;

@@ -24,7 +24,7 @@ use crate::effect::{Effect, EffectKind};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::PriceTick;
-use crate::num::{mul_div, Price, Rate, Round};
+use crate::num::{mul_div, Price, Rate, Round, Size};
 use crate::state::{Market, MarketId, SourceStatus, Tick};
 
 /// Length of a jump-clamp window, engine milliseconds.
@@ -252,12 +252,30 @@ pub fn mark_from(index: Price, basis_ema_raw: i64, params: &MarketParams) -> Pri
     Price::from_raw(mark as i64)
 }
 
-/// Pure: the basis EMA after a trade at `trade_price` when the index is `index`, `elapsed_ms`
-/// after the previous sample. Weight of the new sample: min(1, elapsed / mark_ema_ms), rounded down.
-pub fn updated_basis(ema_raw: i64, index: Price, trade_price: Price, elapsed_ms: u64, ema_ms: u64) -> i64 {
+/// Pure: the basis EMA after a trade of `size` at `trade_price` when the index is `index`,
+/// `elapsed_ms` after the previous sample, with `open_interest` after the trade. Weight of the new
+/// sample: min(1, elapsed / mark_ema_ms) x min(1, size / open interest), each rounded down, so a
+/// trade of dust moves the mark by a dust share of the way (a market with no open interest left
+/// gives the size factor 1).
+pub fn updated_basis(
+    ema_raw: i64,
+    index: Price,
+    trade_price: Price,
+    elapsed_ms: u64,
+    ema_ms: u64,
+    size: Size,
+    open_interest: Size,
+) -> i64 {
     let sample = i128::from(trade_price.raw()) - i128::from(index.raw());
     let weight_num = i128::from(elapsed_ms.min(ema_ms));
     let step = mul_div(sample - i128::from(ema_raw), weight_num, i128::from(ema_ms.max(1)), Round::Down).unwrap_or(0);
+    let step = match open_interest.raw() {
+        oi if oi > 0 => {
+            let size_num = i128::from(size.raw().clamp(0, oi));
+            mul_div(step, size_num, i128::from(oi), Round::Down).unwrap_or(0)
+        }
+        _ => step,
+    };
     (i128::from(ema_raw) + step).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
@@ -319,7 +337,7 @@ fn frozen_effect(market: &Market, usable: u32, now_ms: u64, seq: u64) -> Effect 
         quorum: market.params.quorum,
         mark_price: market.mark_price,
     };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 #[cold]
@@ -330,7 +348,7 @@ fn thawed_effect(market: &Market, usable: u32, index: Price, now_ms: u64, seq: u
         quorum: market.params.quorum,
         index_price: index,
     };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 #[cold]
@@ -340,7 +358,7 @@ fn clamped_effect(market: &Market, raw_index: Price, index: Price, now_ms: u64, 
         market.name, market.params.max_jump
     );
     let kind = EffectKind::Alert { alert: "jump_clamped".into(), market: market.name.to_string(), message };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 /// Store each source's new status; a source that stops counting is counted and reported.
@@ -373,7 +391,7 @@ fn unusable_effect(market_name: &str, source_name: &str, status: SourceStatus, n
         event_refused: false,
         message,
     };
-    Effect { seq, ts: now_ms, kind }
+    Effect::new(seq, now_ms, kind)
 }
 
 impl Engine {
@@ -502,10 +520,15 @@ mod tests {
     #[test]
     fn basis_ema_moves_toward_the_sample_and_is_capped_in_the_mark() {
         let p = |v: &str| Price::parse(v).unwrap();
-        let half = updated_basis(0, p("100"), p("102"), 500, 1000);
+        let s = |v: &str| Size::parse(v).unwrap();
+        let half = updated_basis(0, p("100"), p("102"), 500, 1000, s("5"), s("5"));
         assert_eq!(half, p("1").raw());
-        let full = updated_basis(half, p("100"), p("104"), 5000, 1000);
+        let full = updated_basis(half, p("100"), p("104"), 5000, 1000, s("5"), Size::ZERO);
         assert_eq!(full, p("4").raw());
+        // Size weighs the sample: a trade of a tenth of the open interest moves a tenth as far,
+        // and dust moves the EMA by nothing measurable.
+        assert_eq!(updated_basis(0, p("100"), p("110"), 5000, 1000, s("1"), s("10")), p("1").raw());
+        assert_eq!(updated_basis(0, p("100"), p("110"), 5000, 1000, s("0.00000001"), s("1000")), 0);
         let config = crate::config::Config::embedded_default();
         let mut params = config.markets[0].params.clone();
         params.mark_ema_ms = 1000;

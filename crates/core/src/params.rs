@@ -2,15 +2,16 @@
 //! same rules as the configuration file before anything changes.
 
 use crate::config::MarketParams;
+use crate::effect::{Effect, EffectKind};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::ParamsUpdate;
 
 impl Engine {
-    pub(crate) fn params(&mut self, update: &ParamsUpdate) -> Result<(), Error> {
+    pub(crate) fn params(&mut self, seq: u64, update: &ParamsUpdate, out: &mut Vec<Effect>) -> Result<(), Error> {
         let market_id = self.market_id(&update.market)?;
         let market = &self.markets[market_id.0 as usize];
-        let next = patched(&market.params, update)?;
+        let next = patched(market.target_params(), update)?;
         if next.quorum as usize > market.sources.len() {
             return Err(Error::InvalidParams(format!(
                 "quorum {} exceeds the {} sources of {}",
@@ -19,8 +20,19 @@ impl Engine {
                 update.market
             )));
         }
-        self.markets[market_id.0 as usize].params = next;
-        self.risk.market_params_changed(market_id);
+        // Backstop incentives: one offer per cliff range while a rebate is set.
+        if next.incentive_rebate_rate.is_positive() {
+            for range in &next.cliff_ranges {
+                let kind = EffectKind::LiquidityIncentive {
+                    market: update.market.clone(),
+                    from: range.from,
+                    to: range.to,
+                    rebate_rate: next.incentive_rebate_rate,
+                };
+                out.push(Effect { seq, ts: update.ts, kind });
+            }
+        }
+        self.set_target_params(market_id, next, update.ts);
         Ok(())
     }
 }
@@ -40,6 +52,15 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     if let Some(tiers) = &update.tiers {
         next.tiers = tiers.iter().map(|t| t.to_tier(next.tier_basis)).collect::<Result<_, _>>()?;
     }
+    let keeps_brackets = next.tier_basis == current.tier_basis
+        && next.tiers.len() == current.tiers.len()
+        && next.tiers.iter().zip(&current.tiers).all(|(a, b)| a.from_raw == b.from_raw);
+    if !current.mm_floors.is_empty() && !keeps_brackets {
+        return Err(Error::ParamsOutOfBounds {
+            field: "tiers".into(),
+            reason: "a market with MM floors keeps its configured brackets (basis and `from` values)".into(),
+        });
+    }
     next.im_factor = update.im_factor.unwrap_or(next.im_factor);
     next.liquidation_buffer = update.liquidation_buffer.unwrap_or(next.liquidation_buffer);
     next.quorum = update.quorum.unwrap_or(next.quorum);
@@ -53,6 +74,15 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     next.auction_floor_discount = update.auction_floor_discount.unwrap_or(next.auction_floor_discount);
     next.auction_duration_ms = update.auction_duration_ms.unwrap_or(next.auction_duration_ms);
     next.adl_enabled = update.adl_enabled.unwrap_or(next.adl_enabled);
+    next.max_trade_deviation = update.max_trade_deviation.unwrap_or(next.max_trade_deviation);
+    next.im_addon_rate = update.im_addon_rate.unwrap_or(next.im_addon_rate);
+    next.mm_phase_in_ms = update.mm_phase_in_ms.unwrap_or(next.mm_phase_in_ms);
+    next.oi_cap = update.oi_cap.unwrap_or(next.oi_cap);
+    if let Some(ranges) = &update.cliff_ranges {
+        next.cliff_ranges.clone_from(ranges);
+    }
+    next.concentration_addon_rate = update.concentration_addon_rate.unwrap_or(next.concentration_addon_rate);
+    next.incentive_rebate_rate = update.incentive_rebate_rate.unwrap_or(next.incentive_rebate_rate);
     next.validate()?;
     Ok(next)
 }

@@ -97,6 +97,7 @@ impl ParsedLine {
             Event::Trade(t) => [&t.market, &t.buyer, &t.seller],
             Event::AuctionTake(a) => [&a.auction, &a.bidder, ""],
             Event::Params(p) => [&p.market, "", ""],
+            Event::Signal(s) => [&s.name, s.market.as_deref().unwrap_or(""), ""],
             Event::Clock { .. } | Event::FundDeposit { .. } => return,
         };
         for s in strings.into_iter().filter(|s| !s.is_empty()) {

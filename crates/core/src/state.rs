@@ -192,6 +192,12 @@ pub struct Market {
     pub inventory: Position,
     /// The live Dutch auction of the inventory, if any.
     pub auction: Option<Auction>,
+    /// A running MM phase-in (`phase_in.rs`): `params` then holds the effective tier rates.
+    #[serde(default)]
+    pub phase_in: Option<Box<crate::phase_in::PhaseIn>>,
+    /// Latest `signal` values for this market, by name (`signal.rs`).
+    #[serde(default)]
+    pub signals: crate::signal::Signals,
 }
 
 /// A Dutch auction of a market's liquidation inventory. What is for sale is always the whole
@@ -207,6 +213,12 @@ pub struct Auction {
 impl Market {
     pub fn tier_basis(&self) -> TierBasis {
         self.params.tier_basis
+    }
+
+    /// The parameters the last `params` event (or the config) set: target MM rates, which
+    /// initial margin reads. Equal to `params` unless an MM phase-in is running.
+    pub fn target_params(&self) -> &MarketParams {
+        self.phase_in.as_ref().map_or(&self.params, |p| &p.target)
     }
 }
 

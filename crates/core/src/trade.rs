@@ -8,7 +8,7 @@
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::Trade;
-use crate::num::{Overflow, Price, Quote, Round, Size};
+use crate::num::{Overflow, Price, Quote, Rate, Round, Size};
 use crate::state::{Account, AccountId, MarketId, Position};
 
 /// The outcome of adding a signed `delta` to a position at `price`.
@@ -47,6 +47,13 @@ pub fn fill(position: Position, delta: Size, price: Price) -> Result<Fill, Overf
     Ok(Fill { position: Position { size: new_size, cost, ..position }, realized_pnl, adds_exposure: flipped })
 }
 
+/// Pure leaf: whether `price` lies within `max_deviation` x `mark` of `mark`, decided exactly
+/// (|price - mark| x 10^8 <= deviation raw x mark, in i128: no rounding, no overflow).
+pub fn within_band(price: Price, mark: Price, max_deviation: Rate) -> bool {
+    let distance = (i128::from(price.raw()) - i128::from(mark.raw())).abs();
+    distance * i128::from(Rate::ONE.raw()) <= i128::from(max_deviation.raw()) * i128::from(mark.raw())
+}
+
 /// One party's side of a trade, before it is written.
 struct PartyFill {
     id: AccountId,
@@ -69,8 +76,17 @@ impl Engine {
         let buyer_id = self.account_id(&trade.buyer)?;
         let seller_id = self.account_id(&trade.seller)?;
         let market = &self.markets[market_id.0 as usize];
-        if market.mark_price.is_none() {
+        let Some(mark) = market.mark_price else {
             return Err(Error::NoMarkPrice(trade.market.clone()));
+        };
+        let max_deviation = market.params.max_trade_deviation;
+        if !within_band(trade.price, mark, max_deviation) {
+            return Err(Error::PriceOutOfBand {
+                market: trade.market.clone(),
+                price: trade.price.to_string(),
+                mark: mark.to_string(),
+                max_deviation: max_deviation.to_string(),
+            });
         }
         let delta_sell = trade.size.checked_neg()?;
         let buyer = self.party_fill(buyer_id, market_id, trade.size, trade.price, trade.buyer_fee, trade.ts)?;
@@ -80,6 +96,15 @@ impl Engine {
             market.open_interest.checked_add(buyer.open_interest_delta)?.checked_add(seller.open_interest_delta)?;
         let fees = self.fees_collected.checked_add(trade.buyer_fee)?.checked_add(trade.seller_fee)?;
         debug_assert!(!open_interest.is_negative(), "open interest is a sum of long sizes");
+        if let Some(cap) =
+            market.params.oi_cap.filter(|cap| open_interest > *cap && open_interest > market.open_interest)
+        {
+            return Err(Error::OpenInterestCap {
+                market: trade.market.clone(),
+                open_interest: open_interest.to_string(),
+                cap: cap.to_string(),
+            });
+        }
         self.markets[market_id.0 as usize].open_interest = open_interest;
         self.fees_collected = fees;
         for party in [buyer, seller] {
@@ -87,7 +112,7 @@ impl Engine {
             account.settlement = party.settlement;
             account.set_position(party.position);
         }
-        self.sample_basis(market_id, trade.price, trade.ts);
+        self.sample_basis(market_id, trade.price, trade.size, trade.ts);
         Ok(())
     }
 
@@ -144,14 +169,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Feed the trade price into the basis EMA and re-derive the mark (when `mark_ema_ms` > 0).
-    fn sample_basis(&mut self, market_id: MarketId, trade_price: Price, ts: u64) {
+    /// Feed the trade price into the basis EMA, weighted by the trade's share of the open
+    /// interest, and re-derive the mark (when `mark_ema_ms` > 0).
+    fn sample_basis(&mut self, market_id: MarketId, trade_price: Price, size: Size, ts: u64) {
         let market = &mut self.markets[market_id.0 as usize];
         let ema_ms = market.params.mark_ema_ms;
         let Some(index) = market.index_price.filter(|_| ema_ms > 0 && !market.frozen) else { return };
         let elapsed_ms = ts.saturating_sub(market.basis_ts);
-        market.basis_ema_raw =
-            crate::oracle::updated_basis(market.basis_ema_raw, index, trade_price, elapsed_ms, ema_ms);
+        market.basis_ema_raw = crate::oracle::updated_basis(
+            market.basis_ema_raw,
+            index,
+            trade_price,
+            elapsed_ms,
+            ema_ms,
+            size,
+            market.open_interest,
+        );
         market.basis_ts = ts;
         market.mark_price = Some(crate::oracle::mark_from(index, market.basis_ema_raw, &market.params));
     }

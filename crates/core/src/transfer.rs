@@ -11,6 +11,12 @@ use crate::event::Transfer;
 use crate::num::{NumError, Quote, Size};
 use crate::state::{Account, AccountId};
 
+/// Largest settlement balance a deposit may leave on one account: 2^94 raw (about 1.98 x 10^12
+/// units). The engine-wide counters are i128 over at most 2^32 accounts, so it is always the one
+/// account that reaches its limit (`balance_limit`), never a counter shared by everyone.
+/// (A collateral balance is at most i64::MAX raw by its type; its counter is at `Quote` precision.)
+pub const MAX_SETTLEMENT_BALANCE: Quote = Quote::from_raw(1 << 94);
+
 impl Engine {
     pub(crate) fn deposit(&mut self, transfer: &Transfer) -> Result<(), Error> {
         let asset = self.asset_ref(&transfer.asset)?;
@@ -23,6 +29,12 @@ impl Engine {
         let balance = match asset {
             AssetRef::Settlement => {
                 let balance = current.map_or(Quote::ZERO, |a| a.settlement).checked_add(transfer.amount)?;
+                if balance > MAX_SETTLEMENT_BALANCE {
+                    return Err(Error::BalanceLimit {
+                        account: transfer.account.clone(),
+                        limit: MAX_SETTLEMENT_BALANCE.to_string(),
+                    });
+                }
                 let flows = self.settlement_flows.deposited.checked_add(transfer.amount)?;
                 self.settlement_flows.deposited = flows;
                 Balance::Settlement(balance)
@@ -30,7 +42,7 @@ impl Engine {
             AssetRef::Other(id) => {
                 let amount = narrow_to_size(transfer.amount)?;
                 let balance = current.map_or(Size::ZERO, |a| a.collateral_balance(id)).checked_add(amount)?;
-                let flows = self.asset_flows[id.0 as usize].deposited.checked_add(amount)?;
+                let flows = self.asset_flows[id.0 as usize].deposited.checked_add(transfer.amount)?;
                 self.asset_flows[id.0 as usize].deposited = flows;
                 Balance::Asset(id, balance)
             }
@@ -71,7 +83,7 @@ impl Engine {
                 if balance < amount {
                     return Err(insufficient(balance.to_string()));
                 }
-                let flows = self.asset_flows[asset_id.0 as usize].withdrawn.checked_add(amount)?;
+                let flows = self.asset_flows[asset_id.0 as usize].withdrawn.checked_add(transfer.amount)?;
                 (Balance::Asset(asset_id, balance.checked_sub(amount)?), FlowUpdate::Asset(asset_id, flows))
             }
         };
@@ -177,7 +189,7 @@ impl Balance {
 /// The new `withdrawn` counter of the asset a withdrawal touches.
 enum FlowUpdate {
     Settlement(Quote),
-    Asset(crate::state::AssetId, Size),
+    Asset(crate::state::AssetId, Quote),
 }
 
 /// A non-settlement amount has at most `Size::DECIMALS` decimals and must fit a `Size`.

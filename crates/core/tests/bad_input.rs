@@ -126,6 +126,19 @@ fn corpus() -> Vec<(Vec<u8>, &'static str)> {
         (r#"{"type":"params","ts":5000,"market":"BTC-PERP","quorum":9}"#, "invalid_params"),
         (r#"{"type":"params","ts":5000,"market":"BTC-PERP","tiers":"flat"}"#, "invalid_field_type"),
         (r#"{"type":"params","ts":5000,"market":"NOPE","im_factor":"2"}"#, "unknown_market"),
+        (r#"{"type":"params","ts":5000,"market":"BTC-PERP","im_addon_rate":"2"}"#, "params_out_of_bounds"),
+        (r#"{"type":"params","ts":5000,"market":"BTC-PERP","oi_cap":"-1"}"#, "params_out_of_bounds"),
+        (
+            r#"{"type":"params","ts":5000,"market":"BTC-PERP","cliff_ranges":[{"from":"7000","to":"6000"}]}"#,
+            "params_out_of_bounds",
+        ),
+        (r#"{"type":"params","ts":5000,"market":"BTC-PERP","cliff_ranges":[{"from":"1"}]}"#, "invalid_field_type"),
+        (r#"{"type":"signal","ts":5000,"name":"funding_rate","value":"high"}"#, "malformed_number"),
+        (r#"{"type":"signal","ts":5000,"name":"funding_rate","value":0.5}"#, "invalid_field_type"),
+        (r#"{"type":"signal","ts":5000,"name":"funding_rate"}"#, "missing_field"),
+        (r#"{"type":"signal","ts":5000,"name":"bad name","value":"1"}"#, "invalid_id"),
+        (r#"{"type":"signal","ts":5000,"name":"iv","value":"1","market":"NOPE"}"#, "unknown_market"),
+        (r#"{"type":"signal","ts":1,"name":"iv","value":"1"}"#, "time_backwards"),
     ];
     let mut corpus: Vec<(Vec<u8>, &'static str)> = text.iter().map(|(l, k)| (l.as_bytes().to_vec(), *k)).collect();
     let long_id =

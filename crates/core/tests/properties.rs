@@ -31,6 +31,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::Clock { .. }) => "clock",
         Some(Event::AuctionTake(_)) => "auction_take",
         Some(Event::FundDeposit { .. }) => "fund_deposit",
+        Some(Event::Signal(_)) => "signal",
         None => "raw_line",
     }
 }
@@ -79,7 +80,16 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
     let via = if matches!(step.input, support::Input::Event(_)) { "apply" } else { "line" };
     let sizes_before = trade_sizes(&harness.engine, &step);
     let effects_before = harness.effects.len();
+    let steps_before: Vec<u64> = phase_steps(&harness.engine);
     let outcome = harness.step(step)?;
+    // MM phase-ins: events run while one is in progress, and steps that moved the effective rates.
+    let steps_after = phase_steps(&harness.engine);
+    if harness.engine.markets().iter().any(|m| m.phase_in.is_some()) {
+        *tally.entry("phase-in running".into()).or_default() += 1;
+    }
+    if steps_before.iter().zip(&steps_after).any(|(b, a)| a > b) {
+        *tally.entry("phase-in step".into()).or_default() += 1;
+    }
     let label = match &outcome {
         Outcome::Accepted => "accepted".to_string(),
         Outcome::Rejected(kind) => kind.clone(),
@@ -88,6 +98,9 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
     *tally.entry(format!("path {via}")).or_default() += 1;
     for effect in &harness.effects[effects_before..] {
         *tally.entry(format!("effect {}", effect.type_name())).or_default() += 1;
+        if matches!(effect.kind, solvent_core::EffectKind::AuctionFill { rebate: Some(_), .. }) {
+            *tally.entry("effect auction_fill with a rebate".into()).or_default() += 1;
+        }
     }
     if let (Outcome::Accepted, Some(before)) = (&outcome, sizes_before) {
         let after = trade_sizes(&harness.engine, harness.steps.last().unwrap()).unwrap();
@@ -96,6 +109,11 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
         }
     }
     Ok(())
+}
+
+/// Per market, the steps its running MM phase-in has taken (0 when none runs).
+fn phase_steps(engine: &Engine) -> Vec<u64> {
+    engine.markets().iter().map(|m| m.phase_in.as_ref().map_or(0, |p| p.steps)).collect()
 }
 
 /// Buyer and seller sizes in the market of a trade step (None for other steps or unknown names).
@@ -174,6 +192,11 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("withdraw: insufficient_balance", 300),
         ("params: accepted", 400),
         ("params: invalid_params", 100),
+        ("phase-in running", 2_000),
+        ("signal: accepted", 200),
+        ("effect liquidity_incentive", 100),
+        ("phase-in step", 100),
+        ("trade: open_interest_cap", 20),
         ("clock: time_backwards", 15),
         ("raw_line: invalid_json", 25),
         ("effect oracle_frozen", 200),

@@ -207,7 +207,7 @@ impl Sim {
             7 => update.mark_ema_ms = Some([0, 0, 5_000][self.rng.below(3) as usize]),
             _ => update.quorum = Some(3 + self.rng.below(3) as u32),
         }
-        Event::Params(update)
+        Event::Params(Box::new(update))
     }
 
     fn auction_take(&mut self, engine: &Engine) -> Option<Event> {
@@ -394,7 +394,7 @@ fn parked_accounts_are_liquidated_on_thaw() {
     apply(&mut engine, Event::Trade(trade));
     // Quorum 4 with 3 sources: frozen, mark held at 10,000.
     let quorum = ParamsUpdate { ts: 0, market: "BTC-PERP".into(), quorum: Some(4), ..ParamsUpdate::default() };
-    apply(&mut engine, Event::Params(quorum));
+    apply(&mut engine, Event::Params(Box::new(quorum)));
     assert!(engine.markets()[0].frozen);
     // A tier table at 10% MM puts alice below maintenance (MM 1,000 > equity 600) while frozen:
     // she waits (parked), untouched, with no price moving.
@@ -404,14 +404,14 @@ fn parked_accounts_are_liquidated_on_thaw() {
         penalty_rate: Rate::parse("0.01").unwrap(),
     }];
     let update = ParamsUpdate { ts: 0, market: "BTC-PERP".into(), tiers: Some(tiers), ..ParamsUpdate::default() };
-    let out = apply(&mut engine, Event::Params(update));
+    let out = apply(&mut engine, Event::Params(Box::new(update)));
     assert!(out.iter().all(|e| e.type_name() != "liquidation"), "{out:?}");
     assert!(engine.health("alice").unwrap().below_maintenance());
     assert!(engine.liquidation_candidates_full_scan().is_empty());
     assert!(engine.liquidation_candidates_indexed().is_empty());
     // Quorum back to 3: the thaw alone brings her to the waterfall.
     let quorum = ParamsUpdate { ts: 0, market: "BTC-PERP".into(), quorum: Some(3), ..ParamsUpdate::default() };
-    let out = apply(&mut engine, Event::Params(quorum));
+    let out = apply(&mut engine, Event::Params(Box::new(quorum)));
     assert!(!engine.markets()[0].frozen);
     let liquidated: Vec<String> =
         out.iter().filter(|e| e.type_name() == "liquidation").map(|e| e.to_json_line()).collect();

@@ -102,6 +102,7 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         Event::AuctionTake(_) => (Role::Backstop, "auction_take"),
         Event::Clock { .. } => (Role::Admin, "clock"),
         Event::Params(_) => (Role::Admin, "params"),
+        Event::Signal(_) => (Role::Admin, "signal"),
     };
     if token.role != needed {
         let message = format!(

@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const ENGINE_CONFIG_FILE: &str = "engine-config.toml";
+/// Hex BLAKE3 of `engine-config.toml` as recorded: an edit of the file is caught at start.
+pub const ENGINE_CONFIG_HASH_FILE: &str = "engine-config.blake3";
 const LOCK_FILE: &str = "LOCK";
 
 /// Paths inside a data directory.
@@ -68,6 +70,7 @@ impl DataDir {
         };
         match std::fs::read_to_string(&path) {
             Ok(stored_text) => {
+                self.check_config_unedited(&path, &stored_text)?;
                 let stored = parse(&stored_text, &path.display().to_string())?;
                 if let Some(text) = given {
                     if parse(text, "--config")? != stored {
@@ -83,12 +86,48 @@ impl DataDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = given.unwrap_or(solvent_core::DEFAULT_CONFIG_TOML).to_string();
                 let config = parse(&text, "--config")?;
+                let hash_path = self.layout.root.join(ENGINE_CONFIG_HASH_FILE);
+                write_durably(&self.layout.root, &hash_path, config_hash(&text).as_bytes())?;
                 write_durably(&self.layout.root, &path, text.as_bytes())?;
                 Ok((config, text))
             }
             Err(e) => Err(dir_error(&path, format!("cannot read: {e}"))),
         }
     }
+}
+
+impl DataDir {
+    /// The recorded configuration must be the one the journal was written under: its BLAKE3 is
+    /// kept next to it, and a start with an edited file is refused (snapshots hold the old
+    /// parameters, so the state would no longer equal a replay of the journal under the file).
+    /// A directory written before the hash was kept gets it now.
+    fn check_config_unedited(&self, path: &Path, text: &str) -> Result<(), NodeError> {
+        let hash_path = self.layout.root.join(ENGINE_CONFIG_HASH_FILE);
+        let recorded = match std::fs::read_to_string(&hash_path) {
+            Ok(recorded) => recorded,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return write_durably(&self.layout.root, &hash_path, config_hash(text).as_bytes());
+            }
+            Err(e) => return Err(dir_error(&hash_path, format!("cannot read: {e}"))),
+        };
+        let now = config_hash(text);
+        if recorded.trim() != now {
+            return Err(NodeError::EngineConfig(format!(
+                "{} was edited after the journal was written under it (BLAKE3 {} recorded in {}, {now} now): the \
+                 snapshots and the journal hold the old configuration. Restore the file; to change parameters, \
+                 post `params` events; to run a new configuration, start with a fresh --data-dir",
+                path.display(),
+                recorded.trim(),
+                hash_path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Hex BLAKE3 of a configuration text.
+pub fn config_hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
 }
 
 /// Write a small file atomically and durably: temp file, fsync, rename, fsync the directory.

@@ -162,7 +162,8 @@ pub async fn run(options: DemoOptions, handle: SequencerHandle, shared: Arc<Shar
 
 /// Marks and the accounts below maintenance margin, one line.
 fn status_line(shared: &Shared, elapsed_secs: f64) -> String {
-    let engine = shared.engine.read().unwrap_or_else(|p| p.into_inner());
+    let view = shared.view.load();
+    let engine = view.engine();
     let marks: Vec<String> =
         engine.markets().iter().filter_map(|m| m.mark_price.map(|p| format!("{} {}", m.name, p))).collect();
     let mut below = Vec::new();

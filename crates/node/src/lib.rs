@@ -23,9 +23,11 @@ pub mod recovery;
 pub mod sequencer;
 pub mod server;
 pub mod settings;
+pub mod sim;
 pub mod snapshot;
 pub mod stream;
 pub mod telemetry;
+pub mod view;
 pub mod worker;
 
 pub use error::NodeError;

@@ -5,15 +5,20 @@
 //! publishes their effects, and answers each submission with its seqs and effects. Nothing is
 //! answered before its events are durable; a journal failure answers the whole batch with an
 //! error and stops further writes (see docs/serve.md, "Failures").
+//!
+//! The engine belongs to this thread alone: readers get immutable copies published after the
+//! batches (`view.rs`), never a lock on it. If the thread panics, the server stops (the
+//! half-applied state is not served or reused); recovery rebuilds it from the journal.
 
 use crate::journal::JournalWriter;
 use crate::settings::ServerSection;
 use crate::stream::{EffectHub, SeqEffects};
 use crate::telemetry as t;
+use crate::view::{Publisher, ViewCell};
 use crate::worker::{self, Job, Worker};
 use solvent_core::{Effect, EffectKind, Engine};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,13 +59,14 @@ pub enum Command {
 
 /// State shared with the HTTP handlers (reads) and the worker.
 pub struct Shared {
-    pub engine: RwLock<Engine>,
+    /// The read model: the engine as of the last published batch.
+    pub view: ViewCell,
     pub hub: EffectHub,
     pub head_seq: AtomicU64,
     pub snapshot_seq: Arc<AtomicU64>,
     pub journal_failure: Mutex<Option<String>>,
-    /// (seq, state hash) of the last `GET /v1/state`, so repeated reads at one seq are free.
-    pub state_hash_cache: Mutex<Option<(u64, String)>>,
+    /// Woken once when the sequencer thread dies by a panic: the server then stops.
+    pub sequencer_died: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -113,6 +119,8 @@ struct Batch {
 
 pub struct Sequencer {
     receiver: mpsc::Receiver<Command>,
+    engine: Engine,
+    publisher: Publisher,
     shared: Arc<Shared>,
     journal: JournalWriter,
     settings: ServerSection,
@@ -134,6 +142,7 @@ fn wall_clock_ms() -> u64 {
 impl Sequencer {
     pub fn new(
         receiver: mpsc::Receiver<Command>,
+        engine: Engine,
         shared: Arc<Shared>,
         journal: JournalWriter,
         settings: ServerSection,
@@ -142,8 +151,11 @@ impl Sequencer {
     ) -> Sequencer {
         let now = Instant::now();
         let last_snapshot_seq = shared.snapshot_seq.load(Ordering::SeqCst);
+        let publisher = Publisher::new(engine.last_seq());
         Sequencer {
             receiver,
+            engine,
+            publisher,
             shared,
             journal,
             settings,
@@ -160,7 +172,18 @@ impl Sequencer {
 
     /// The thread body: runs until shutdown or until every handle is dropped.
     pub fn run(mut self) {
-        while let Some(command) = self.receiver.blocking_recv() {
+        let _guard = StopOnPanic(self.shared.clone());
+        loop {
+            let command = match self.receiver.try_recv() {
+                Ok(command) => command,
+                Err(_) => {
+                    self.publisher.when_idle(&self.shared.view, &self.engine);
+                    match self.receiver.blocking_recv() {
+                        Some(command) => command,
+                        None => break,
+                    }
+                }
+            };
             let mut batch = Batch::default();
             let mut shutdown = self.take(command, &mut batch);
             while shutdown.is_none() && batch.events < self.settings.max_batch_events {
@@ -196,8 +219,7 @@ impl Sequencer {
     }
 
     fn clock_line(&self) -> Vec<u8> {
-        let engine_ts = self.shared.engine.read().map(|e| e.last_ts()).unwrap_or_else(|p| p.into_inner().last_ts());
-        let ts = wall_clock_ms().saturating_sub(self.settings.clock_lag_ms).max(engine_ts);
+        let ts = wall_clock_ms().saturating_sub(self.settings.clock_lag_ms).max(self.engine.last_ts());
         format!(r#"{{"type":"clock","ts":{ts}}}"#).into_bytes()
     }
 
@@ -220,6 +242,7 @@ impl Sequencer {
         }
         metrics::histogram!(t::COMMIT_BATCH_EVENTS).record(payloads.len() as f64);
         let results = self.apply(first_seq, &payloads);
+        self.publisher.after_batch(&self.shared.view, &self.engine);
         let last_seq = first_seq + payloads.len() as u64 - 1;
         let published: Vec<Arc<SeqEffects>> = results.iter().filter(|r| !r.effects.is_empty()).cloned().collect();
         self.shared.hub.publish(last_seq, &published);
@@ -248,7 +271,7 @@ impl Sequencer {
     fn apply(&mut self, first_seq: u64, payloads: &[&[u8]]) -> Vec<Arc<SeqEffects>> {
         let mut results = Vec::with_capacity(payloads.len());
         let mut rejected = 0u64;
-        let mut engine = self.shared.engine.write().unwrap_or_else(|p| p.into_inner());
+        let engine = &mut self.engine;
         let apply_latency = metrics::histogram!(t::APPLY_LATENCY);
         for (i, payload) in payloads.iter().enumerate() {
             let seq = first_seq + i as u64;
@@ -260,7 +283,6 @@ impl Sequencer {
             results.push(Arc::new(SeqEffects { seq, effects: self.effects.clone() }));
         }
         metrics::gauge!(t::INSURANCE_FUND).set(worker::quote_as_f64(engine.insurance_fund()));
-        drop(engine);
         count_effects(&results);
         let total = payloads.len() as u64;
         metrics::counter!(t::EVENTS_TOTAL, "outcome" => "accepted").increment(total - rejected);
@@ -289,8 +311,8 @@ impl Sequencer {
         if !(snapshot || scan_due) || self.journal.failure().is_some() {
             return;
         }
-        let engine = Box::new(self.shared.engine.read().unwrap_or_else(|p| p.into_inner()).clone());
-        if self.worker.offer(Job { seq: head, engine, snapshot }) {
+        let view = self.publisher.current(&self.shared.view, &self.engine);
+        if self.worker.offer(Job { seq: head, view, snapshot }) {
             self.last_risk_scan_at = Some(now);
             if snapshot {
                 self.last_snapshot_seq = head;
@@ -305,10 +327,28 @@ impl Sequencer {
         let head = self.journal.next_seq() - 1;
         let written = self.shared.snapshot_seq.load(Ordering::SeqCst);
         if head > written && self.journal.failure().is_none() {
-            let engine = self.shared.engine.read().unwrap_or_else(|p| p.into_inner());
-            worker::write_snapshot(&self.snapshot_dir, &self.shared.snapshot_seq, head, &engine);
+            worker::write_snapshot(&self.snapshot_dir, &self.shared.snapshot_seq, head, &self.engine);
         }
+        self.publisher.current(&self.shared.view, &self.engine);
         tracing::info!(head_seq = head, "sequencer stopped");
+    }
+}
+
+/// Dropped when the sequencer thread ends; if it ends by a panic, the engine may be half-written:
+/// refuse writes and wake the server, which stops (a restart recovers from the journal).
+struct StopOnPanic(Arc<Shared>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let reason = "the sequencer thread panicked; the server stops (restart to recover from the journal)";
+            tracing::error!("{reason}");
+            if let Ok(mut failure) = self.0.journal_failure.lock() {
+                failure.get_or_insert_with(|| reason.to_string());
+            }
+            metrics::gauge!(t::JOURNAL_FAILED).set(1.0);
+            self.0.sequencer_died.notify_one();
+        }
     }
 }
 

@@ -10,11 +10,12 @@ use crate::recovery;
 use crate::sequencer::{self, Sequencer, SequencerHandle, Shared};
 use crate::settings::NodeSettings;
 use crate::stream::EffectHub;
+use crate::view::ViewCell;
 use crate::worker::Worker;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -118,9 +119,9 @@ impl RunningServer {
         self.shared.head_seq.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// The engine's current state hash.
+    /// The state hash of the published read view (the head once the sequencer is idle).
     pub fn state_hash(&self) -> String {
-        self.shared.engine.read().unwrap_or_else(|p| p.into_inner()).state_hash()
+        self.shared.view.load().state_hash().to_string()
     }
 
     /// Stop gracefully: stop accepting, finish pending submissions, write a final snapshot.
@@ -150,20 +151,21 @@ fn local_journal(
 ) -> Result<(Arc<Shared>, SequencerHandle, JoinHandle<()>), NodeError> {
     let recovered = recovery::recover(&data_dir.layout, config, options.fs.clone(), section.segment_bytes)?;
     let shared = Arc::new(Shared {
-        engine: RwLock::new(recovered.engine),
+        view: ViewCell::new(recovered.engine.clone()),
         hub: EffectHub::new(recovered.last_seq, section.stream_ring_effects),
         head_seq: AtomicU64::new(recovered.last_seq),
         snapshot_seq: Arc::new(AtomicU64::new(recovered.snapshot_seq)),
         journal_failure: Mutex::new(None),
-        state_hash_cache: Mutex::new(None),
+        sequencer_died: tokio::sync::Notify::new(),
     });
-    let (handle, thread) = spawn_sequencer(recovered.journal, &shared, data_dir, section)?;
+    let (handle, thread) = spawn_sequencer(recovered.journal, recovered.engine, &shared, data_dir, section)?;
     Ok((shared, handle, thread))
 }
 
 /// Start the worker and the sequencer threads.
 fn spawn_sequencer(
     journal: crate::journal::JournalWriter,
+    engine: solvent_core::Engine,
     shared: &Arc<Shared>,
     data_dir: &DataDir,
     section: &crate::settings::ServerSection,
@@ -172,7 +174,7 @@ fn spawn_sequencer(
     let worker = Worker::start(snapshots.clone(), shared.snapshot_seq.clone())
         .map_err(|e| NodeError::io("cannot start the worker thread", e))?;
     let (handle, receiver) = sequencer::channel(section.queue_requests);
-    let sequencer = Sequencer::new(receiver, shared.clone(), journal, section.clone(), snapshots, worker);
+    let sequencer = Sequencer::new(receiver, engine, shared.clone(), journal, section.clone(), snapshots, worker);
     let thread = std::thread::Builder::new()
         .name("solvent-sequencer".into())
         .spawn(move || sequencer.run())
@@ -209,15 +211,24 @@ async fn serve(context: ServeContext) -> Result<(), NodeError> {
     if let Some(options) = demo {
         background.spawn(crate::demo::run(options, handle.clone(), app.shared.clone()));
     }
+    let shared = app.shared.clone();
     let router = http::router(app);
+    let died = shared.clone();
     let shutdown = async move {
-        stop_signal(stopped, handle_signals).await;
+        tokio::select! {
+            _ = stop_signal(stopped, handle_signals) => {}
+            _ = died.sequencer_died.notified() => {}
+        }
         let _ = stopping_sender.send(true);
     };
     let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
     background.abort_all();
     handle.shutdown().await;
-    result.map_err(|e| NodeError::io("http server", e))
+    result.map_err(|e| NodeError::io("http server", e))?;
+    match shared.journal_failure() {
+        Some(reason) if reason.contains("sequencer thread panicked") => Err(NodeError::Other(reason)),
+        _ => Ok(()),
+    }
 }
 
 /// Resolves on an explicit stop, or on Ctrl-C / SIGTERM when `handle_signals`.

@@ -25,6 +25,9 @@ pub struct ServerSection {
     /// The clock event's ts is the wall clock minus this lag (never below the engine clock),
     /// so that events stamped slightly behind the server's wall clock are not refused.
     pub clock_lag_ms: u64,
+    /// An event whose `ts` is more than this ahead of the server's wall clock is refused before
+    /// it is journaled (`ts_ahead_of_wall_clock`): one writer cannot poison the engine clock.
+    pub max_ts_ahead_ms: u64,
     pub snapshot_every_events: u64,
     pub snapshot_every_secs: u64,
     pub segment_bytes: u64,
@@ -47,6 +50,7 @@ impl Default for ServerSection {
             max_batch_events: 16_384,
             clock_interval_ms: 250,
             clock_lag_ms: 1_000,
+            max_ts_ahead_ms: 5_000,
             snapshot_every_events: 100_000,
             snapshot_every_secs: 300,
             segment_bytes: 64 << 20,

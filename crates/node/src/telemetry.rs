@@ -22,6 +22,7 @@ pub const SNAPSHOT_DURATION: &str = "solvent_snapshot_duration_seconds";
 pub const SNAPSHOT_BYTES: &str = "solvent_snapshot_bytes";
 pub const HTTP_REJECTIONS_TOTAL: &str = "solvent_http_rejections_total";
 pub const JOURNAL_FAILED: &str = "solvent_journal_failed";
+pub const VIEW_COPY_DURATION: &str = "solvent_view_copy_seconds";
 
 const LATENCY_BUCKETS_SECONDS: [f64; 16] =
     [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0];
@@ -71,6 +72,7 @@ fn describe() {
     metrics::describe_histogram!(SNAPSHOT_DURATION, "Time to encode and write one snapshot.");
     metrics::describe_gauge!(SNAPSHOT_BYTES, "Size of the newest snapshot.");
     metrics::describe_counter!(HTTP_REJECTIONS_TOTAL, "Requests refused before the sequencer, by error kind.");
+    metrics::describe_histogram!(VIEW_COPY_DURATION, "Time to copy the engine into a new read view.");
     metrics::describe_gauge!(JOURNAL_FAILED, "1 once a journal write or fsync failed (writes are refused).");
 }
 

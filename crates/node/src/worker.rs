@@ -18,7 +18,8 @@ pub const NEAR_LIQUIDATION_FACTOR: &str = "1.2";
 
 pub struct Job {
     pub seq: u64,
-    pub engine: Box<Engine>,
+    /// The published read view at `seq` (shared with readers, never copied again).
+    pub view: Arc<crate::view::View>,
     pub snapshot: bool,
 }
 
@@ -94,9 +95,9 @@ impl Drop for Worker {
 
 fn run_job(snapshot_dir: &std::path::Path, snapshot_seq: &AtomicU64, job: Job) {
     if job.snapshot {
-        write_snapshot(snapshot_dir, snapshot_seq, job.seq, &job.engine);
+        write_snapshot(snapshot_dir, snapshot_seq, job.seq, job.view.engine());
     }
-    let counts = risk_scan(&job.engine);
+    let counts = risk_scan(job.view.engine());
     metrics::gauge!(t::ACCOUNTS_TOTAL).set(counts.accounts as f64);
     metrics::gauge!(t::ACCOUNTS_NEAR_LIQUIDATION).set(counts.near_liquidation as f64);
     metrics::gauge!(t::ACCOUNTS_BELOW_MAINTENANCE).set(counts.below_maintenance as f64);

@@ -117,6 +117,19 @@ fn reads_health_and_metrics() {
     let (_, markets) = get(addr, Some(MATCHER), "/v1/markets");
     assert_eq!(markets["markets"]["BTC-PERP"]["mark_price"], "10000", "{markets}");
     assert_eq!(markets["markets"]["BTC-PERP"]["open_interest"], "300");
+    // alice: 300 long at 10,000 on 400,000: below maintenance under 2,600,000 / 283.75 = 9,163
+    // (equity 300 p - 2,600,000 against MM 16.25 p): first at -9%. bob (short) only beyond +26%.
+    let (status, map) = get(addr, Some(VIEWER), "/v1/markets/BTC-PERP/liquidation_map?step=0.01&range=0.2");
+    assert_eq!(status, 200, "{map}");
+    assert_eq!((map["down"].as_array().map(Vec::len), map["up"].as_array().map(Vec::len)), (Some(20), Some(20)));
+    let buckets = map["down"].as_array().unwrap();
+    let hit: Vec<&Value> = buckets.iter().filter(|b| b["accounts"] != 0).collect();
+    assert_eq!(hit.len(), 1, "{map}");
+    assert_eq!((&hit[0]["move"], &hit[0]["size"]), (&Value::from("-0.09"), &Value::from("300")), "{map}");
+    let (status, error) = get(addr, Some(VIEWER), "/v1/markets/BTC-PERP/liquidation_map?step=0");
+    assert_eq!((status, &error["error"]), (400, &Value::from("params_out_of_bounds")));
+    let (status, error) = get(addr, Some(VIEWER), "/v1/markets/NOPE/liquidation_map");
+    assert_eq!((status, &error["error"]), (404, &Value::from("unknown_market")));
     let (_, insurance) = get(addr, Some(VIEWER), "/v1/insurance");
     assert!(insurance["insurance_fund"].is_string(), "{insurance}");
     let (status, health) = get(addr, None, "/v1/health");
@@ -183,4 +196,25 @@ impl ServerSectionBuilder {
             ..test_section()
         }
     }
+}
+
+/// A deposit stamped u64::MAX (or an hour ahead) is refused before it is journaled; the honest
+/// event after it is accepted.
+#[test]
+fn an_event_stamped_ahead_of_the_wall_clock_is_refused_before_journaling() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let addr = server.local_addr();
+    let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    for ts in [u64::MAX, wall_ms + 3_600_000] {
+        let (status, response) = post(addr, TREASURY, &deposit(ts, "alice", "1"));
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(response["results"][0]["error"], "ts_ahead_of_wall_clock", "{response}");
+        assert_eq!(response["results"][0]["seq"], Value::Null, "not journaled: {response}");
+    }
+    let (_, response) = post(addr, TREASURY, &deposit(wall_ms, "alice", "1"));
+    assert_eq!(response["results"][0]["accepted"], true, "{response}");
+    server.shutdown().unwrap();
+    let (_, lines) = replay_journal(dir.path(), None);
+    assert_eq!(lines.len(), 1, "only the honest event was journaled");
 }

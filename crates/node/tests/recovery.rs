@@ -61,7 +61,7 @@ type Tear = fn(&mut Vec<u8>);
 fn a_torn_tail_is_dropped_and_everything_acknowledged_survives() {
     let torn_writes: [(&str, Tear); 3] = [
         ("half a record", |tail| tail.truncate(tail.len() / 2)),
-        ("a whole record with a bad checksum", |tail| *tail.last_mut().unwrap() ^= 0x20),
+        ("a record cut inside its header", |tail| tail.truncate(7)),
         ("zero-filled blocks", |tail| tail.iter_mut().for_each(|b| *b = 0)),
     ];
     for (what, tear) in torn_writes {
@@ -340,4 +340,47 @@ fn a_read_only_data_directory_refuses_to_start_with_a_clear_error() {
     assert!(message.contains("not writable") && message.contains("Read-only file system"), "{message}");
     tmpfs.remount("rw");
     assert_recovers_to_replay(&data, 1);
+}
+
+/// An engine-config.toml edited while the server was down is caught at the next start (the
+/// snapshot holds the old parameters, so the state would no longer equal a replay of the journal
+/// under the file); restoring the file starts again.
+#[test]
+fn an_edited_engine_config_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    post_deposits(server.local_addr(), 3);
+    server.shutdown().unwrap();
+    let path = dir.path().join(solvent_node::datadir::ENGINE_CONFIG_FILE);
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, original.replacen("im_factor = \"2\"", "im_factor = \"3\"", 1)).unwrap();
+    let error = try_start(dir.path(), test_section(), None).err().expect("an edited config is refused").to_string();
+    assert!(error.contains("was edited") && error.contains("engine-config.toml"), "{error}");
+    std::fs::write(&path, &original).unwrap();
+    let restarted = start(dir.path(), test_section());
+    assert_eq!(state(restarted.local_addr()).0, 3);
+}
+
+/// The last record written whole and damaged since (a flipped payload byte) may have been
+/// acknowledged: it is not dropped (its seq would be reused). The start is refused, naming the
+/// seq, the file and the `truncate -s` that accepts the loss; after it, the start succeeds.
+#[test]
+fn a_damaged_complete_last_record_refuses_the_start_and_says_how_to_proceed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    post_deposits(server.local_addr(), 10);
+    server.shutdown().unwrap();
+    // Remove the snapshot written at shutdown too: no later state vouches for the record.
+    for entry in std::fs::read_dir(dir.path().join("snapshots")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let segment = only_segment(dir.path());
+    let offset = record_offset(&segment, 10);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x20;
+    std::fs::write(&segment, &bytes).unwrap();
+    let error = try_start(dir.path(), test_section(), None).err().expect("refused").to_string();
+    assert!(error.contains("seq 10") && error.contains(&format!("truncate -s {offset}")), "{error}");
+    std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(offset as u64).unwrap();
+    assert_recovers_to_replay(dir.path(), 9);
 }

@@ -167,6 +167,7 @@ pub fn build_book(
         for m in &markets {
             let mut fields = Map::new();
             fields.insert("im_factor".into(), json!(static_params[m.index].im_factor.to_string()));
+            fields.insert("max_trade_deviation".into(), json!(static_params[m.index].max_trade_deviation.to_string()));
             feed.push_checked(params_line(T_SETUP_MS, &m.name, fields))?;
         }
     }
@@ -188,7 +189,7 @@ pub fn build_book(
 }
 
 /// Per market: oracle quorum (a majority of the fed sources) and age, the policy's
-/// tables, `im_factor` 1 while rebuilding a dump; then a tick from every source.
+/// tables, `im_factor` 1 and the widest trade price band while rebuilding a dump; then a tick from every source.
 fn open_markets(
     feed: &mut Feed,
     markets: &[MarketSetup],
@@ -204,7 +205,9 @@ fn open_markets(
             fields.insert("tiers".into(), serde_json::to_value(&t[i]).unwrap_or(Value::Null));
         }
         if relaxed {
+            // Dump accounts may sit between MM and IM, and reopen at entry prices away from mark.
             fields.insert("im_factor".into(), json!("1"));
+            fields.insert("max_trade_deviation".into(), json!("1"));
         }
         feed.push_checked(params_line(T_SETUP_MS, &m.name, fields))?;
         for source in sources {

@@ -62,7 +62,7 @@ pub fn build_book(
         liquidation_buffer: solvent_core::Rate::parse("0.5").ok(),
         ..Default::default()
     };
-    book.apply(&Event::Params(buffer));
+    book.apply(&Event::Params(Box::new(buffer)));
     let open = book::price_raw(book::VICTIM_OPEN as f64);
     book.walk(0, book::price_raw(BASE[0] as f64), open);
     let ladder = book::build_victims(&mut book, samples, progress);
@@ -139,6 +139,33 @@ pub fn full_scan(book: &mut Book, runs: usize) -> (f64, Vec<Figure>) {
         Figure::new("full_scan_bandwidth_fraction", scan_gbs / memory_gbs, "ratio").target(">= 0.5", |v| v >= 0.5),
     ];
     (mean, figures)
+}
+
+/// The liquidation map of the first market (default step and range) against the full scan,
+/// interleaved, best of `runs` each: the map must cost no more than one full scan.
+pub fn liquidation_map(book: &Book, runs: usize) -> Vec<Figure> {
+    use solvent_core::liquidation_map::{DEFAULT_MAP_RANGE, DEFAULT_MAP_STEP};
+    let (mut best_map, mut best_scan) = (f64::MAX, f64::MAX);
+    let mut liquidated = 0u64;
+    for _ in 0..runs {
+        let start = Instant::now();
+        black_box(book.engine.liquidation_candidates_full_scan());
+        best_scan = best_scan.min(ns_since(start));
+        let start = Instant::now();
+        let map = book.engine.liquidation_map(MARKETS[0], DEFAULT_MAP_STEP, DEFAULT_MAP_RANGE);
+        best_map = best_map.min(ns_since(start));
+        let map = map.expect("the bench market has a mark");
+        liquidated = map.down.iter().chain(&map.up).map(|b| b.accounts).sum();
+    }
+    let accounts = book.engine.accounts().len() as f64;
+    vec![
+        Figure::new("liquidation_map", best_map, "ns")
+            .note(format!("{} ±50% in 0.5% buckets, best of {runs}; {liquidated} accounts in buckets", MARKETS[0])),
+        Figure::new("liquidation_map_per_account", best_map / accounts, "ns"),
+        Figure::new("liquidation_map_over_full_scan", best_map / best_scan, "ratio")
+            .target("<= 1", |v| v <= 1.0)
+            .note(format!("full scan best {best_scan:.0} ns in the same phase")),
+    ]
 }
 
 /// A bounded random walk of each market's "true" price (within +-0.3% of base), quoted by the

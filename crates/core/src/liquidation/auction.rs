@@ -9,7 +9,7 @@
 //! likewise (`flipped`). The inventory's realized gain or loss against its takeover price goes to
 //! the insurance fund (a loss beyond the fund becomes bad debt, repaid by socialized loss).
 
-use crate::effect::{Effect, EffectKind};
+use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::AuctionTake;
@@ -35,6 +35,23 @@ pub fn price_after(market: &Market, selling: bool, mark: Price, elapsed_ms: u64)
     let (factor, round) = if selling { (one + premium, Round::Up) } else { (one - premium, Round::Down) };
     let raw = mul_div(i128::from(mark.raw()), factor, one, round)?;
     i64::try_from(raw.max(1)).map(Price::from_raw).map_err(|_| Overflow)
+}
+
+/// Pure: the backstop rebate of a take of `size` at `price`: `incentive_rebate_rate` × notional
+/// when the price lies in one of the market's cliff ranges, rounded down, capped at `fund` (the
+/// insurance fund pays it: value moved, never created).
+pub fn incentive_rebate(
+    params: &crate::config::MarketParams,
+    size: Size,
+    price: Price,
+    fund: crate::num::Quote,
+) -> Result<crate::num::Quote, Overflow> {
+    let rate = params.incentive_rebate_rate;
+    if !rate.is_positive() || !params.cliff_ranges.iter().any(|r| r.contains(price)) {
+        return Ok(crate::num::Quote::ZERO);
+    }
+    let rebate = size.mul_price(price).mul_rate(rate, Round::Down)?;
+    Ok(rebate.min(fund.max(crate::num::Quote::ZERO)))
 }
 
 impl Engine {
@@ -67,7 +84,7 @@ impl Engine {
             reason: reason.into(),
             remaining: market.inventory.size.checked_abs().unwrap_or(Size::MAX),
         };
-        out.push(Effect { seq, ts: self.last_ts, kind });
+        out.emit(seq, self.last_ts, kind);
     }
 
     /// Start an auction in every live market with inventory and none running.
@@ -105,7 +122,7 @@ impl Engine {
             };
             self.next_auction_id += 1;
             self.markets[i].auction = Some(auction);
-            out.push(Effect { seq, ts: now, kind });
+            out.emit(seq, now, kind);
         }
     }
 
@@ -151,6 +168,9 @@ impl Engine {
             &[(bidder_before, bidder_after.size(market_id)), (market.inventory.size, inventory_fill.position.size)],
         )?;
         let (fund, bad_debt) = fund_after(self.insurance_fund, self.bad_debt, inventory_fill.realized_pnl)?;
+        let rebate = incentive_rebate(&market.params, take.size, price, fund)?;
+        let mut bidder_after = bidder_after;
+        bidder_after.settlement = bidder_after.settlement.checked_add(rebate)?;
         // Everything is checked: commit (the take's ts is trusted time, as `apply` will record).
         self.last_ts = now;
         *self.account_mut(bidder_id) = bidder_after;
@@ -168,10 +188,16 @@ impl Engine {
             price,
             remaining,
             inventory_pnl: inventory_fill.realized_pnl,
+            rebate: (!rebate.is_zero()).then_some(rebate),
         };
-        out.push(Effect { seq, ts: now, kind });
+        out.emit(seq, now, kind);
         if !inventory_fill.realized_pnl.is_zero() {
             self.push_insurance(seq, out, "inventory_pnl", inventory_fill.realized_pnl, None);
+        }
+        if !rebate.is_zero() {
+            // Moved from the fund to the bidder (the fund never goes below zero: capped above).
+            self.insurance_fund = self.insurance_fund.checked_sub(rebate)?;
+            self.push_insurance(seq, out, "incentive_rebate", rebate.checked_neg()?, Some(take.bidder.clone()));
         }
         Ok(())
     }

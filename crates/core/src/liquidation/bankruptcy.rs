@@ -8,7 +8,8 @@
 //! counterparty can take goes to the inventory at mark. Whatever loss is still left is shared
 //! pro rata by accounts with positions and positive equity, never by an account without one.
 
-use crate::effect::{Effect, EffectKind};
+use super::adl_book::PendingLoss;
+use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::num::{Overflow, Price, Quote, Round, Size};
 use crate::state::{AccountId, MarketId};
@@ -68,11 +69,7 @@ impl Engine {
         let account = self.account_mut(id);
         account.settlement = account.settlement.checked_add(cover)?;
         self.insurance_fund = self.insurance_fund.checked_sub(cover)?;
-        out.push(Effect {
-            seq,
-            ts: self.last_ts,
-            kind: EffectKind::Bankruptcy { account: name.clone(), deficit, covered_by_fund: cover },
-        });
+        out.emit(seq, self.last_ts, EffectKind::Bankruptcy { account: name.clone(), deficit, covered_by_fund: cover });
         if cover.is_positive() {
             self.push_insurance(seq, out, "bankruptcy_cover", cover.checked_neg()?, Some(name.clone()));
         }
@@ -80,15 +77,77 @@ impl Engine {
         self.close_bankrupt_positions(id, remaining, seq, out)?;
         let equity = self.health_of(&self.accounts[id.0 as usize])?.equity;
         if equity.is_negative() {
+            // Socialized with the other losses of this pass, at its end (`socialize_pending`).
             let loss = equity.checked_neg()?;
-            let absorbed = self.socialize(loss, Some(id), &name, seq, out)?;
-            // What nobody could absorb becomes protocol bad debt (the account is made whole to
-            // zero equity), so the same loss is not raised again at every later event.
-            let residual = loss.checked_sub(absorbed)?;
-            let bad_debt = self.bad_debt.checked_add(residual)?;
-            let account = self.account_mut(id);
-            account.settlement = account.settlement.checked_add(absorbed)?.checked_add(residual)?;
-            self.bad_debt = bad_debt;
+            self.waterfall.pending.push(PendingLoss { id, loss });
+        }
+        Ok(())
+    }
+
+    /// Socialize the losses that bankruptcies of this pass left, in the order they arose: each
+    /// takes what the eligible accounts' equity still allows; what nobody could absorb becomes
+    /// protocol bad debt (the account is made whole to zero equity either way, so the same loss
+    /// is not raised again at every later event). One scan of the accounts for the whole pass.
+    pub(crate) fn socialize_pending(&mut self, seq: u64, out: &mut Vec<Effect>) {
+        let pending = std::mem::take(&mut self.waterfall.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let bankrupts: Vec<AccountId> = pending.iter().map(|p| p.id).collect();
+        if let Err(Overflow) = self.socialize_all(&pending, &bankrupts, seq, out) {
+            let names: Vec<&str> = pending.iter().map(|p| &*self.accounts[p.id.0 as usize].name).collect();
+            let message = format!("socializing the losses of {names:?}: arithmetic overflow, left for the next event");
+            self.alert(seq, out, "liquidation_overflow", "", message);
+        }
+    }
+
+    fn socialize_all(
+        &mut self,
+        pending: &[PendingLoss],
+        bankrupts: &[AccountId],
+        seq: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), Overflow> {
+        let (eligible, total) = self.socialization_base(bankrupts)?;
+        let mut left = total;
+        let mut plan: Vec<(PendingLoss, Quote, Quote)> = Vec::with_capacity(pending.len());
+        for p in pending {
+            let absorbed = p.loss.min(left);
+            left = left.checked_sub(absorbed)?;
+            plan.push((*p, absorbed, p.loss.checked_sub(absorbed)?));
+        }
+        let absorbed_total = total.checked_sub(left)?;
+        let residual_total = plan.iter().try_fold(Quote::ZERO, |acc, (_, _, r)| acc.checked_add(*r))?;
+        let shares =
+            if absorbed_total.is_positive() { pro_rata(absorbed_total, &eligible, total)? } else { Vec::new() };
+        let bad_debt = self.bad_debt.checked_add(residual_total)?;
+        let mut debits = Vec::with_capacity(shares.len());
+        for ((id, _), share) in eligible.iter().zip(&shares) {
+            debits.push((*id, self.accounts[id.0 as usize].settlement.checked_sub(*share)?));
+        }
+        let mut credits = Vec::with_capacity(plan.len());
+        for (p, _, _) in &plan {
+            credits.push((p.id, self.accounts[p.id.0 as usize].settlement.checked_add(p.loss)?));
+        }
+        // The plan moves value to zero: debits of the eligible equal what the bankrupts get
+        // beyond the new bad debt.
+        let debited = shares.iter().try_fold(Quote::ZERO, |acc, s| acc.checked_add(*s))?;
+        assert_eq!(debited, absorbed_total, "socialized shares sum to what is absorbed");
+        // Commit: nothing below can fail.
+        for (id, settlement) in debits.into_iter().chain(credits) {
+            self.account_mut(id).settlement = settlement;
+        }
+        self.bad_debt = bad_debt;
+        for (p, absorbed, residual) in plan {
+            let name = self.accounts[p.id.0 as usize].name.to_string();
+            if absorbed.is_positive() {
+                let kind = EffectKind::SocializedLoss {
+                    amount: absorbed,
+                    accounts: eligible.len() as u64,
+                    bankrupt: name.clone(),
+                };
+                out.emit(seq, self.last_ts, kind);
+            }
             if residual.is_positive() {
                 let message =
                     format!("{residual} of loss from {name} could not be absorbed: carried as protocol bad debt");
@@ -96,6 +155,26 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Accounts that can absorb a socialized loss (a position and positive equity, none of
+    /// `exclude`), sorted by name, with their equity; and the total.
+    fn socialization_base(&mut self, exclude: &[AccountId]) -> Result<(Vec<(AccountId, Quote)>, Quote), Overflow> {
+        let mut eligible: Vec<(AccountId, Quote)> = Vec::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let id = AccountId(i as u32);
+            if account.positions.is_empty() || exclude.contains(&id) {
+                continue;
+            }
+            let equity = self.health_of(account)?.equity;
+            if equity.is_positive() {
+                eligible.push((id, equity));
+            }
+        }
+        self.waterfall.work += self.accounts.len() as u64;
+        eligible.sort_unstable_by(|a, b| self.accounts[a.0 .0 as usize].name.cmp(&self.accounts[b.0 .0 as usize].name));
+        let total = eligible.iter().try_fold(Quote::ZERO, |acc, (_, e)| acc.checked_add(*e))?;
+        Ok((eligible, total))
     }
 
     /// Close every position of a bankrupt account: by ADL where on and a loss remains, else to the
@@ -150,10 +229,10 @@ impl Engine {
         out: &mut Vec<Effect>,
     ) -> Result<(), Overflow> {
         let after = self.health_of(&self.accounts[id.0 as usize])?;
-        out.push(Effect {
+        out.emit(
             seq,
-            ts: self.last_ts,
-            kind: EffectKind::Liquidation {
+            self.last_ts,
+            EffectKind::Liquidation {
                 account: self.accounts[id.0 as usize].name.to_string(),
                 market: self.markets[market_id.0 as usize].name.to_string(),
                 closed_size: closed,
@@ -165,7 +244,7 @@ impl Engine {
                 equity_after: after.equity,
                 maintenance_margin_after: after.maintenance_margin,
             },
-        });
+        );
         Ok(())
     }
 
@@ -192,19 +271,22 @@ impl Engine {
         let bankruptcy_price = Price::from_raw(price_raw.ok_or(Overflow)?.max(1));
         let mut remaining = position.size;
         let bankrupt = self.accounts[id.0 as usize].name.to_string();
-        for (counterparty, score) in self.adl_ranking(market_id, position.size.signum(), Some(id))? {
+        // Each cross either closes the counterparty's position (it leaves the book) or the rest
+        // of the bankrupt's: at most one more round than there are holders.
+        for _ in 0..=self.accounts.len() {
             if remaining.is_zero() {
                 break;
             }
+            let Some((counterparty, score)) = self.adl_best(market_id, -position.size.signum(), id)? else { break };
             let theirs = self.accounts[counterparty.0 as usize].size(market_id);
             let take_abs = theirs.checked_abs()?.min(remaining.checked_abs()?);
             let take = if position.size.is_positive() { take_abs } else { take_abs.checked_neg()? };
             self.cross(id, counterparty, market_id, take, bankruptcy_price)?;
             remaining = remaining.checked_sub(take)?;
-            out.push(Effect {
+            out.emit(
                 seq,
-                ts: self.last_ts,
-                kind: EffectKind::Adl {
+                self.last_ts,
+                EffectKind::Adl {
                     account: self.accounts[counterparty.0 as usize].name.to_string(),
                     counterparty: bankrupt.clone(),
                     market: self.markets[market_id.0 as usize].name.to_string(),
@@ -212,7 +294,7 @@ impl Engine {
                     price: bankruptcy_price,
                     rank_score: score.to_decimal(),
                 },
-            });
+            );
         }
         Ok(remaining)
     }
@@ -275,7 +357,8 @@ impl Engine {
 
     /// Share `amount` pro rata to equity over accounts with a position and positive equity
     /// (never one without a position), debiting their settlement balance. Returns what was
-    /// absorbed (at most their total equity); the caller credits it.
+    /// absorbed (at most their total equity); the caller credits it. Every debit is computed
+    /// before any is written: on overflow nothing is debited.
     pub(crate) fn socialize(
         &mut self,
         amount: Quote,
@@ -284,43 +367,47 @@ impl Engine {
         seq: u64,
         out: &mut Vec<Effect>,
     ) -> Result<Quote, Overflow> {
-        let mut eligible: Vec<(AccountId, Quote)> = Vec::new();
-        for (i, account) in self.accounts.iter().enumerate() {
-            let id = AccountId(i as u32);
-            if Some(id) == exclude || account.positions.is_empty() {
-                continue;
-            }
-            let equity = self.health_of(account)?.equity;
-            if equity.is_positive() {
-                eligible.push((id, equity));
-            }
-        }
-        eligible.sort_unstable_by(|a, b| self.accounts[a.0 .0 as usize].name.cmp(&self.accounts[b.0 .0 as usize].name));
-        let total = eligible.iter().try_fold(Quote::ZERO, |acc, (_, e)| acc.checked_add(*e))?;
+        let (eligible, total) = self.socialization_base(exclude.as_slice())?;
         let absorbed = amount.min(total);
         if absorbed.is_positive() {
             let shares = pro_rata(absorbed, &eligible, total)?;
-            for ((id, _), share) in eligible.iter().zip(shares) {
-                let account = self.account_mut(*id);
-                account.settlement = account.settlement.checked_sub(share)?;
+            let mut debits = Vec::with_capacity(shares.len());
+            for ((id, _), share) in eligible.iter().zip(&shares) {
+                debits.push((*id, self.accounts[id.0 as usize].settlement.checked_sub(*share)?));
+            }
+            let debited = shares.iter().try_fold(Quote::ZERO, |acc, s| acc.checked_add(*s))?;
+            assert_eq!(debited, absorbed, "socialized shares sum to what is absorbed");
+            for (id, settlement) in debits {
+                self.account_mut(id).settlement = settlement;
             }
             let kind = EffectKind::SocializedLoss {
                 amount: absorbed,
                 accounts: eligible.len() as u64,
                 bankrupt: bankrupt.into(),
             };
-            out.push(Effect { seq, ts: self.last_ts, kind });
+            out.emit(seq, self.last_ts, kind);
         }
         Ok(absorbed)
     }
 
-    /// Protocol bad debt is repaid by socialized loss when accounts can absorb it.
+    /// Protocol bad debt is repaid by socialized loss when accounts can absorb it. On overflow
+    /// nothing moves and an alert says so (the debt stays, and is tried again next event).
     pub(crate) fn repay_bad_debt(&mut self, seq: u64, out: &mut Vec<Effect>) {
         if !self.bad_debt.is_positive() {
             return;
         }
-        if let Ok(absorbed) = self.socialize(self.bad_debt, None, "protocol", seq, out) {
-            self.bad_debt = self.bad_debt.checked_sub(absorbed).unwrap_or(self.bad_debt);
+        let repaid = self
+            .socialize(self.bad_debt, None, "protocol", seq, out)
+            .and_then(|absorbed| self.bad_debt.checked_sub(absorbed));
+        match repaid {
+            Ok(bad_debt) => {
+                assert!(!bad_debt.is_negative(), "bad debt is repaid at most in full");
+                self.bad_debt = bad_debt;
+            }
+            Err(Overflow) => {
+                let message = format!("repaying bad debt of {}: arithmetic overflow, nothing moved", self.bad_debt);
+                self.alert(seq, out, "liquidation_overflow", "", message);
+            }
         }
     }
 }

@@ -17,11 +17,12 @@
 //! moves are transfers. Each account's step is computed in full before it is written, so an
 //! arithmetic overflow skips that account with an `alert` and never leaves half a step.
 
+pub(crate) mod adl_book;
 pub mod auction;
 pub mod bankruptcy;
 pub mod sizing;
 
-use crate::effect::{Effect, EffectKind};
+use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::margin::Health;
 use crate::num::{Overflow, Price, Quote, Size};
@@ -135,6 +136,7 @@ fn health_after_single(
 impl Engine {
     /// Run the waterfall until no account is below maintenance (or the round bound is hit).
     pub(crate) fn settle_risk(&mut self, seq: u64, out: &mut Vec<Effect>) {
+        self.waterfall.start();
         self.expire_auctions(seq, out);
         for round in 0..=MAX_ROUNDS {
             self.repay_bad_debt(seq, out);
@@ -164,7 +166,9 @@ impl Engine {
                     );
                 }
             }
+            self.socialize_pending(seq, out);
         }
+        self.waterfall.finish();
         // Liquidations may have sold out or flipped an inventory: end those auctions now.
         self.expire_auctions(seq, out);
         self.start_auctions(seq, out);
@@ -348,10 +352,10 @@ impl Engine {
         debug_assert_eq!(Ok(after), self.health_of(account).map(StepHealth::from), "the derived health is exact");
         // `String::from(&str)`, not `to_string()`: on a `Box<str>` that goes through `fmt`.
         let name = String::from(&*self.accounts[id.0 as usize].name);
-        out.push(Effect {
+        out.emit(
             seq,
-            ts: self.last_ts,
-            kind: EffectKind::Liquidation {
+            self.last_ts,
+            EffectKind::Liquidation {
                 account: name.clone(),
                 market: String::from(&*self.markets[market_id.0 as usize].name),
                 closed_size: closed,
@@ -363,7 +367,7 @@ impl Engine {
                 equity_after: after.equity,
                 maintenance_margin_after: after.maintenance_margin,
             },
-        });
+        );
         if penalty.is_positive() {
             self.push_insurance(seq, out, "liquidation_penalty", penalty, Some(name));
         }
@@ -413,7 +417,7 @@ impl Engine {
                 balance: fund_netted,
                 account: None,
             };
-            out.push(Effect { seq, ts: self.last_ts, kind });
+            out.emit(seq, self.last_ts, kind);
         }
         Ok(())
     }
@@ -437,14 +441,10 @@ impl Engine {
         account: Option<String>,
     ) {
         let kind = EffectKind::Insurance { reason: reason.into(), amount, balance: self.insurance_fund, account };
-        out.push(Effect { seq, ts: self.last_ts, kind });
+        out.emit(seq, self.last_ts, kind);
     }
 
     pub(crate) fn alert(&self, seq: u64, out: &mut Vec<Effect>, alert: &str, market: &str, message: String) {
-        out.push(Effect {
-            seq,
-            ts: self.last_ts,
-            kind: EffectKind::Alert { alert: alert.into(), market: market.into(), message },
-        });
+        out.emit(seq, self.last_ts, EffectKind::Alert { alert: alert.into(), market: market.into(), message });
     }
 }

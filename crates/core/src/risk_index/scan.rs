@@ -175,7 +175,7 @@ impl ScanContext {
     /// code: position term below 2^119, collateral term below 2^118, settlement − cost checked and
     /// below 2^97 before it is scaled by F < 2^27 (< 2^124): the result is below 2^125.
     #[inline(always)]
-    fn margin_over_slack(&self, account: &Account) -> Option<i128> {
+    pub(crate) fn margin_over_slack(&self, account: &Account) -> Option<i128> {
         let [position] = account.positions.as_slice() else { return self.margin_over_slack_general(account) };
         let mut fine = self.position_term(position)?;
         match account.collateral.as_slice() {

@@ -13,7 +13,7 @@ use super::{Expect, Step};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::Value;
-use solvent_core::config::{TierBasis, TierMode, TierSpec};
+use solvent_core::config::{CliffRange, TierBasis, TierMode, TierSpec};
 use solvent_core::event::{AuctionTake, ParamsUpdate, PriceTick, Trade, Transfer};
 use solvent_core::state::{Market, MarketId};
 use solvent_core::{Config, Engine, Event, Price, Quote, Rate, Size};
@@ -102,6 +102,18 @@ pub fn to_json_line(event: &Event) -> String {
         Event::FundDeposit { ts, amount } => {
             obj(vec![("type", "fund_deposit".into()), ("ts", (*ts).into()), ("amount", dec(amount))])
         }
+        Event::Signal(signal) => {
+            let mut fields = vec![
+                ("type", "signal".into()),
+                ("ts", signal.ts.into()),
+                ("name", signal.name.as_str().into()),
+                ("value", dec(signal.value)),
+            ];
+            if let Some(market) = &signal.market {
+                fields.push(("market", market.as_str().into()));
+            }
+            obj(fields)
+        }
         Event::Params(p) => {
             let mut fields = vec![("type", "params".into()), ("ts", p.ts.into()), ("market", p.market.as_str().into())];
             if let Some(basis) = p.tier_basis {
@@ -128,6 +140,9 @@ pub fn to_json_line(event: &Event) -> String {
                 ("max_conf", p.max_conf),
                 ("auction_start_premium", p.auction_start_premium),
                 ("auction_floor_discount", p.auction_floor_discount),
+                ("im_addon_rate", p.im_addon_rate),
+                ("concentration_addon_rate", p.concentration_addon_rate),
+                ("incentive_rebate_rate", p.incentive_rebate_rate),
             ];
             for (name, value) in rates {
                 if let Some(v) = value {
@@ -140,11 +155,24 @@ pub fn to_json_line(event: &Event) -> String {
                 ("max_future_ms", p.max_future_ms),
                 ("mark_ema_ms", p.mark_ema_ms),
                 ("auction_duration_ms", p.auction_duration_ms),
+                ("mm_phase_in_ms", p.mm_phase_in_ms),
             ];
             for (name, value) in integers {
                 if let Some(v) = value {
                     fields.push((name, v.into()));
                 }
+            }
+            match p.oi_cap {
+                None => {}
+                Some(None) => fields.push(("oi_cap", "0".into())),
+                Some(Some(cap)) => fields.push(("oi_cap", dec(cap))),
+            }
+            if let Some(ranges) = &p.cliff_ranges {
+                let list = ranges
+                    .iter()
+                    .map(|r| serde_json::json!({"from": r.from.to_string(), "to": r.to.to_string()}))
+                    .collect();
+                fields.push(("cliff_ranges", Value::Array(list)));
             }
             if let Some(enabled) = p.adl_enabled {
                 fields.push(("adl_enabled", enabled.into()));
@@ -246,6 +274,11 @@ pub enum Op {
     FundDeposit {
         seed: u64,
     },
+    /// An external input (never changes margin); market-less when `market` is `None`.
+    Signal {
+        market: Option<usize>,
+        seed: u64,
+    },
     Clock,
     Invalid(Invalid),
 }
@@ -298,6 +331,17 @@ pub enum ParamsChange {
     BadIm,
     /// mark = index + EMA of the basis (0: mark = index).
     MarkEma(u64),
+    /// Predictive margin: an IM add-on, an MM phase-in and a raise (or cut) of the current target
+    /// rates by `raise_pct` percent, same brackets; sometimes an open-interest cap.
+    Predictive {
+        addon_bp: u32,
+        phase_in_ms: u64,
+        raise_pct: i32,
+        oi_cap_units: Option<u32>,
+        /// A cliff range at these offsets from the mark (bp, lower first), with a concentration
+        /// add-on and a backstop rebate (bp).
+        cliff: Option<(i32, u32, u32, u32)>,
+    },
     /// Oracle settings; a quorum above the 5 sources is refused.
     Oracle {
         quorum: u32,
@@ -380,6 +424,20 @@ fn params_change() -> impl Strategy<Value = ParamsChange> {
         1 => Just(ParamsChange::BasisWithoutTiers),
         1 => Just(ParamsChange::BadIm),
         2 => prop_oneof![Just(0u64), 500u64..30_000].prop_map(ParamsChange::MarkEma),
+        4 => (
+            prop_oneof![Just(0u32), 1u32..500],
+            prop_oneof![Just(0u64), 100u64..20_000],
+            -30i32..300,
+            proptest::option::of(1u32..400),
+            proptest::option::of((-3_000i32..1_000, 1u32..1_500, 0u32..500, 0u32..300)),
+        )
+            .prop_map(|(addon_bp, phase_in_ms, raise_pct, oi_cap_units, cliff)| ParamsChange::Predictive {
+                addon_bp,
+                phase_in_ms,
+                raise_pct,
+                oi_cap_units,
+                cliff,
+            }),
         1 => (1u32..=6, 1_000u64..20_000, 50u32..1_000)
             .prop_map(|(quorum, max_age_ms, max_deviation_bp)| ParamsChange::Oracle { quorum, max_age_ms, max_deviation_bp }),
     ]
@@ -474,6 +532,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => (0usize..3, 0usize..8, prop_oneof![3 => 1u32..3_000, 1 => 3_000u32..12_000]).prop_map(|(market, bidder, frac_bp)| Op::AuctionTake { market, bidder, frac_bp }),
         2 => Just(Op::Clock),
         1 => any::<u64>().prop_map(|seed| Op::FundDeposit { seed }),
+        1 => (proptest::option::of(0usize..3), any::<u64>()).prop_map(|(market, seed)| Op::Signal { market, seed }),
         6 => invalid().prop_map(Op::Invalid),
     ]
 }
@@ -684,7 +743,7 @@ impl<'a> Resolver<'a> {
             }
             Op::Params { market, change } => {
                 let (update, expect) = build_params(engine, ts, *market, change);
-                wrap(Event::Params(update)).expect(expect)
+                wrap(Event::Params(Box::new(update))).expect(expect)
             }
             Op::AuctionTake { market, bidder, frac_bp } => {
                 // Prefer a market with a running auction; half the takes come from the account
@@ -718,6 +777,16 @@ impl<'a> Resolver<'a> {
             Op::Clock => wrap(Event::Clock { ts }).expect(Expect::Accept),
             Op::FundDeposit { seed } => {
                 wrap(Event::FundDeposit { ts, amount: amount_of(0, *seed) }).expect(Expect::Accept)
+            }
+            Op::Signal { market, seed } => {
+                let signal = solvent_core::event::Signal {
+                    ts,
+                    name: ["funding_rate", "basis", "open_interest", "iv_index", "sentiment"][(*seed % 5) as usize]
+                        .into(),
+                    value: Quote::from_raw((*seed as i64 >> 8) as i128 * 1_000),
+                    market: market.map(|m| MARKETS[m].to_string()),
+                };
+                wrap(Event::Signal(signal)).expect(Expect::Accept)
             }
             Op::Invalid(kind) => self.invalid(kind, timed.json, ts, engine),
         };
@@ -1067,6 +1136,47 @@ fn build_params(engine: &Engine, ts: u64, market: usize, change: &ParamsChange) 
             let expect =
                 if *quorum as usize <= SOURCES.len() { Expect::Accept } else { Expect::Reject("invalid_params") };
             (update, expect)
+        }
+        ParamsChange::Predictive { addon_bp, phase_in_ms, raise_pct, oi_cap_units, cliff } => {
+            let mark = engine.markets()[market].mark_price.map_or(BASE_PRICE[market] * PRICE_ONE, |p| p.raw());
+            let at = |bp: i64| Price::from_raw((i128::from(mark) * (10_000 + i128::from(bp)) / 10_000).max(1) as i64);
+            let cliff_ranges = cliff.map(|(from_bp, width_bp, _, _)| {
+                let from = i64::from(from_bp);
+                vec![CliffRange { from: at(from), to: at(from + i64::from(width_bp)) }]
+            });
+            let target = engine.markets()[market].target_params();
+            let from = |raw: i128| match target.tier_basis {
+                TierBasis::Size => Size::from_raw(raw as i64).to_string(),
+                TierBasis::Notional => Quote::from_raw(raw).to_string(),
+            };
+            let scale = |rate: Rate| {
+                let scaled = i128::from(rate.raw()) * i128::from(100 + raise_pct) / 100;
+                Rate::from_raw((scaled as i64).clamp(1, Rate::ONE_RAW))
+            };
+            let tiers = target
+                .tiers
+                .iter()
+                .map(|t| {
+                    let mm_rate = scale(t.mm_rate);
+                    TierSpec {
+                        from: from(t.from_raw),
+                        mm_rate,
+                        penalty_rate: t.penalty_rate.min(Rate::from_raw(mm_rate.raw() / 2)),
+                    }
+                })
+                .collect();
+            let update = ParamsUpdate {
+                tiers: Some(tiers),
+                im_addon_rate: Some(Rate::from_raw(i64::from(*addon_bp) * 10_000)),
+                mm_phase_in_ms: Some(*phase_in_ms),
+                oi_cap: oi_cap_units
+                    .map(|units| Some(Size::from_raw(i64::from(units) * BRACKET[market] * Size::ONE_RAW / 1_000))),
+                cliff_ranges,
+                concentration_addon_rate: cliff.map(|(_, _, bp, _)| Rate::from_raw(i64::from(bp) * 10_000)),
+                incentive_rebate_rate: cliff.map(|(_, _, _, bp)| Rate::from_raw(i64::from(bp) * 10_000)),
+                ..base
+            };
+            (update, Expect::Accept)
         }
         ParamsChange::BadIm => (
             ParamsUpdate { im_factor: Some(Rate::from_raw(Rate::ONE_RAW / 2)), ..base },

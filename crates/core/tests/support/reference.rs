@@ -261,8 +261,20 @@ pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -
             .ok_or_else(|| format!("account {}: position in {} without a mark price", account.name, market.name))?;
         let pnl = upnl(position, mark);
         let mm_exact = exact_position_mm_scaled(&market.params, position.size, mark);
-        // IM = exact MM x im_factor (8 more decimals), rounded once.
-        let im_exact = (&mm_exact.0 * BigInt::from(market.params.im_factor.raw()), mm_exact.1 + Rate::DECIMALS);
+        // IM = exact MM under the target rates x im_factor (8 more decimals) + add-on rate x
+        // notional, rounded once. The effective rates (MM) and the target ones (IM) differ only
+        // while an MM phase-in runs.
+        let target = market.target_params();
+        let im_mm = exact_position_mm_scaled(target, position.size, mark);
+        let addon = im_addon_rate(account, position, assets, markets);
+        let notional_addon =
+            BigInt::from(position.size.raw()).abs() * BigInt::from(mark.raw()) * BigInt::from(addon.raw());
+        let addon_decimals = Size::DECIMALS + Price::DECIMALS + Rate::DECIMALS;
+        let im_decimals = (im_mm.1 + Rate::DECIMALS).max(addon_decimals);
+        let im_numerator =
+            &im_mm.0 * BigInt::from(target.im_factor.raw()) * ten_to(im_decimals - im_mm.1 - Rate::DECIMALS)
+                + notional_addon * ten_to(im_decimals - addon_decimals);
+        let im_exact = (im_numerator, im_decimals);
         let mm_pos = round_to_quote_raw(&mm_exact.0, mm_exact.1, true);
         let im_pos = round_to_quote_raw(&im_exact.0, im_exact.1, true);
         mm_raw += &mm_pos;
@@ -296,6 +308,24 @@ pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -
     })
 }
 
+/// The IM add-on rate of a position: the market's `im_addon_rate`, plus its
+/// `concentration_addon_rate` when the account's liquidation price under the target rates lies
+/// in a cliff range (the liquidation price itself is checked against a brute-force replay in
+/// `liquidation_map.rs`).
+pub fn im_addon_rate(account: &Account, position: &Position, assets: &[Asset], markets: &[Market]) -> Rate {
+    let target = markets[position.market.0 as usize].target_params();
+    let mut rate = target.im_addon_rate.raw();
+    if !target.cliff_ranges.is_empty() && target.concentration_addon_rate.is_positive() {
+        let price = solvent_core::margin::liquidation_price_under(account, position.market, assets, markets, |m| {
+            m.target_params()
+        });
+        if price.is_some_and(|p| target.cliff_ranges.iter().any(|r| r.from <= p && p <= r.to)) {
+            rate += target.concentration_addon_rate.raw();
+        }
+    }
+    Rate::from_raw(rate)
+}
+
 /// Everything the reference reads for one account: the account itself, and for each market it
 /// holds a position in, the mark and the risk parameters; for each collateral asset, its weight
 /// and the index of its index market. Equal inputs give equal outputs (the reference is pure), so
@@ -303,7 +333,7 @@ pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -
 #[derive(Clone, Debug, PartialEq)]
 struct Inputs {
     account: Account,
-    markets: Vec<(Option<Price>, solvent_core::config::MarketParams)>,
+    markets: Vec<(Option<Price>, solvent_core::config::MarketParams, solvent_core::config::MarketParams)>,
     assets: Vec<(Rate, Option<Price>)>,
 }
 
@@ -315,7 +345,7 @@ fn inputs_of(account: &Account, assets: &[Asset], markets: &[Market]) -> Inputs 
             .iter()
             .map(|p| {
                 let market = &markets[p.market.0 as usize];
-                (market.mark_price, market.params.clone())
+                (market.mark_price, market.params.clone(), market.target_params().clone())
             })
             .collect(),
         assets: account

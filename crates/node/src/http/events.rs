@@ -4,7 +4,9 @@
 //! request is refused (403) and nothing is journaled. A line that does not parse is answered as
 //! rejected with its error kind and no seq (it is not journaled). The other lines are journaled
 //! together, and the answer comes only once they are durable: per line its seq, whether it was
-//! accepted (or rejected with the engine's stable error kind), and its effects.
+//! accepted (or rejected with the engine's stable error kind), and its effects. A line whose `ts`
+//! is more than `max_ts_ahead_ms` ahead of the server's wall clock is answered as rejected
+//! (`ts_ahead_of_wall_clock`, no seq) and not journaled.
 
 use super::{json_ok, ApiError, App};
 use crate::auth::authorize_event;
@@ -81,6 +83,7 @@ pub async fn post_events(State(app): State<App>, headers: HeaderMap, body: Body)
 /// Parse and authorize each line; the lines to journal and where each answer goes.
 fn classify(app: &App, token: usize, lines: Vec<Vec<u8>>) -> Result<(Vec<Slot>, Vec<Vec<u8>>), ApiError> {
     let entry = app.auth.token(token);
+    let now_ms = wall_clock_ms();
     let mut slots = Vec::with_capacity(lines.len());
     let mut to_journal = Vec::with_capacity(lines.len());
     for (i, line) in lines.into_iter().enumerate() {
@@ -96,6 +99,10 @@ fn classify(app: &App, token: usize, lines: Vec<Vec<u8>>) -> Result<(Vec<Slot>, 
                         format!("line {}: {e}; nothing was journaled", i + 1),
                     )
                 })?;
+                if let Some(message) = ahead_of_wall_clock(event.ts(), now_ms, app.settings.max_ts_ahead_ms) {
+                    slots.push(Slot::Invalid { line: i + 1, kind: TS_AHEAD_KIND, message });
+                    continue;
+                }
                 slots.push(Slot::Journaled { line: i + 1, index: to_journal.len() });
                 to_journal.push(line);
             }
@@ -103,6 +110,23 @@ fn classify(app: &App, token: usize, lines: Vec<Vec<u8>>) -> Result<(Vec<Slot>, 
         }
     }
     Ok((slots, to_journal))
+}
+
+/// Error kind of an event stamped too far ahead of the server's wall clock.
+pub const TS_AHEAD_KIND: &str = "ts_ahead_of_wall_clock";
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Pure leaf: why an event stamped `ts` is refused at wall clock `now_ms`, if it is. Every event
+/// type is checked (a price tick too: the engine bounds it against its own clock, which a
+/// hostile clock event would have moved).
+pub fn ahead_of_wall_clock(ts: u64, now_ms: u64, max_ts_ahead_ms: u64) -> Option<String> {
+    let limit_ms = now_ms.saturating_add(max_ts_ahead_ms);
+    (ts > limit_ms).then(|| {
+        format!("ts {ts} is more than {max_ts_ahead_ms} ms ahead of the server's wall clock {now_ms}; nothing was journaled")
+    })
 }
 
 /// The stable error kind and message when the effects report that event `seq` was refused.
@@ -151,6 +175,14 @@ fn respond(head_seq: u64, slots: &[Slot], outcomes: &[Arc<SeqEffects>]) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ts_beyond_the_wall_clock_plus_tolerance_is_refused() {
+        assert_eq!(ahead_of_wall_clock(1_005, 1_000, 5), None);
+        assert!(ahead_of_wall_clock(1_006, 1_000, 5).unwrap().contains("more than 5 ms ahead"));
+        assert!(ahead_of_wall_clock(u64::MAX, u64::MAX - 1, 5).is_none(), "no overflow at the top");
+        assert!(ahead_of_wall_clock(u64::MAX, 1_000, u64::MAX - 2_000).is_some());
+    }
 
     #[test]
     fn lines_and_single_documents() {

@@ -5,6 +5,7 @@
 //! | `POST /v1/events` | per event type | one event (`application/json`) or JSON Lines |
 //! | `GET /v1/accounts/{id}` | any token | the state-dump shape of one account |
 //! | `GET /v1/markets` | any token | every market as in the state dump |
+//! | `GET /v1/markets/{market}/liquidation_map?step=..&range=..` | any token | the market's liquidation map |
 //! | `GET /v1/insurance` | any token | insurance fund and fees collected |
 //! | `GET /v1/state` | any token | seq, ts and state hash |
 //! | `GET /v1/health` | none | liveness and readiness |
@@ -45,6 +46,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/events", post(events::post_events))
         .route("/v1/accounts/{id}", get(reads::account))
         .route("/v1/markets", get(reads::markets))
+        .route("/v1/markets/{market}/liquidation_map", get(reads::liquidation_map))
         .route("/v1/insurance", get(reads::insurance))
         .route("/v1/state", get(reads::state))
         .route("/v1/health", get(reads::health))

@@ -1,11 +1,11 @@
 //! Read routes: accounts, markets, insurance fund, state hash, health, metrics.
 
 use super::{json_ok, ApiError, App};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
 fn seq_header(mut response: Response, seq: u64) -> Response {
@@ -18,11 +18,16 @@ fn seq_header(mut response: Response, seq: u64) -> Response {
 /// `GET /v1/accounts/{id}`: the account as in the state dump; its seq in `x-solvent-seq`.
 pub async fn account(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
     app.authenticate(&headers)?;
-    let engine = app.shared.engine.read().unwrap_or_else(|p| p.into_inner());
-    let seq = engine.last_seq();
-    match engine.account_dump(&id) {
-        Some(dump) => Ok(seq_header(json_ok(&dump), seq)),
-        None => {
+    let view = app.shared.view.load();
+    let seq = view.seq();
+    let dump = if view.engine().accounts().len() > INLINE_RANKING_ACCOUNTS {
+        tokio::task::spawn_blocking(move || view.account_dump(&id).ok_or(id)).await.map_err(internal)?
+    } else {
+        view.account_dump(&id).ok_or(id)
+    };
+    match dump {
+        Ok(dump) => Ok(seq_header(json_ok(&dump), seq)),
+        Err(id) => {
             let error = solvent_core::Error::UnknownAccount(id);
             Err(ApiError::new(StatusCode::NOT_FOUND, error.kind(), error.to_string()))
         }
@@ -32,16 +37,60 @@ pub async fn account(State(app): State<App>, headers: HeaderMap, Path(id): Path<
 /// `GET /v1/markets`: `{"seq":..,"markets":{name: market dump}}`.
 pub async fn markets(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     app.authenticate(&headers)?;
-    let engine = app.shared.engine.read().unwrap_or_else(|p| p.into_inner());
+    let view = app.shared.view.load();
+    let engine = view.engine();
     let markets: BTreeMap<&str, _> =
         engine.markets().iter().filter_map(|m| Some((&*m.name, engine.market_dump(&m.name)?))).collect();
     Ok(json_ok(&json!({ "seq": engine.last_seq(), "markets": markets })))
 }
 
+/// `GET /v1/markets/{market}/liquidation_map?step=0.005&range=0.5`: the notional that would be
+/// liquidated at each price level (`solvent_core::liquidation_map`); a pass over the accounts, so
+/// it runs off the async workers. 404 for an unknown market, 400 for a bad `step` or `range`,
+/// 409 before the market's first mark.
+pub async fn liquidation_map(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(market): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    use solvent_core::liquidation_map::{DEFAULT_MAP_RANGE, DEFAULT_MAP_STEP};
+    app.authenticate(&headers)?;
+    let rate = |name: &'static str, default: solvent_core::Rate| match query.get(name) {
+        None => Ok(default),
+        Some(text) => solvent_core::Rate::parse(text).map_err(|source| {
+            let error = solvent_core::Error::InvalidNumber { field: name.into(), source };
+            ApiError::new(StatusCode::BAD_REQUEST, error.kind(), error.to_string())
+        }),
+    };
+    let (step, range) = (rate("step", DEFAULT_MAP_STEP)?, rate("range", DEFAULT_MAP_RANGE)?);
+    // From the immutable view of the last published seq, off the async workers: the map is one
+    // pass over the accounts, and it never holds up the sequencer.
+    let view = app.shared.view.load();
+    let computed = tokio::task::spawn_blocking(move || {
+        let engine = view.engine();
+        (engine.last_seq(), engine.liquidation_map(&market, step, range))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match computed {
+        (seq, Ok(map)) => Ok(seq_header(json_ok(&map), seq)),
+        (_, Err(error)) => {
+            let status = match error {
+                solvent_core::Error::UnknownMarket(_) => StatusCode::NOT_FOUND,
+                solvent_core::Error::NoMarkPrice(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Err(ApiError::new(status, error.kind(), error.to_string()))
+        }
+    }
+}
+
 /// `GET /v1/insurance`: the insurance fund and fees collected (decimal strings).
 pub async fn insurance(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     app.authenticate(&headers)?;
-    let engine = app.shared.engine.read().unwrap_or_else(|p| p.into_inner());
+    let view = app.shared.view.load();
+    let engine = view.engine();
     let body = json!({
         "seq": engine.last_seq(),
         "insurance_fund": engine.insurance_fund(),
@@ -50,28 +99,36 @@ pub async fn insurance(State(app): State<App>, headers: HeaderMap) -> Result<Res
     Ok(json_ok(&body))
 }
 
-/// `GET /v1/state`: seq, engine clock and state hash (hashing is O(state): done off the async
-/// workers and cached per seq).
+/// `GET /v1/state`: seq, engine clock and state hash of the current view (hashing is O(state):
+/// done once per view, off the async workers).
 pub async fn state(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     app.authenticate(&headers)?;
-    let shared = app.shared.clone();
-    let computed = tokio::task::spawn_blocking(move || {
-        let engine = shared.engine.read().unwrap_or_else(|p| p.into_inner());
-        let seq = engine.last_seq();
-        let mut cache = shared.state_hash_cache.lock().unwrap_or_else(|p| p.into_inner());
-        let hash = match cache.as_ref() {
-            Some((cached_seq, hash)) if *cached_seq == seq => hash.clone(),
-            _ => {
-                let hash = engine.state_hash();
-                *cache = Some((seq, hash.clone()));
-                hash
-            }
-        };
-        json!({ "seq": seq, "ts": engine.last_ts(), "state_hash": hash, "accounts": engine.accounts().len() })
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    Ok(json_ok(&computed))
+    let view = app.shared.view.load();
+    let hashed = if view.has_state_hash() {
+        view
+    } else {
+        tokio::task::spawn_blocking(move || {
+            view.state_hash();
+            view
+        })
+        .await
+        .map_err(internal)?
+    };
+    let engine = hashed.engine();
+    let body = json!({
+        "seq": hashed.seq(),
+        "ts": engine.last_ts(),
+        "state_hash": hashed.state_hash(),
+        "accounts": engine.accounts().len(),
+    });
+    Ok(json_ok(&body))
+}
+
+/// Books larger than this rank their holders for ADL off the async workers (once per view).
+const INLINE_RANKING_ACCOUNTS: usize = 10_000;
+
+fn internal(error: tokio::task::JoinError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string())
 }
 
 /// `GET /v1/health`: 200 when ready (journal writable), 503 when not; no token needed.

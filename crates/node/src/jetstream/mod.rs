@@ -23,7 +23,7 @@ use crate::stream::EffectHub;
 use async_nats::jetstream::{self, kv, stream};
 use solvent_core::{Config, Engine};
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -269,12 +269,12 @@ pub fn start(
         .map_err(|e| NodeError::io("cannot start the NATS runtime", e))?;
     let log = runtime.block_on(open_log(options, &genesis))?;
     let shared = Arc::new(Shared {
-        engine: RwLock::new(engine),
+        view: crate::view::ViewCell::new(engine.clone()),
         hub: EffectHub::new(snapshot_seq, section.stream_ring_effects),
         head_seq: AtomicU64::new(snapshot_seq),
         snapshot_seq: Arc::new(AtomicU64::new(snapshot_seq)),
         journal_failure: Mutex::new(None),
-        state_hash_cache: Mutex::new(None),
+        sequencer_died: tokio::sync::Notify::new(),
     });
     let (handle, receiver) = sequencer::channel(section.queue_requests);
     let worker = crate::worker::Worker::start(data_dir.layout.snapshots.clone(), shared.snapshot_seq.clone())
@@ -283,6 +283,8 @@ pub fn start(
     let parts = replica::Parts {
         options: options.clone(),
         log,
+        engine,
+        snapshot_seq,
         shared: shared.clone(),
         receiver,
         section: section.clone(),

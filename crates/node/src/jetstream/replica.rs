@@ -8,12 +8,13 @@ use crate::sequencer::{Command, Shared, Submission, SubmitError};
 use crate::settings::ServerSection;
 use crate::stream::SeqEffects;
 use crate::telemetry as t;
+use crate::view::Publisher;
 use crate::worker::{self, Job, Worker};
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::message::PublishMessage as Publish;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
-use solvent_core::Effect;
+use solvent_core::{Effect, Engine};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,12 +22,18 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Pause before retrying after a NATS error (connection lost, consumer gone).
 const RETRY_PAUSE_MS: u64 = 200;
-/// Most stream messages applied under one write lock.
+/// Most stream messages applied in one batch.
 const APPLY_BATCH_MESSAGES: usize = 4_096;
+/// With nothing to apply for this long, a view behind the engine is published (reads lag the
+/// head by at most this plus one copy when idle).
+const IDLE_PUBLISH_DELAY: Duration = Duration::from_millis(5);
 
 pub(super) struct Parts {
     pub options: JetStreamOptions,
     pub log: Log,
+    /// The engine at `snapshot_seq` (the newest local snapshot, or empty at 0).
+    pub engine: Engine,
+    pub snapshot_seq: u64,
     pub shared: Arc<Shared>,
     pub receiver: mpsc::Receiver<Command>,
     pub section: ServerSection,
@@ -48,6 +55,9 @@ enum Step {
 pub(super) struct Replica {
     options: JetStreamOptions,
     log: Log,
+    /// Owned by this task alone; readers get published copies (`view.rs`).
+    engine: Engine,
+    publisher: Publisher,
     shared: Arc<Shared>,
     receiver: mpsc::Receiver<Command>,
     section: ServerSection,
@@ -69,10 +79,12 @@ fn wall_clock_ms() -> u64 {
 
 impl Replica {
     pub(super) fn new(parts: Parts) -> Replica {
-        let head = parts.shared.head_seq.load(Ordering::SeqCst);
+        let head = parts.snapshot_seq;
         Replica {
             options: parts.options,
             log: parts.log,
+            publisher: Publisher::new(parts.engine.last_seq()),
+            engine: parts.engine,
             shared: parts.shared,
             receiver: parts.receiver,
             section: parts.section,
@@ -165,6 +177,9 @@ impl Replica {
                     self.apply_messages(first, &mut messages)?;
                     self.housekeeping();
                 }
+                _ = tokio::time::sleep(IDLE_PUBLISH_DELAY), if self.publisher.behind(&self.engine) => {
+                    self.publisher.current(&self.shared.view, &self.engine);
+                }
                 _ = campaign.tick(), if target.is_none() => {
                     if let Some(revision) = self.try_lease().await {
                         let last = self.stream_last_seq().await?;
@@ -190,6 +205,7 @@ impl Replica {
             )));
             return Some(Step::Stop(None));
         }
+        self.publisher.current(&self.shared.view, &self.engine);
         if self.options.follow {
             self.signal_ready(Ok(()));
         } else if self.ready.is_some() && self.must_lead_by.is_none() {
@@ -272,15 +288,14 @@ impl Replica {
     fn apply(&mut self, first_seq: u64, payloads: &[&[u8]]) -> Vec<Arc<SeqEffects>> {
         assert_eq!(first_seq, self.head + 1, "events are applied in stream order");
         let mut results = Vec::with_capacity(payloads.len());
-        let mut engine = self.shared.engine.write().unwrap_or_else(|p| p.into_inner());
         for (i, payload) in payloads.iter().enumerate() {
             let seq = first_seq + i as u64;
             self.effects.clear();
-            engine.apply_line(seq, payload, &mut self.effects);
+            self.engine.apply_line(seq, payload, &mut self.effects);
             results.push(Arc::new(SeqEffects { seq, effects: self.effects.clone() }));
         }
-        drop(engine);
         self.head = first_seq + payloads.len() as u64 - 1;
+        self.publisher.after_batch(&self.shared.view, &self.engine);
         metrics::counter!(t::EVENTS_TOTAL, "outcome" => "applied").increment(payloads.len() as u64);
         results
     }
@@ -340,8 +355,13 @@ impl Replica {
                 }
                 renew_at = tokio::time::Instant::now() + renew_every;
             }
-            let command = match tokio::time::timeout_at(renew_at, self.receiver.recv()).await {
-                Err(_) => continue,
+            let idle_publish_at = tokio::time::Instant::now() + IDLE_PUBLISH_DELAY;
+            let wake_at = if self.publisher.behind(&self.engine) { renew_at.min(idle_publish_at) } else { renew_at };
+            let command = match tokio::time::timeout_at(wake_at, self.receiver.recv()).await {
+                Err(_) => {
+                    self.publisher.current(&self.shared.view, &self.engine);
+                    continue;
+                }
                 Ok(None) => return self.release(revision, None).await,
                 Ok(Some(command)) => command,
             };
@@ -375,8 +395,7 @@ impl Replica {
     }
 
     fn clock_line(&self) -> Vec<u8> {
-        let engine_ts = self.shared.engine.read().map(|e| e.last_ts()).unwrap_or_else(|p| p.into_inner().last_ts());
-        let ts = wall_clock_ms().saturating_sub(self.section.clock_lag_ms).max(engine_ts);
+        let ts = wall_clock_ms().saturating_sub(self.section.clock_lag_ms).max(self.engine.last_ts());
         format!(r#"{{"type":"clock","ts":{ts}}}"#).into_bytes()
     }
 
@@ -455,8 +474,8 @@ impl Replica {
         if !(due_by_count || due_by_time) {
             return;
         }
-        let engine = Box::new(self.shared.engine.read().unwrap_or_else(|p| p.into_inner()).clone());
-        if self.worker.offer(Job { seq: self.head, engine, snapshot: true }) {
+        let view = self.publisher.current(&self.shared.view, &self.engine);
+        if self.worker.offer(Job { seq: self.head, view, snapshot: true }) {
             self.last_snapshot_seq = self.head;
             self.last_snapshot_at = now;
         }
@@ -466,9 +485,9 @@ impl Replica {
         self.worker.finish();
         let written = self.shared.snapshot_seq.load(Ordering::SeqCst);
         if self.head > written && self.ready.is_none() {
-            let engine = self.shared.engine.read().unwrap_or_else(|p| p.into_inner());
-            worker::write_snapshot(&self.snapshot_dir, &self.shared.snapshot_seq, self.head, &engine);
+            worker::write_snapshot(&self.snapshot_dir, &self.shared.snapshot_seq, self.head, &self.engine);
         }
+        self.publisher.current(&self.shared.view, &self.engine);
         self.signal_ready(Err("stopped before it was ready".into()));
         tracing::info!(head_seq = self.head, "replica stopped");
     }

@@ -141,6 +141,15 @@ fn classify_bad_record(
     problem: RecordProblem,
 ) -> Result<SegmentOutcome, JournalError> {
     let follower = format::valid_record_after(data, offset, expected);
+    if is_last && follower.is_none() && complete_but_damaged(data, offset, expected, &problem) {
+        let reason = format!(
+            "the last record (seq {expected}) is complete but its checksum fails: it may have been acknowledged, so it \
+             is not dropped. Restore the segment from a replica or backup; to accept losing seq {expected}, \
+             truncate -s {offset} {} and restart",
+            path.display()
+        );
+        return Err(JournalError::Corrupt { path, offset: offset as u64, reason });
+    }
     if is_last && follower.is_none() {
         let dropped_bytes = (data.len() - offset) as u64;
         let torn =
@@ -152,6 +161,22 @@ fn classify_bad_record(
         None => format!("{problem} in a segment that is not the last one"),
     };
     Err(JournalError::Corrupt { path, offset: offset as u64, reason })
+}
+
+/// Whether the bad last record at `offset` was written whole and damaged since (so it may have
+/// been acknowledged): its header names the expected seq, its length ends it exactly at the end
+/// of the file, only the checksum fails, and its payload is not all zeros. A torn append leaves a
+/// short record or zero-filled blocks instead; those are dropped as never acknowledged.
+fn complete_but_damaged(data: &[u8], offset: usize, expected: u64, problem: &RecordProblem) -> bool {
+    use format::RECORD_HEADER_BYTES;
+    if *problem != RecordProblem::BadChecksum || data.len() < offset + RECORD_HEADER_BYTES {
+        return false;
+    }
+    let header = &data[offset..offset + RECORD_HEADER_BYTES];
+    let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
+    let seq = u64::from_le_bytes(header[4..12].try_into().unwrap_or_default());
+    let payload = &data[offset + RECORD_HEADER_BYTES..];
+    seq == expected && payload.len() == len && payload.iter().any(|&b| b != 0)
 }
 
 /// Verify the whole journal in `dir`, handing every record to `visit` in sequence order. The

@@ -4,7 +4,7 @@
 
 use crate::{bench, export, ServeOptions};
 use clap::{Args, Subcommand};
-use std::io::{BufWriter, Read};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,6 +25,8 @@ pub enum ServeTool {
     /// Same as `solvent export-journal`.
     #[command(hide = true)]
     ExportJournal(ExportArgs),
+    /// Write a NATS JetStream stream's events as JSON Lines (line N = seq N), for `solvent replay`.
+    ExportStream(ExportStreamArgs),
     /// Same as `solvent token` (its former name).
     #[command(hide = true)]
     HashToken(TokenArgs),
@@ -35,6 +37,19 @@ pub struct ExportArgs {
     /// The server's data directory.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// Output file ("-" for stdout).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportStreamArgs {
+    /// The NATS server, e.g. nats://127.0.0.1:4222.
+    #[arg(long, value_name = "URL")]
+    pub nats: String,
+    /// The stream's name.
+    #[arg(long, default_value = crate::jetstream::DEFAULT_STREAM)]
+    pub stream: String,
     /// Output file ("-" for stdout).
     #[arg(long)]
     pub out: PathBuf,
@@ -78,6 +93,7 @@ pub fn run_serve_command(command: ServeCommand) -> Result<(), String> {
         None => crate::run(command.serve).map_err(|e| e.to_string()),
         Some(ServeTool::Bench(args)) => run_bench(args),
         Some(ServeTool::ExportJournal(args)) => export_journal(&args),
+        Some(ServeTool::ExportStream(args)) => export_stream(&args),
         Some(ServeTool::HashToken(args)) => token(&args),
     }
 }
@@ -96,6 +112,24 @@ pub fn export_journal(args: &ExportArgs) -> Result<(), String> {
     if let Some(torn) = summary.torn_tail {
         eprintln!("note: the journal ends in a torn tail that was not exported ({torn})");
     }
+    Ok(())
+}
+
+/// `export-stream`: a JetStream stream's events as JSON Lines (line N = seq N).
+pub fn export_stream(args: &ExportStreamArgs) -> Result<(), String> {
+    let lines = crate::jetstream::export_stream(&args.nats, &args.stream).map_err(|e| e.to_string())?;
+    let out: &Path = &args.out;
+    let mut writer: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
+        Box::new(BufWriter::new(std::io::stdout().lock()))
+    } else {
+        let file = std::fs::File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        Box::new(BufWriter::new(file))
+    };
+    for line in &lines {
+        writer.write_all(line).and_then(|()| writer.write_all(b"\n")).map_err(|e| format!("writing: {e}"))?;
+    }
+    writer.flush().map_err(|e| format!("writing: {e}"))?;
+    eprintln!("exported {} events of stream {}", lines.len(), args.stream);
     Ok(())
 }
 

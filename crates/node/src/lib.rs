@@ -19,6 +19,7 @@ pub mod demo;
 pub mod error;
 pub mod export;
 pub mod http;
+pub mod jetstream;
 pub mod journal;
 pub mod recovery;
 pub mod sequencer;
@@ -61,6 +62,9 @@ pub struct ServeOptions {
     /// Embedded defaults, generated tokens, a fresh data directory and a simulated feed with a crash.
     #[arg(long)]
     pub demo: bool,
+    /// NATS JetStream as the journal, hot replicas (docs/scale-out.md).
+    #[command(flatten)]
+    pub cluster: jetstream::ClusterArgs,
 }
 
 /// Tokens generated for `--demo`.
@@ -136,6 +140,7 @@ pub fn run(options: ServeOptions) -> Result<(), NodeError> {
     start.engine_config_text = engine_config_text;
     start.handle_signals = true;
     start.demo = options.demo.then(demo::DemoOptions::default);
+    start.jetstream = options.cluster.options();
     let server = RunningServer::start(start)?;
     print_banner(&server, &data_dir, demo_tokens.as_ref());
     server.wait()

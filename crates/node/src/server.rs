@@ -31,6 +31,8 @@ pub struct StartOptions {
     pub handle_signals: bool,
     /// Run the built-in simulated feed (`--demo`).
     pub demo: Option<crate::demo::DemoOptions>,
+    /// NATS JetStream as the journal instead of the local one (`--nats`).
+    pub jetstream: Option<crate::jetstream::JetStreamOptions>,
 }
 
 impl StartOptions {
@@ -42,6 +44,7 @@ impl StartOptions {
             fs: Arc::new(OsFs),
             handle_signals: false,
             demo: None,
+            jetstream: None,
         }
     }
 }
@@ -62,21 +65,17 @@ impl RunningServer {
         let data_dir = DataDir::open(&options.data_dir)?;
         let (config, _) = data_dir.engine_config(options.engine_config_text.as_deref())?;
         let section = options.settings.server.clone();
-        let recovered = recovery::recover(&data_dir.layout, &config, options.fs.clone(), section.segment_bytes)?;
+        let (shared, handle, sequencer_thread) = match &options.jetstream {
+            None => local_journal(&data_dir, &config, &options, &section)?,
+            Some(js) => {
+                let started = crate::jetstream::start(js, &data_dir, &config, &section)?;
+                (started.shared, started.handle, started.thread)
+            }
+        };
         let listener = std::net::TcpListener::bind(options.settings.listen)
             .map_err(|source| NodeError::Listen { addr: options.settings.listen.to_string(), source })?;
         listener.set_nonblocking(true).map_err(|e| NodeError::io("listener", e))?;
         let addr = listener.local_addr().map_err(|e| NodeError::io("listener", e))?;
-        let shared = Arc::new(Shared {
-            view: ViewCell::new(recovered.engine.clone()),
-            hub: EffectHub::new(recovered.last_seq, section.stream_ring_effects),
-            head_seq: AtomicU64::new(recovered.last_seq),
-            snapshot_seq: Arc::new(AtomicU64::new(recovered.snapshot_seq)),
-            journal_failure: Mutex::new(None),
-            sequencer_died: tokio::sync::Notify::new(),
-        });
-        let (handle, sequencer_thread) =
-            spawn_sequencer(recovered.journal, recovered.engine, &shared, &data_dir, &section)?;
         let (stopping_sender, stopping) = tokio::sync::watch::channel(false);
         let auth =
             Authenticator::new(options.settings.tokens.clone(), section.rate_limit_per_sec, section.rate_limit_burst);
@@ -141,6 +140,26 @@ impl RunningServer {
             None => Ok(()),
         }
     }
+}
+
+/// Recover from the local journal and start the sequencer on it.
+fn local_journal(
+    data_dir: &DataDir,
+    config: &solvent_core::Config,
+    options: &StartOptions,
+    section: &crate::settings::ServerSection,
+) -> Result<(Arc<Shared>, SequencerHandle, JoinHandle<()>), NodeError> {
+    let recovered = recovery::recover(&data_dir.layout, config, options.fs.clone(), section.segment_bytes)?;
+    let shared = Arc::new(Shared {
+        view: ViewCell::new(recovered.engine.clone()),
+        hub: EffectHub::new(recovered.last_seq, section.stream_ring_effects),
+        head_seq: AtomicU64::new(recovered.last_seq),
+        snapshot_seq: Arc::new(AtomicU64::new(recovered.snapshot_seq)),
+        journal_failure: Mutex::new(None),
+        sequencer_died: tokio::sync::Notify::new(),
+    });
+    let (handle, thread) = spawn_sequencer(recovered.journal, recovered.engine, &shared, data_dir, section)?;
+    Ok((shared, handle, thread))
 }
 
 /// Start the worker and the sequencer threads.

@@ -235,12 +235,56 @@ pub const CHAIN_DOMAIN: &[u8] = b"solvent-chain-v1";
 pub const CHAIN_GENESIS: [u8; 32] = [0; 32];
 
 /// The chain head after `effect`, given the head before it.
+///
+/// The encoding is gathered in a stack buffer and handed to BLAKE3 in a few large updates (one
+/// for a typical effect): an update per field costs more than the hashing itself.
 pub fn chain_link(previous: &[u8; 32], effect: &Effect) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(CHAIN_DOMAIN);
-    hasher.update(previous);
-    effect.encode(&mut hasher);
-    *hasher.finalize().as_bytes()
+    let mut sink = BufferedHasher::new();
+    sink.put(CHAIN_DOMAIN);
+    sink.put(previous);
+    effect.encode(&mut sink);
+    sink.finalize()
+}
+
+/// Bytes of the stack buffer in front of the hasher (a liquidation order's encoding is ~150).
+const CHAIN_BUFFER_BYTES: usize = 512;
+
+/// A BLAKE3 hasher behind a fixed stack buffer: the same digest as hashing the bytes directly.
+struct BufferedHasher {
+    hasher: blake3::Hasher,
+    buffer: [u8; CHAIN_BUFFER_BYTES],
+    len: usize,
+}
+
+impl BufferedHasher {
+    fn new() -> Self {
+        BufferedHasher { hasher: blake3::Hasher::new(), buffer: [0; CHAIN_BUFFER_BYTES], len: 0 }
+    }
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buffer[..self.len]);
+        self.len = 0;
+    }
+
+    fn finalize(mut self) -> [u8; 32] {
+        self.flush();
+        *self.hasher.finalize().as_bytes()
+    }
+}
+
+impl Sink for BufferedHasher {
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > CHAIN_BUFFER_BYTES {
+            self.flush();
+        }
+        if bytes.len() > CHAIN_BUFFER_BYTES {
+            self.hasher.update(bytes);
+            return;
+        }
+        self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        debug_assert!(self.len <= CHAIN_BUFFER_BYTES);
+    }
 }
 
 impl Effect {

@@ -134,3 +134,20 @@ fn every_field_moves_the_link() {
     }
     assert_ne!(chain_link(&[1; 32], &base), link, "the previous head is linked");
 }
+
+/// A link is BLAKE3 over the domain tag, the previous head and the canonical bytes, however the
+/// bytes are fed to the hasher: short effects, and names long enough to overflow its buffer.
+#[test]
+fn a_link_is_blake3_of_domain_head_and_encoding() {
+    let previous = [7u8; 32];
+    for name_len in [1usize, 100, 300, 511, 512, 513, 2_000] {
+        let mut effect = liquidation();
+        if let EffectKind::Liquidation { account, .. } = &mut effect.kind {
+            *account = "a".repeat(name_len);
+        }
+        let mut bytes = solvent_core::effect::CHAIN_DOMAIN.to_vec();
+        bytes.extend_from_slice(&previous);
+        bytes.extend_from_slice(&effect.canonical_bytes());
+        assert_eq!(chain_link(&previous, &effect), *blake3::hash(&bytes).as_bytes(), "name of {name_len} bytes");
+    }
+}

@@ -340,13 +340,20 @@ impl NodeProcess {
         let (sender, receiver) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("solvent-serve listening on http://") {
+                if let Some(url) = line.strip_prefix("solvent listening on http://") {
                     let _ = sender.send(url.parse::<SocketAddr>().unwrap());
                 }
             }
         });
-        let addr = receiver.recv_timeout(Duration::from_secs(60)).expect("the node reports its address");
-        NodeProcess { child, addr }
+        match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => NodeProcess { child, addr },
+            Err(error) => {
+                // Never leave the process behind a failed test.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the node did not report its address: {error}");
+            }
+        }
     }
 
     fn kill(&mut self) {

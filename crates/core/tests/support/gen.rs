@@ -177,8 +177,38 @@ pub fn to_json_line(event: &Event) -> String {
             if let Some(enabled) = p.adl_enabled {
                 fields.push(("adl_enabled", enabled.into()));
             }
+            perp_fields(&p.perp, &mut fields);
             obj(fields)
         }
+    }
+}
+
+/// The funding and skew fields of a `params` line (a removed option is written "0").
+fn perp_fields(p: &solvent_core::event::PerpUpdate, fields: &mut Vec<(&'static str, Value)>) {
+    if let Some(enabled) = p.funding_enabled {
+        fields.push(("funding_enabled", enabled.into()));
+    }
+    if let Some(ms) = p.funding_interval_ms {
+        fields.push(("funding_interval_ms", ms.into()));
+    }
+    let rates = [
+        ("funding_interest_rate", p.funding_interest_rate),
+        ("funding_clamp", p.funding_clamp),
+        ("funding_cap", p.funding_cap),
+        ("max_funding_velocity", p.max_funding_velocity),
+    ];
+    for (name, value) in rates {
+        if let Some(v) = value {
+            fields.push((name, dec(v)));
+        }
+    }
+    for (name, value) in [("skew_scale", p.skew_scale), ("skew_alert", p.skew_alert)] {
+        if let Some(v) = value {
+            fields.push((name, v.map_or_else(|| "0".into(), dec)));
+        }
+    }
+    if let Some(v) = p.protocol_delta_alert {
+        fields.push(("protocol_delta_alert", v.map_or_else(|| "0".into(), dec)));
     }
 }
 

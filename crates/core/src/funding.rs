@@ -342,20 +342,23 @@ impl Engine {
         }
     }
 
-    /// Create, keep or drop a market's perp state after its parameters changed from `before`;
-    /// a change of interval or of `funding_enabled` restarts the interval (samples dropped).
-    pub(crate) fn sync_perp_state(&mut self, id: MarketId, before: &PerpParams) {
+    /// Create, keep or drop a market's perp state after its parameters changed from `before` by an
+    /// event at `ts`; a change of interval or of `funding_enabled` restarts the interval there
+    /// (samples dropped). Markets with funding in the config start at their first `clock` event.
+    pub(crate) fn sync_perp_state(&mut self, id: MarketId, before: &PerpParams, ts: u64) {
         let market = &mut self.markets[id.0 as usize];
         let now = &market.params.perp;
         let had = market.perp.is_some();
         let keep_pool = market.perp.as_ref().is_some_and(|s| !s.skew_pool.is_zero());
         if !had && now.used() {
-            market.perp = Some(Box::default());
+            let next_funding_ts = (ts / now.funding_interval_ms + 1) * now.funding_interval_ms;
+            market.perp = Some(Box::new(PerpState { next_funding_ts, ..PerpState::default() }));
         } else if had && !now.used() && !keep_pool {
             market.perp = None;
         } else if let Some(state) = market.perp.as_deref_mut() {
             if now.funding_enabled != before.funding_enabled || now.funding_interval_ms != before.funding_interval_ms {
-                state.next_funding_ts = 0;
+                // The interval restarts at the event's time: the next boundary after it.
+                state.next_funding_ts = (ts / now.funding_interval_ms + 1) * now.funding_interval_ms;
                 state.premium_sum = 0;
                 state.premium_samples = 0;
             }

@@ -34,7 +34,7 @@ impl Engine {
         }
         let perp_before = self.markets[market_id.0 as usize].params.perp.clone();
         self.set_target_params(market_id, next, update.ts);
-        self.sync_perp_state(market_id, &perp_before);
+        self.sync_perp_state(market_id, &perp_before, update.ts);
         Ok(())
     }
 }

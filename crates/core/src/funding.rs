@@ -435,6 +435,110 @@ mod tests {
         assert_eq!(change, Quote::parse("-30").unwrap());
     }
 
+    /// An engine with one market at index 2,000 whose protocol inventory is `inventory` (the
+    /// traders' skew is minus it), alice and bob funded, and `perp` switched on.
+    fn engine_with_skew(inventory: &str, perp: PerpParams) -> Engine {
+        let mut config = crate::Config::embedded_default();
+        config.markets.truncate(1);
+        config.assets.clear();
+        config.markets[0].params.perp = perp;
+        config.markets[0].params.max_age_ms = 604_800_000;
+        let mut engine = Engine::new(&config);
+        let mut out = Vec::new();
+        for (seq, line) in [
+            r#"{"type":"price","ts":1000,"market":"BTC-PERP","source":"s1","price":"2000"}"#,
+            r#"{"type":"price","ts":1000,"market":"BTC-PERP","source":"s2","price":"2000"}"#,
+            r#"{"type":"price","ts":1000,"market":"BTC-PERP","source":"s3","price":"2000"}"#,
+            r#"{"type":"deposit","ts":1000,"account":"alice","asset":"USDC","amount":"10000000"}"#,
+            r#"{"type":"deposit","ts":1000,"account":"bob","asset":"USDC","amount":"10000000"}"#,
+        ]
+        .iter()
+        .enumerate()
+        {
+            engine.apply_line(seq as u64 + 1, line.as_bytes(), &mut out);
+        }
+        assert!(out.iter().all(|e| e.rejection_kind().is_none()), "{out:?}");
+        let size = Size::parse(inventory).unwrap();
+        engine.markets[0].inventory.size = size;
+        engine.markets[0].inventory.cost = size.mul_price(Price::parse("2000").unwrap());
+        engine
+    }
+
+    fn trade(engine: &mut Engine, seq: u64, size: &str) -> (Quote, Quote) {
+        let (alice, bob) = (engine.account("alice").unwrap().settlement, engine.account("bob").unwrap().settlement);
+        let line = format!(
+            r#"{{"type":"trade","ts":{},"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"{size}","price":"2000"}}"#,
+            1000 + seq
+        );
+        let mut out = Vec::new();
+        engine.apply_line(seq, line.as_bytes(), &mut out);
+        assert!(out.iter().all(|e| e.rejection_kind().is_none()), "{out:?}");
+        let paid = |name: &str, before: Quote| before.checked_sub(engine.account(name).unwrap().settlement).unwrap();
+        (paid("alice", alice), paid("bob", bob))
+    }
+
+    /// The skew fee on the engine's trade path. Traders net long 100 (the protocol short 100):
+    /// the buyer of 100 adds to the heavy side and pays 100 x 2,000 x (100 + 50) / 10^6 = 30; the
+    /// seller balances (cost 100 x 2,000 x (50 - 100) / 10^6 = -10) and pays nothing but is paid
+    /// 10 from what the buyer put in the pool. A heavier skew (300: a one-sided flow into the
+    /// protocol's inventory) raises the same buyer's fee to 70; fees never exceed what is in the
+    /// pool plus what the trade pays, and `fees_collected` holds the pool.
+    #[test]
+    fn a_one_sided_skew_raises_the_fee_and_the_balancing_side_pays_none() {
+        let perp = PerpParams { skew_scale: Some(Size::parse("1000000").unwrap()), ..PerpParams::default() };
+        let mut engine = engine_with_skew("-100", perp.clone());
+        let (buyer, seller) = trade(&mut engine, 10, "100");
+        assert_eq!(buyer, Quote::parse("30").unwrap());
+        assert_eq!(seller, Quote::parse("-10").unwrap(), "the balancing side is paid a rebate");
+        assert_eq!(engine.markets[0].perp.as_ref().unwrap().skew_pool, Quote::parse("20").unwrap());
+        assert_eq!(engine.fees_collected(), Quote::parse("20").unwrap());
+        let mut heavier = engine_with_skew("-300", perp.clone());
+        let (buyer, seller) = trade(&mut heavier, 10, "100");
+        assert_eq!(buyer, Quote::parse("70").unwrap(), "100 x 2,000 x (300 + 50) / 10^6");
+        assert_eq!(seller, Quote::parse("-50").unwrap());
+        // No skew: both sides pay the half-size premium 100 x 2,000 x 50 / 10^6 = 10.
+        let mut flat = engine_with_skew("0", perp);
+        assert_eq!(trade(&mut flat, 10, "100"), (Quote::parse("10").unwrap(), Quote::parse("10").unwrap()));
+    }
+
+    /// SIP-279's funding velocity on the engine's clock path: traders net long 100 (alice long 100
+    /// at 2,000, the protocol short 100), skew_scale 10^6, max_funding_velocity 3 per day per day,
+    /// no premium and no interest, one daily interval: after the day alice has paid exactly 30 and
+    /// the protocol's inventory received it (into the insurance fund). Twice the skew (alice long
+    /// 200): twice the velocity on twice the notional, 120.
+    #[test]
+    fn synthetix_funding_velocity_pays_thirty_after_a_day() {
+        for (skew, want) in [("100", "30"), ("200", "120")] {
+            let perp = PerpParams {
+                funding_enabled: true,
+                funding_interval_ms: DAY_MS,
+                funding_interest_rate: Rate::ZERO,
+                funding_clamp: Rate::ZERO,
+                skew_scale: Some(Size::parse("1000000").unwrap()),
+                max_funding_velocity: rate("3"),
+                ..PerpParams::default()
+            };
+            let mut engine = engine_with_skew(&format!("-{skew}"), perp);
+            let size = Size::parse(skew).unwrap();
+            let alice = engine.account_id("alice").unwrap();
+            let cost = size.mul_price(Price::parse("2000").unwrap());
+            engine.account_mut(alice).set_position(crate::state::Position { market: MarketId(0), size, cost });
+            let mut out = Vec::new();
+            let settled_before = engine.account("alice").unwrap().settlement;
+            // Hourly clock events (the default max_clock_jump_ms is an hour) over one day.
+            for hour in 0..=24u64 {
+                engine.apply_line(
+                    100 + hour,
+                    format!(r#"{{"type":"clock","ts":{}}}"#, hour * 3_600_000 + 1).as_bytes(),
+                    &mut out,
+                );
+            }
+            let paid = settled_before.checked_sub(engine.account("alice").unwrap().settlement).unwrap();
+            assert_eq!(paid, Quote::parse(want).unwrap(), "skew {skew}");
+            assert_eq!(engine.insurance_fund(), Quote::parse(want).unwrap());
+        }
+    }
+
     #[test]
     fn premium_samples_and_average_round_down() {
         let p = |v: &str| Price::parse(v).unwrap();

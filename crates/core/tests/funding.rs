@@ -1,7 +1,6 @@
 //! Funding and skew fees on the real `apply` path, with every invariant (conservation, zero-sum,
 //! the reference's margins and its independent funding computation) checked after every event.
 
-#[allow(dead_code)]
 mod support;
 
 use solvent_core::effect::EffectKind;

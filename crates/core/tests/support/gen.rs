@@ -703,7 +703,7 @@ impl<'a> Resolver<'a> {
         }
         // Half the scenarios run one market with funding (and sometimes skew fees) from the start.
         let keys = &self.scenario.order_keys;
-        if keys[0] % 2 == 0 {
+        if keys[0].is_multiple_of(2) {
             let change = ParamsChange::Funding {
                 enabled: true,
                 interval_ms: 1_000 + u64::from(keys[1] % 2_000),
@@ -853,7 +853,7 @@ impl<'a> Resolver<'a> {
                     .map(|state| state.next_funding_ts)
                     .filter(|next| *next > ts && *next - ts <= 5_000)
                     .min();
-                if let Some(next) = boundary.filter(|_| timed.dt % 2 == 0) {
+                if let Some(next) = boundary.filter(|_| timed.dt.is_multiple_of(2)) {
                     self.ts = next;
                 }
                 wrap(Event::Clock { ts: self.ts }).expect(Expect::Accept)

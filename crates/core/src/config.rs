@@ -108,6 +108,119 @@ pub struct MarketParams {
     /// inside a cliff range.
     #[serde(default)]
     pub incentive_rebate_rate: Rate,
+    /// Funding and skew fees (`funding.rs`, docs/margin.md); all off by default.
+    #[serde(default)]
+    pub perp: PerpParams,
+}
+
+/// Funding, skew-fee and exposure-alert parameters of a market. The defaults switch everything
+/// off (`funding_enabled = false`, no `skew_scale`, no alert thresholds) and set Hyperliquid's
+/// published figures for when funding is switched on: hourly, interest 0.00125% per interval,
+/// clamp 0.05%, cap 4% per interval.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerpParams {
+    /// Settle funding at each interval boundary (a `clock` event at or past it).
+    #[serde(default)]
+    pub funding_enabled: bool,
+    /// Length of a funding interval; boundaries are the multiples of it in engine time.
+    #[serde(default = "default_funding_interval_ms")]
+    pub funding_interval_ms: u64,
+    /// Interest rate I per interval in F = P + clamp(I - P, -clamp, +clamp).
+    #[serde(default = "default_funding_interest_rate")]
+    pub funding_interest_rate: Rate,
+    #[serde(default = "default_funding_clamp")]
+    pub funding_clamp: Rate,
+    /// |F| per interval never exceeds this (skew term included).
+    #[serde(default = "default_funding_cap")]
+    pub funding_cap: Rate,
+    /// Skew (in base units) at which the skew premium reaches 100% and the funding velocity its
+    /// maximum; `None`: no skew fee and no skew term.
+    #[serde(default)]
+    pub skew_scale: Option<Size>,
+    /// Funding-rate velocity (per day, per day) when skew = skew_scale; 0: no skew term.
+    #[serde(default)]
+    pub max_funding_velocity: Rate,
+    /// An `alert` when |traders' skew| crosses this size (either way).
+    #[serde(default)]
+    pub skew_alert: Option<Size>,
+    /// An `alert` when |protocol inventory| x mark crosses this notional (either way).
+    #[serde(default)]
+    pub protocol_delta_alert: Option<Quote>,
+}
+
+impl Default for PerpParams {
+    fn default() -> PerpParams {
+        PerpParams {
+            funding_enabled: false,
+            funding_interval_ms: default_funding_interval_ms(),
+            funding_interest_rate: default_funding_interest_rate(),
+            funding_clamp: default_funding_clamp(),
+            funding_cap: default_funding_cap(),
+            skew_scale: None,
+            max_funding_velocity: Rate::ZERO,
+            skew_alert: None,
+            protocol_delta_alert: None,
+        }
+    }
+}
+
+impl PerpParams {
+    /// Whether the market needs funding / skew state at all (else it behaves as before).
+    pub fn used(&self) -> bool {
+        self.funding_enabled
+            || self.skew_scale.is_some()
+            || self.skew_alert.is_some()
+            || self.protocol_delta_alert.is_some()
+    }
+
+    /// The bounds (kind `params_out_of_bounds`, naming the field).
+    pub fn validate(&self) -> Result<(), Error> {
+        let out = |field: &str, reason: &str| {
+            Err(Error::ParamsOutOfBounds { field: field.to_string(), reason: reason.to_string() })
+        };
+        if !(MIN_FUNDING_INTERVAL_MS..=MAX_FUNDING_INTERVAL_MS).contains(&self.funding_interval_ms) {
+            return out("funding_interval_ms", "between 1000 (1 s) and 604800000 (7 days)");
+        }
+        if !self.funding_cap.is_positive() || !self.funding_cap.is_fraction() {
+            return out("funding_cap", "must be in (0, 1]");
+        }
+        if self.funding_clamp.is_negative() || self.funding_clamp > self.funding_cap {
+            return out("funding_clamp", "must be in [0, funding_cap]");
+        }
+        if self.funding_interest_rate.checked_abs().map_or(true, |r| r > self.funding_cap) {
+            return out("funding_interest_rate", "|rate| must not exceed funding_cap");
+        }
+        if self.skew_scale.is_some_and(|s| !s.is_positive()) {
+            return out("skew_scale", "must be positive");
+        }
+        if self.max_funding_velocity.is_negative() || self.max_funding_velocity > Rate::from_raw(100 * Rate::ONE_RAW) {
+            return out("max_funding_velocity", "must be in [0, 100] (per day, per day)");
+        }
+        if self.skew_alert.is_some_and(|s| !s.is_positive()) {
+            return out("skew_alert", "must be positive");
+        }
+        if self.protocol_delta_alert.is_some_and(|s| !s.is_positive()) {
+            return out("protocol_delta_alert", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Shortest and longest funding interval.
+pub const MIN_FUNDING_INTERVAL_MS: u64 = 1_000;
+pub const MAX_FUNDING_INTERVAL_MS: u64 = 7 * 24 * 3_600_000;
+
+fn default_funding_interval_ms() -> u64 {
+    3_600_000
+}
+fn default_funding_interest_rate() -> Rate {
+    Rate::from_raw(1_250) // 0.00125% per hour
+}
+fn default_funding_clamp() -> Rate {
+    Rate::from_raw(50_000) // 0.05%
+}
+fn default_funding_cap() -> Rate {
+    Rate::from_raw(4_000_000) // 4%
 }
 
 /// A mark-price range `[from, to]` (inclusive).
@@ -201,6 +314,7 @@ impl MarketParams {
         if !self.max_trade_deviation.is_positive() {
             return bad("max_trade_deviation must be positive");
         }
+        self.perp.validate()?;
         self.validate_predictive()
     }
 
@@ -342,6 +456,21 @@ pub(crate) struct RawMarket {
     concentration_addon_rate: Rate,
     #[serde(default)]
     incentive_rebate_rate: Rate,
+    #[serde(default)]
+    funding_enabled: bool,
+    #[serde(default = "default_funding_interval_ms")]
+    funding_interval_ms: u64,
+    #[serde(default = "default_funding_interest_rate")]
+    funding_interest_rate: Rate,
+    #[serde(default = "default_funding_clamp")]
+    funding_clamp: Rate,
+    #[serde(default = "default_funding_cap")]
+    funding_cap: Rate,
+    skew_scale: Option<Size>,
+    #[serde(default)]
+    max_funding_velocity: Rate,
+    skew_alert: Option<Size>,
+    protocol_delta_alert: Option<Quote>,
 }
 
 /// A tier in the config file: a [`TierSpec`] and an optional MM floor (config only).
@@ -568,6 +697,17 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
         cliff_ranges: raw.cliff_ranges,
         concentration_addon_rate: raw.concentration_addon_rate,
         incentive_rebate_rate: raw.incentive_rebate_rate,
+        perp: PerpParams {
+            funding_enabled: raw.funding_enabled,
+            funding_interval_ms: raw.funding_interval_ms,
+            funding_interest_rate: raw.funding_interest_rate,
+            funding_clamp: raw.funding_clamp,
+            funding_cap: raw.funding_cap,
+            skew_scale: raw.skew_scale,
+            max_funding_velocity: raw.max_funding_velocity,
+            skew_alert: raw.skew_alert,
+            protocol_delta_alert: raw.protocol_delta_alert,
+        },
     };
     params.validate().map_err(invalid)?;
     if params.quorum as usize > sources.len() {

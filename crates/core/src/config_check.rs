@@ -117,6 +117,15 @@ const MARKET_FIELDS: Fields = &[
     ("cliff_ranges", false, of::<Vec<CliffRange>>),
     ("concentration_addon_rate", false, of::<Rate>),
     ("incentive_rebate_rate", false, of::<Rate>),
+    ("funding_enabled", false, of::<bool>),
+    ("funding_interval_ms", false, of::<u64>),
+    ("funding_interest_rate", false, of::<Rate>),
+    ("funding_clamp", false, of::<Rate>),
+    ("funding_cap", false, of::<Rate>),
+    ("skew_scale", false, of::<Size>),
+    ("max_funding_velocity", false, of::<Rate>),
+    ("skew_alert", false, of::<Size>),
+    ("protocol_delta_alert", false, of::<crate::num::Quote>),
 ];
 
 fn check_table(table: &Table, path: &str, fields: Fields, known: &[&str], problems: &mut Vec<String>) {

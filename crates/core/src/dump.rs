@@ -31,6 +31,17 @@ pub struct MarketDump {
     pub jump_clamped: bool,
     pub open_interest: Size,
     pub liquidation_inventory: Size,
+    /// Traders' open interest (the protocol's inventory excluded): long, short, and the skew
+    /// long - short (= minus the inventory, by zero-sum).
+    pub traders_long_oi: Size,
+    pub traders_short_oi: Size,
+    pub skew: Size,
+    /// The protocol's own net exposure: its inventory's size and notional at mark.
+    pub protocol_delta: Size,
+    pub protocol_delta_notional: Option<Quote>,
+    /// Funding and skew-fee parameters and state; absent while the market uses none of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding: Option<FundingDump>,
     pub unknown_source_ticks: u64,
     /// The live Dutch auction of the inventory: (id, start ts, "sell" or "buy").
     pub auction: Option<AuctionDump>,
@@ -55,6 +66,51 @@ pub struct MarketDump {
     /// state dump only (it costs a pass over the accounts), absent before the first mark.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub liquidation_map: Option<crate::liquidation_map::LiquidationMap>,
+}
+
+#[derive(Serialize)]
+pub struct FundingDump {
+    pub enabled: bool,
+    pub interval_ms: u64,
+    pub interest_rate: Rate,
+    pub clamp: Rate,
+    pub cap: Rate,
+    pub skew_scale: Option<Size>,
+    pub max_funding_velocity: Rate,
+    pub skew_alert: Option<Size>,
+    pub protocol_delta_alert: Option<Quote>,
+    /// Engine time of the next settlement (0: starts at the next `clock` event).
+    pub next_funding_ts: u64,
+    pub premium_samples: u64,
+    /// Average premium of the running interval (rounded down).
+    pub average_premium: Rate,
+    /// Rate of the last settlement and the velocity-driven rate per day, 16 decimals.
+    pub last_rate: Quote,
+    pub velocity_rate_per_day: Quote,
+    /// What skew fees hold for rebates (part of `fees_collected`).
+    pub skew_pool: Quote,
+}
+
+fn funding_dump(market: &Market) -> Option<FundingDump> {
+    let state = market.perp.as_deref()?;
+    let p = &market.params.perp;
+    Some(FundingDump {
+        enabled: p.funding_enabled,
+        interval_ms: p.funding_interval_ms,
+        interest_rate: p.funding_interest_rate,
+        clamp: p.funding_clamp,
+        cap: p.funding_cap,
+        skew_scale: p.skew_scale,
+        max_funding_velocity: p.max_funding_velocity,
+        skew_alert: p.skew_alert,
+        protocol_delta_alert: p.protocol_delta_alert,
+        next_funding_ts: state.next_funding_ts,
+        premium_samples: state.premium_samples,
+        average_premium: crate::funding::average_premium(state.premium_sum, state.premium_samples),
+        last_rate: Quote::from_raw(state.last_rate),
+        velocity_rate_per_day: Quote::from_raw(state.velocity_rate),
+        skew_pool: state.skew_pool,
+    })
 }
 
 fn signals_dump(signals: &crate::signal::Signals) -> BTreeMap<String, crate::signal::SignalValue> {
@@ -269,6 +325,12 @@ fn market_dump(market: &Market) -> MarketDump {
         jump_clamped: market.clamped,
         open_interest: market.open_interest,
         liquidation_inventory: market.inventory.size,
+        traders_long_oi: crate::funding::traders_open_interest(market).0,
+        traders_short_oi: crate::funding::traders_open_interest(market).1,
+        skew: crate::funding::traders_skew(market),
+        protocol_delta: market.inventory.size,
+        protocol_delta_notional: market.mark_price.map(|mark| market.inventory.size.mul_price(mark)),
+        funding: funding_dump(market),
         unknown_source_ticks: market.unknown_source_ticks,
         auction: market.auction.map(|a| AuctionDump {
             id: a.id.to_string(),

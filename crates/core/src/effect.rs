@@ -132,6 +132,17 @@ pub enum EffectKind {
         reason: String,
         remaining: Size,
     },
+    /// A funding settlement for one holder: `account` (null for the protocol's inventory) held
+    /// `size` at mark `price`; `rate` (16 decimals) covers every interval this settlement closed;
+    /// `amount` is the balance change (negative: paid), rounded down.
+    Funding {
+        account: Option<String>,
+        market: String,
+        size: Size,
+        price: Price,
+        rate: Quote,
+        amount: Quote,
+    },
 }
 
 /// The one way effects leave the core: every handler emits through a sink, so that each effect is
@@ -198,6 +209,7 @@ impl Effect {
             EffectKind::AuctionFill { .. } => "auction_fill",
             EffectKind::AuctionEnded { .. } => "auction_ended",
             EffectKind::LiquidityIncentive { .. } => "liquidity_incentive",
+            EffectKind::Funding { .. } => "funding",
         }
     }
 
@@ -373,6 +385,20 @@ impl Effect {
             }
             EffectKind::AuctionStarted { .. } | EffectKind::AuctionFill { .. } | EffectKind::AuctionEnded { .. } => {
                 self.encode_auction(sink)
+            }
+            EffectKind::Funding { account, market, size, price, rate, amount } => {
+                match account {
+                    None => sink.u8(0),
+                    Some(account) => {
+                        sink.u8(1);
+                        sink.str(account);
+                    }
+                }
+                sink.str(market);
+                sink.i64(size.raw());
+                sink.i64(price.raw());
+                sink.i128(rate.raw());
+                sink.i128(amount.raw());
             }
         }
     }

@@ -54,6 +54,10 @@ pub struct Engine {
     /// Markets with a running MM phase-in (derived from the markets; rebuilt on load).
     #[serde(skip)]
     pub(crate) phase_ins: u32,
+    /// Markets with funding / skew state (derived from the markets; rebuilt on load): 0 keeps
+    /// every funding and alert path off the hot path.
+    #[serde(skip)]
+    pub(crate) perp_markets: u32,
 }
 
 /// Which collateral asset a name refers to.
@@ -99,6 +103,7 @@ impl Engine {
                 auction: None,
                 phase_in: None,
                 signals: Vec::new(),
+                perp: m.params.perp.used().then(Box::default),
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);
@@ -126,6 +131,7 @@ impl Engine {
             max_clock_jump_ms: config.max_clock_jump_ms,
             waterfall: Default::default(),
             phase_ins: 0,
+            perp_markets: config.markets.iter().filter(|m| m.params.perp.used()).count() as u32,
             effect_chain: crate::effect::CHAIN_GENESIS,
             signals: Vec::new(),
         }
@@ -146,6 +152,7 @@ impl Engine {
         engine.check_snapshot_references()?;
         engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
         engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
+        engine.perp_markets = engine.markets.iter().filter(|m| m.perp.is_some()).count() as u32;
         Ok(engine)
     }
 
@@ -228,6 +235,7 @@ impl Engine {
                 // Every accepted event may have moved a mark (re-judging) or a balance: run the
                 // waterfall so that no live account is left below maintenance.
                 self.settle_risk(seq, out);
+                self.exposure_alerts(seq, self.last_ts, out);
                 self.chain_effects(&out[effects_before..]);
                 Ok(())
             }

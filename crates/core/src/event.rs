@@ -117,6 +117,23 @@ pub struct ParamsUpdate {
     pub cliff_ranges: Option<Vec<CliffRange>>,
     pub concentration_addon_rate: Option<Rate>,
     pub incentive_rebate_rate: Option<Rate>,
+    /// Funding and skew fields (`funding.rs`).
+    pub perp: PerpUpdate,
+}
+
+/// The funding and skew fields of a `params` event: `None` keeps the current value; for the
+/// optional thresholds and the skew scale, `Some(None)` removes them (`"0"` in a line).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PerpUpdate {
+    pub funding_enabled: Option<bool>,
+    pub funding_interval_ms: Option<u64>,
+    pub funding_interest_rate: Option<Rate>,
+    pub funding_clamp: Option<Rate>,
+    pub funding_cap: Option<Rate>,
+    pub skew_scale: Option<Option<Size>>,
+    pub max_funding_velocity: Option<Rate>,
+    pub skew_alert: Option<Option<Size>>,
+    pub protocol_delta_alert: Option<Option<Quote>>,
 }
 
 impl Event {
@@ -529,6 +546,37 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         cliff_ranges,
         concentration_addon_rate: optional_decimal(fields, "concentration_addon_rate", Rate::parse)?,
         incentive_rebate_rate: optional_decimal(fields, "incentive_rebate_rate", Rate::parse)?,
+        perp: parse_perp_update(fields)?,
+    })
+}
+
+/// An optional positive decimal where "0" means "remove" (`Some(None)`).
+fn removable<T: Copy + Default + PartialOrd>(
+    fields: &mut Fields,
+    name: &'static str,
+    parse: fn(&str) -> Result<T, crate::num::NumError>,
+) -> Result<Option<Option<T>>, Error> {
+    match optional_decimal(fields, name, parse)? {
+        None => Ok(None),
+        Some(v) if v == T::default() => Ok(Some(None)),
+        Some(v) if v < T::default() => {
+            Err(Error::ParamsOutOfBounds { field: name.into(), reason: "must be positive (0 removes it)".into() })
+        }
+        Some(v) => Ok(Some(Some(v))),
+    }
+}
+
+fn parse_perp_update(fields: &mut Fields) -> Result<PerpUpdate, Error> {
+    Ok(PerpUpdate {
+        funding_enabled: fields.take_bool("funding_enabled")?,
+        funding_interval_ms: fields.take_u64("funding_interval_ms")?,
+        funding_interest_rate: optional_decimal(fields, "funding_interest_rate", Rate::parse)?,
+        funding_clamp: optional_decimal(fields, "funding_clamp", Rate::parse)?,
+        funding_cap: optional_decimal(fields, "funding_cap", Rate::parse)?,
+        skew_scale: removable(fields, "skew_scale", Size::parse)?,
+        max_funding_velocity: optional_decimal(fields, "max_funding_velocity", Rate::parse)?,
+        skew_alert: removable(fields, "skew_alert", Size::parse)?,
+        protocol_delta_alert: removable(fields, "protocol_delta_alert", Quote::parse)?,
     })
 }
 

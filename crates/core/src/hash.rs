@@ -101,6 +101,7 @@ impl Engine {
             self.encode_account(account, sink);
         }
         self.encode_predictive(sink);
+        self.encode_perp(sink);
         // Last, so the ledger part of the encoding is the bytes before the final 32.
         sink.put(&self.effect_chain);
     }
@@ -133,6 +134,45 @@ impl Engine {
             encode_signals(&market.signals, sink);
         }
         encode_signals(&self.signals, sink);
+    }
+
+    /// Funding and skew-fee parameters and state, appended only when some market has perp state
+    /// or non-default perp parameters (so a state that uses none of it hashes as before).
+    fn encode_perp(&self, sink: &mut impl Sink) {
+        let default = crate::config::PerpParams::default();
+        let used = |m: &Market| m.perp.is_some() || m.params.perp != default;
+        if !self.markets.iter().any(used) {
+            return;
+        }
+        sink.put(b"perp-v1");
+        let mut markets: Vec<&Market> = self.markets.iter().collect();
+        markets.sort_unstable_by_key(|m| &m.name);
+        for market in markets {
+            let p = &market.params.perp;
+            sink.u8(u8::from(p.funding_enabled));
+            sink.u64(p.funding_interval_ms);
+            sink.i64(p.funding_interest_rate.raw());
+            sink.i64(p.funding_clamp.raw());
+            sink.i64(p.funding_cap.raw());
+            sink.i64(p.skew_scale.map_or(0, |s| s.raw()));
+            sink.i64(p.max_funding_velocity.raw());
+            sink.i64(p.skew_alert.map_or(0, |s| s.raw()));
+            sink.i128(p.protocol_delta_alert.map_or(0, |q| q.raw()));
+            match market.perp.as_deref() {
+                None => sink.u8(0),
+                Some(state) => {
+                    sink.u8(1);
+                    sink.u64(state.next_funding_ts);
+                    sink.i128(state.premium_sum);
+                    sink.u64(state.premium_samples);
+                    sink.i128(state.velocity_rate);
+                    sink.i128(state.last_rate);
+                    sink.i128(state.skew_pool.raw());
+                    sink.u8(u8::from(state.skew_alerted));
+                    sink.u8(u8::from(state.delta_alerted));
+                }
+            }
+        }
     }
 
     fn encode_account(&self, account: &Account, sink: &mut impl Sink) {

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 mod fastparse;
+pub mod funding;
 pub mod hash;
 pub mod json;
 pub mod liquidation;

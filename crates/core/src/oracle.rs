@@ -403,6 +403,7 @@ impl Engine {
     pub(crate) fn clock(&mut self, seq: u64, ts: u64, out: &mut Vec<Effect>) -> Result<(), Error> {
         self.last_ts = ts; // a clock event cannot fail: commit its time first
         self.refresh_all_markets(seq, out);
+        self.funding_on_clock(seq, ts, out);
         Ok(())
     }
 

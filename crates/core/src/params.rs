@@ -32,7 +32,9 @@ impl Engine {
                 out.emit(seq, update.ts, kind);
             }
         }
+        let perp_before = self.markets[market_id.0 as usize].params.perp.clone();
         self.set_target_params(market_id, next, update.ts);
+        self.sync_perp_state(market_id, &perp_before, update.ts);
         Ok(())
     }
 }
@@ -83,6 +85,20 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     }
     next.concentration_addon_rate = update.concentration_addon_rate.unwrap_or(next.concentration_addon_rate);
     next.incentive_rebate_rate = update.incentive_rebate_rate.unwrap_or(next.incentive_rebate_rate);
+    patch_perp(&mut next.perp, &update.perp);
     next.validate()?;
     Ok(next)
+}
+
+/// The funding and skew fields of a `params` event.
+fn patch_perp(next: &mut crate::config::PerpParams, update: &crate::event::PerpUpdate) {
+    next.funding_enabled = update.funding_enabled.unwrap_or(next.funding_enabled);
+    next.funding_interval_ms = update.funding_interval_ms.unwrap_or(next.funding_interval_ms);
+    next.funding_interest_rate = update.funding_interest_rate.unwrap_or(next.funding_interest_rate);
+    next.funding_clamp = update.funding_clamp.unwrap_or(next.funding_clamp);
+    next.funding_cap = update.funding_cap.unwrap_or(next.funding_cap);
+    next.skew_scale = update.skew_scale.unwrap_or(next.skew_scale);
+    next.max_funding_velocity = update.max_funding_velocity.unwrap_or(next.max_funding_velocity);
+    next.skew_alert = update.skew_alert.unwrap_or(next.skew_alert);
+    next.protocol_delta_alert = update.protocol_delta_alert.unwrap_or(next.protocol_delta_alert);
 }

@@ -198,6 +198,9 @@ pub struct Market {
     /// Latest `signal` values for this market, by name (`signal.rs`).
     #[serde(default)]
     pub signals: crate::signal::Signals,
+    /// Funding and skew-fee state (`funding.rs`); `None` while the market's parameters use none.
+    #[serde(default)]
+    pub perp: Option<Box<crate::funding::PerpState>>,
 }
 
 /// A Dutch auction of a market's liquidation inventory. What is for sale is always the whole

@@ -89,12 +89,19 @@ impl Engine {
             });
         }
         let delta_sell = trade.size.checked_neg()?;
-        let buyer = self.party_fill(buyer_id, market_id, trade.size, trade.price, trade.buyer_fee, trade.ts)?;
-        let seller = self.party_fill(seller_id, market_id, delta_sell, trade.price, trade.seller_fee, trade.ts)?;
+        // Skew fees (a market with `skew_scale` only): each side priced against traders' skew.
+        let (skew_buyer, skew_seller, skew_pool) = match market.perp {
+            None => (Quote::ZERO, Quote::ZERO, Quote::ZERO),
+            Some(_) => crate::funding::trade_skew_fees(market, trade.size)?,
+        };
+        let buyer_fee = trade.buyer_fee.checked_add(skew_buyer)?;
+        let seller_fee = trade.seller_fee.checked_add(skew_seller)?;
+        let buyer = self.party_fill(buyer_id, market_id, trade.size, trade.price, buyer_fee, trade.ts)?;
+        let seller = self.party_fill(seller_id, market_id, delta_sell, trade.price, seller_fee, trade.ts)?;
         let market = &self.markets[market_id.0 as usize];
         let open_interest =
             market.open_interest.checked_add(buyer.open_interest_delta)?.checked_add(seller.open_interest_delta)?;
-        let fees = self.fees_collected.checked_add(trade.buyer_fee)?.checked_add(trade.seller_fee)?;
+        let fees = self.fees_collected.checked_add(buyer_fee)?.checked_add(seller_fee)?;
         debug_assert!(!open_interest.is_negative(), "open interest is a sum of long sizes");
         if let Some(cap) =
             market.params.oi_cap.filter(|cap| open_interest > *cap && open_interest > market.open_interest)
@@ -106,7 +113,11 @@ impl Engine {
             });
         }
         self.write_book(market_id, None, open_interest);
+        assert!(!fees.is_negative(), "fees collected never go negative (rebates come out of the skew pool)");
         self.fees_collected = fees;
+        if let Some(state) = self.markets[market_id.0 as usize].perp.as_deref_mut() {
+            state.skew_pool = skew_pool;
+        }
         for party in [buyer, seller] {
             let account = self.account_mut(party.id);
             account.settlement = party.settlement;

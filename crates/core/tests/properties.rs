@@ -201,6 +201,7 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("raw_line: invalid_json", 25),
         ("effect oracle_frozen", 200),
         ("effect liquidation", 40),
+        ("effect funding", 100),
         ("open positions at end", 2_000),
     ];
     let missing: Vec<String> = at_least

@@ -324,6 +324,14 @@ impl Sequencer {
             results.push(Arc::new(SeqEffects { seq, effects: self.effects.clone() }));
         }
         metrics::gauge!(t::INSURANCE_FUND).set(worker::quote_as_f64(engine.insurance_fund()));
+        for market in engine.markets() {
+            // Gauges only (floats never reach the engine); one pass over at most 256 markets.
+            let size = |s: solvent_core::Size| s.raw() as f64 / solvent_core::Size::ONE_RAW as f64;
+            let name = market.name.to_string();
+            metrics::gauge!(t::MARKET_SKEW, "market" => name.clone())
+                .set(size(solvent_core::funding::traders_skew(market)));
+            metrics::gauge!(t::PROTOCOL_DELTA, "market" => name).set(size(market.inventory.size));
+        }
         count_effects(&results);
         let total = payloads.len() as u64;
         metrics::counter!(t::EVENTS_TOTAL, "outcome" => "accepted").increment(total - rejected);

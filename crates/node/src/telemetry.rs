@@ -14,6 +14,8 @@ pub const EFFECTS_TOTAL: &str = "solvent_effects_total";
 pub const LIQUIDATIONS_TOTAL: &str = "solvent_liquidations_total";
 pub const ORACLE_REJECTIONS_TOTAL: &str = "solvent_oracle_rejections_total";
 pub const INSURANCE_FUND: &str = "solvent_insurance_fund";
+pub const MARKET_SKEW: &str = "solvent_market_skew";
+pub const PROTOCOL_DELTA: &str = "solvent_protocol_delta";
 pub const ACCOUNTS_NEAR_LIQUIDATION: &str = "solvent_accounts_near_liquidation";
 pub const ACCOUNTS_BELOW_MAINTENANCE: &str = "solvent_accounts_below_maintenance";
 pub const ACCOUNTS_TOTAL: &str = "solvent_accounts";
@@ -65,6 +67,8 @@ fn describe() {
     metrics::describe_counter!(LIQUIDATIONS_TOTAL, "Liquidation effects emitted.");
     metrics::describe_counter!(ORACLE_REJECTIONS_TOTAL, "oracle_rejected effects, by reason.");
     metrics::describe_gauge!(INSURANCE_FUND, "Insurance fund balance (settlement asset).");
+    metrics::describe_gauge!(MARKET_SKEW, "Traders' long - short open interest per market (base units).");
+    metrics::describe_gauge!(PROTOCOL_DELTA, "The protocol's own net position (liquidation inventory) per market.");
     metrics::describe_gauge!(ACCOUNTS_NEAR_LIQUIDATION, "Accounts with equity below 1.2 x maintenance margin.");
     metrics::describe_gauge!(ACCOUNTS_BELOW_MAINTENANCE, "Accounts with equity below maintenance margin.");
     metrics::describe_gauge!(ACCOUNTS_TOTAL, "Accounts in the engine.");

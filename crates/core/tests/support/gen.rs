@@ -177,8 +177,38 @@ pub fn to_json_line(event: &Event) -> String {
             if let Some(enabled) = p.adl_enabled {
                 fields.push(("adl_enabled", enabled.into()));
             }
+            perp_fields(&p.perp, &mut fields);
             obj(fields)
         }
+    }
+}
+
+/// The funding and skew fields of a `params` line (a removed option is written "0").
+fn perp_fields(p: &solvent_core::event::PerpUpdate, fields: &mut Vec<(&'static str, Value)>) {
+    if let Some(enabled) = p.funding_enabled {
+        fields.push(("funding_enabled", enabled.into()));
+    }
+    if let Some(ms) = p.funding_interval_ms {
+        fields.push(("funding_interval_ms", ms.into()));
+    }
+    let rates = [
+        ("funding_interest_rate", p.funding_interest_rate),
+        ("funding_clamp", p.funding_clamp),
+        ("funding_cap", p.funding_cap),
+        ("max_funding_velocity", p.max_funding_velocity),
+    ];
+    for (name, value) in rates {
+        if let Some(v) = value {
+            fields.push((name, dec(v)));
+        }
+    }
+    for (name, value) in [("skew_scale", p.skew_scale), ("skew_alert", p.skew_alert)] {
+        if let Some(v) = value {
+            fields.push((name, v.map_or_else(|| "0".into(), dec)));
+        }
+    }
+    if let Some(v) = p.protocol_delta_alert {
+        fields.push(("protocol_delta_alert", v.map_or_else(|| "0".into(), dec)));
     }
 }
 
@@ -313,6 +343,18 @@ pub enum SizeMode {
 
 #[derive(Clone, Debug)]
 pub enum ParamsChange {
+    /// Funding and skew fees: on or off, interval (ms), interest / clamp / cap (bp of a bp),
+    /// skew scale (units; 0: none), velocity (per cent per day per day), alert thresholds.
+    Funding {
+        enabled: bool,
+        interval_ms: u64,
+        interest: i32,
+        clamp: u32,
+        cap: u32,
+        skew_scale_units: u32,
+        velocity_pct: u32,
+        skew_alert_units: u32,
+    },
     ImFactor(u32),
     Mode {
         whole: bool,
@@ -415,6 +457,17 @@ fn params_change() -> impl Strategy<Value = ParamsChange> {
             fine,
         });
     prop_oneof![
+        10 => (prop_oneof![3 => Just(true), 1 => Just(false)], 1_000u64..5_000, -500i32..500, 0u32..2_000, 2_000u32..40_000, 0u32..3, 0u32..300, 0u32..4)
+            .prop_map(|(enabled, interval_ms, interest, clamp, cap, skew, velocity_pct, alert)| ParamsChange::Funding {
+                enabled,
+                interval_ms,
+                interest,
+                clamp,
+                cap,
+                skew_scale_units: [0, 50, 100_000][skew as usize],
+                velocity_pct,
+                skew_alert_units: alert,
+            }),
         2 => (100u32..=300).prop_map(ParamsChange::ImFactor),
         2 => any::<bool>().prop_map(|whole| ParamsChange::Mode { whole }),
         5 => tiers,
@@ -530,7 +583,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         32 => trade,
         5 => (0usize..3, params_change()).prop_map(|(market, change)| Op::Params { market, change }),
         4 => (0usize..3, 0usize..8, prop_oneof![3 => 1u32..3_000, 1 => 3_000u32..12_000]).prop_map(|(market, bidder, frac_bp)| Op::AuctionTake { market, bidder, frac_bp }),
-        2 => Just(Op::Clock),
+        4 => Just(Op::Clock),
         1 => any::<u64>().prop_map(|seed| Op::FundDeposit { seed }),
         1 => (proptest::option::of(0usize..3), any::<u64>()).prop_map(|(market, seed)| Op::Signal { market, seed }),
         6 => invalid().prop_map(Op::Invalid),
@@ -647,6 +700,23 @@ impl<'a> Resolver<'a> {
                 let step = if source % 2 == 0 { Step::line_of(event) } else { Step::event(event) };
                 ticks.push(step.expect(Expect::Accept));
             }
+        }
+        // Half the scenarios run one market with funding (and sometimes skew fees) from the start.
+        let keys = &self.scenario.order_keys;
+        if keys[0].is_multiple_of(2) {
+            let change = ParamsChange::Funding {
+                enabled: true,
+                interval_ms: 1_000 + u64::from(keys[1] % 2_000),
+                interest: (keys[2] % 400) as i32 - 200,
+                clamp: keys[3] % 1_000,
+                cap: 2_000 + keys[4] % 20_000,
+                skew_scale_units: [0, 50, 100_000][(keys[5] % 3) as usize],
+                velocity_pct: keys[6] % 300,
+                skew_alert_units: keys[7] % 4,
+            };
+            let engine = Engine::new(&Config::embedded_default());
+            let (update, expect) = build_params(&engine, 0, (keys[8] % 3) as usize, &change);
+            ticks.push(Step::line_of(Event::Params(Box::new(update))).expect(expect));
         }
         (deposits, ticks)
     }
@@ -774,7 +844,20 @@ impl<'a> Resolver<'a> {
                     }
                 }
             }
-            Op::Clock => wrap(Event::Clock { ts }).expect(Expect::Accept),
+            Op::Clock => {
+                // Now and then jump to the next funding boundary so clocks cross intervals.
+                let boundary = engine
+                    .markets()
+                    .iter()
+                    .filter_map(|m| m.perp.as_deref().filter(|_| m.params.perp.funding_enabled))
+                    .map(|state| state.next_funding_ts)
+                    .filter(|next| *next > ts && *next - ts <= 5_000)
+                    .min();
+                if let Some(next) = boundary.filter(|_| timed.dt.is_multiple_of(2)) {
+                    self.ts = next;
+                }
+                wrap(Event::Clock { ts: self.ts }).expect(Expect::Accept)
+            }
             Op::FundDeposit { seed } => {
                 wrap(Event::FundDeposit { ts, amount: amount_of(0, *seed) }).expect(Expect::Accept)
             }
@@ -1126,6 +1209,34 @@ fn build_params(engine: &Engine, ts: u64, market: usize, change: &ParamsChange) 
             (ParamsUpdate { tier_basis: Some(other), ..base }, Expect::Reject("invalid_params"))
         }
         ParamsChange::MarkEma(ms) => (ParamsUpdate { mark_ema_ms: Some(*ms), ..base }, Expect::Accept),
+        ParamsChange::Funding {
+            enabled,
+            interval_ms,
+            interest,
+            clamp,
+            cap,
+            skew_scale_units,
+            velocity_pct,
+            skew_alert_units,
+        } => {
+            // Rates in units of 10^-8 x 100 (a hundredth of a basis point).
+            let rate = |hundredths_bp: i64| Rate::from_raw(hundredths_bp * 100);
+            let units = |n: u32| (n > 0).then(|| Size::from_raw(i64::from(n) * Size::ONE_RAW));
+            let perp = solvent_core::event::PerpUpdate {
+                funding_enabled: Some(*enabled),
+                funding_interval_ms: Some(*interval_ms),
+                funding_interest_rate: Some(rate(i64::from(*interest))),
+                funding_clamp: Some(rate(i64::from(*clamp))),
+                funding_cap: Some(rate(i64::from(*cap))),
+                skew_scale: Some(units(*skew_scale_units)),
+                max_funding_velocity: Some(Rate::from_raw(i64::from(*velocity_pct) * 1_000_000)),
+                skew_alert: Some(units(*skew_alert_units)),
+                protocol_delta_alert: Some((*skew_alert_units > 1).then(|| Quote::from_raw(QUOTE_ONE * 1_000))),
+            };
+            // A basis EMA so that trades away from the index make a premium to sample.
+            let ema = enabled.then_some(1_000);
+            (ParamsUpdate { perp, mark_ema_ms: ema, ..base }, Expect::Accept)
+        }
         ParamsChange::Oracle { quorum, max_age_ms, max_deviation_bp } => {
             let update = ParamsUpdate {
                 quorum: Some(*quorum),

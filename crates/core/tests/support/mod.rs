@@ -492,6 +492,9 @@ impl Harness {
             if let Some(event) = step.meaning() {
                 self.ledger.record_accepted(event);
             }
+            if self.check_every_step {
+                check_funding(&before, &self.engine, step, &self.effects[effects_before..])?;
+            }
         }
         if self.check_every_step {
             check_all_with(&self.engine, &self.ledger, &mut self.memo)?;
@@ -676,6 +679,30 @@ impl Admission {
             _ => Ok(()),
         }
     }
+}
+
+/// The `funding` effects of an accepted event equal the reference's independent computation
+/// (clock events only settle funding; every other event emits none).
+fn check_funding(before: &Engine, after: &Engine, step: &Step, effects: &[Effect]) -> Result<(), String> {
+    let got: Vec<(Option<String>, String, BigInt)> = effects
+        .iter()
+        .filter_map(|e| match &e.kind {
+            solvent_core::EffectKind::Funding { account, market, amount, .. } => {
+                Some((account.clone(), market.clone(), BigInt::from(amount.raw())))
+            }
+            _ => None,
+        })
+        .collect();
+    let want = match step.meaning() {
+        Some(Event::Clock { ts }) => reference::expected_funding(before, after, *ts),
+        Some(_) => Vec::new(),
+        None => return Ok(()),
+    };
+    // An overflowing settlement is skipped with an alert; the generator's books never overflow.
+    if got != want {
+        return Err(format!("funding: engine paid {got:?}, the reference expects {want:?}"));
+    }
+    Ok(())
 }
 
 /// Whether `amount` (parsed at Quote precision) is a whole number of `Size` raw units.
@@ -884,7 +911,10 @@ fn trade_rule(engine: &Engine, t: &solvent_core::event::Trade, verdict: &mut Adm
     if state.params.oi_cap.is_some_and(|cap| oi_after > i128::from(cap.raw()) && oi_after > oi_before) {
         verdict.error("open_interest_cap");
     }
-    for (account, delta, fee) in [(buyer, t.size, t.buyer_fee), (seller, sell, t.seller_fee)] {
+    let (skew_buyer, skew_seller) = reference::expected_skew_fees(state, t.size);
+    let buyer_fee = Quote::from_raw(t.buyer_fee.raw() + skew_buyer.raw());
+    let seller_fee = Quote::from_raw(t.seller_fee.raw() + skew_seller.raw());
+    for (account, delta, fee) in [(buyer, t.size, buyer_fee), (seller, sell, seller_fee)] {
         if let Some(after) = reference::exposure_adding_fill(account, market, delta, t.price, fee) {
             frozen_rule(engine, &after, t.ts, verdict);
             match reference::account_health(&after, engine.assets(), engine.markets()) {

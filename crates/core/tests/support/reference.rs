@@ -441,3 +441,99 @@ pub fn exact_quote(value: &BigRational) -> Option<Quote> {
     assert!(scaled.is_integer(), "{} is not a whole number of 1e-16", show(value));
     i128::try_from(scaled.to_integer()).ok().map(Quote::from_raw)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Funding and skew fees, recomputed from docs/margin.md in arbitrary precision.
+
+/// floor(n / d) for big integers (d > 0).
+fn floor_div(n: &BigInt, d: &BigInt) -> BigInt {
+    BigRational::new(n.clone(), d.clone()).floor().to_integer()
+}
+
+/// The `funding` payments a clock event at `ts` must settle, per market in config order:
+/// (account name or `None` for the inventory, market, balance change as `Quote` raw). `before` is
+/// the state before the event, `after` the state after it (its marks are the refreshed ones).
+pub fn expected_funding(before: &Engine, after: &Engine, ts: u64) -> Vec<(Option<String>, String, BigInt)> {
+    let mut payments = Vec::new();
+    for (i, market) in before.markets().iter().enumerate() {
+        let (Some(state), p) = (market.perp.as_deref(), &market.params.perp) else { continue };
+        if !p.funding_enabled || state.next_funding_ts == 0 || ts < state.next_funding_ts {
+            continue;
+        }
+        let now = &after.markets()[i];
+        let Some(mark) = now.mark_price else { continue };
+        let (mut sum, mut samples) = (BigInt::from(state.premium_sum), state.premium_samples);
+        if let (Some(m), Some(index), false) = (now.mark_price, now.index_price, now.frozen) {
+            let diff = BigInt::from(m.raw()) - BigInt::from(index.raw());
+            sum += floor_div(&(diff * BigInt::from(Rate::ONE_RAW)), &BigInt::from(index.raw()));
+            samples += 1;
+        }
+        let premium = if samples == 0 { BigInt::zero() } else { floor_div(&sum, &BigInt::from(samples)) };
+        let clamp = BigInt::from(p.funding_clamp.raw());
+        let cap = BigInt::from(p.funding_cap.raw());
+        let interest = BigInt::from(p.funding_interest_rate.raw());
+        let spread = (&interest - &premium).clamp(-clamp.clone(), clamp);
+        let base = (&premium + spread).clamp(-cap.clone(), cap.clone());
+        let k = BigInt::from((ts - state.next_funding_ts) / p.funding_interval_ms + 1);
+        let to16 = ten_to(8);
+        let span = BigInt::from(p.funding_interval_ms) * &k;
+        let day = BigInt::from(86_400_000u64);
+        let velocity = match p.skew_scale {
+            None => BigInt::zero(),
+            Some(scale) => {
+                let max = BigInt::from(p.max_funding_velocity.raw()) * &to16;
+                let skew = -BigInt::from(market.inventory.size.raw());
+                floor_div(&(skew * &max), &BigInt::from(scale.raw())).clamp(-max.clone(), max)
+            }
+        };
+        let start = BigInt::from(state.velocity_rate);
+        let end = &start + floor_div(&(&velocity * &span), &day);
+        let term = floor_div(&((&start + &end) * &span), &(BigInt::from(2) * &day));
+        let cap16 = &cap * &to16 * &k;
+        let rate = (base * &to16 * &k + term).clamp(-cap16.clone(), cap16);
+        let change =
+            |size: Size| floor_div(&(-(BigInt::from(size.raw()) * BigInt::from(mark.raw()) * &rate)), &ten_to(16));
+        let id = solvent_core::state::MarketId(i as u16);
+        for account in before.accounts() {
+            if let Some(position) = account.position(id) {
+                payments.push((Some(account.name.to_string()), market.name.to_string(), change(position.size)));
+            }
+        }
+        if !market.inventory.size.is_zero() {
+            payments.push((None, market.name.to_string(), change(market.inventory.size)));
+        }
+    }
+    payments
+}
+
+/// The skew fees of a trade of `size` in `market` (buyer, seller; negative: a rebate), as the
+/// docs define them: each side's cost q x index x (S + q/2) / skew_scale with S = -inventory;
+/// fees rounded up go into the pool first, then rebates rounded down come out of it, never more.
+pub fn expected_skew_fees(market: &Market, size_traded: Size) -> (Quote, Quote) {
+    let (Some(scale), Some(state)) = (market.params.perp.skew_scale, market.perp.as_deref()) else {
+        return (Quote::ZERO, Quote::ZERO);
+    };
+    let Some(index) = market.index_price.or(market.mark_price) else { return (Quote::ZERO, Quote::ZERO) };
+    let skew = size(Size::from_raw(-market.inventory.size.raw()));
+    let scale = size(scale);
+    let mut pool = quote(state.skew_pool);
+    let sides = [size(size_traded), -size(size_traded)];
+    let exact: Vec<BigRational> =
+        sides.iter().map(|q| q * price(index) * (&skew + q / BigRational::from_integer(2.into())) / &scale).collect();
+    let mut out = [BigInt::zero(), BigInt::zero()];
+    for (o, x) in out.iter_mut().zip(&exact) {
+        if x.is_positive() {
+            *o = to_quote_raw(x, true);
+            pool += BigRational::new(o.clone(), ten_to(16));
+        }
+    }
+    for (o, x) in out.iter_mut().zip(&exact) {
+        if !x.is_positive() {
+            let rebate = to_quote_raw(&-x, false).min(to_quote_raw(&pool, false));
+            pool -= BigRational::new(rebate.clone(), ten_to(16));
+            *o = -rebate;
+        }
+    }
+    let q = |v: &BigInt| Quote::from_raw(i128::try_from(v).expect("fees fit"));
+    (q(&out[0]), q(&out[1]))
+}

@@ -68,6 +68,10 @@ pub fn definition(name: &str) -> Option<&'static str> {
         "steps" => "Time steps simulated.",
         "paths" => "Monte Carlo paths simulated.",
         "paths_with_jumps" => "Paths on which the jump-diffusion model drew at least one jump.",
+        "worst_move_15min" => "Largest fall of the scenario's own price path within 15 minutes (fraction).",
+        "lead_time" | "lead_time_mean_given_raised" => "How long before the worst move the policy had raised margin (seconds; 0 when it had not).",
+        "raised_before_worst_move" => "1 when the policy raised margin before the worst move of the path, else 0.",
+        "raised_before_worst_move_share" => "Share of Monte Carlo paths on which the policy raised margin before the worst move.",
         "accounts" | "accounts_with_positions" => "Accounts in the population, and those holding positions.",
         _ => return aggregate_definition(name),
     })

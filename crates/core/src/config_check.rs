@@ -10,41 +10,13 @@ use crate::config::{
     CliffRange, RawAsset, RawConfig, RawMarket, RawTier, SourceTable, TierBasis, TierMode, MAX_MARKETS,
 };
 use crate::num::{Rate, Size};
-use serde::de::{DeserializeOwned, Visitor};
-use std::cell::Cell;
+use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-/// The field names serde's derive gives `T` (captured from its `deserialize_struct` call), so
-/// the unknown-field check always agrees with the real structs, whatever fields they gain.
-fn serde_fields<T: DeserializeOwned>() -> &'static [&'static str] {
-    let captured = Cell::new(None);
-    let _ = T::deserialize(FieldCapture(&captured));
-    captured.get().unwrap_or(&[])
-}
-
-struct FieldCapture<'a>(&'a Cell<Option<&'static [&'static str]>>);
-
-impl<'de> serde::Deserializer<'de> for FieldCapture<'_> {
-    type Error = serde::de::value::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-        Err(serde::de::Error::custom("field capture only"))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        fields: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.0.set(Some(fields));
-        Err(serde::de::Error::custom("field capture only"))
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
-        unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
-    }
+/// The field names serde's derive gives `T`, so the unknown-field check always agrees with the
+/// real structs, whatever fields they gain.
+fn serde_fields<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
+    serde_aux::serde_introspection::serde_introspect::<T>()
 }
 
 /// Most problems listed; the rest are counted.

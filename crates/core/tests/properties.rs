@@ -590,3 +590,37 @@ fn the_checks_detect_a_one_unit_discrepancy() {
         reference::size(Size::parse("-7.5").unwrap()) * (&index - reference::price(Price::parse("499.9").unwrap()));
     assert_eq!(reference.upnl_exact, upnl);
 }
+
+/// A closing trade in a market with a small `skew_scale` charges a skew fee of millions, leaving
+/// an account with a one-unit position in another market and a deficit some 10^15 times its
+/// notional. Its bankruptcy price (loss / size) would not fit a `Price`: ADL is priced at most
+/// one mark away and the rest socialized, so the account is resolved, not skipped on overflow.
+/// Found by the main property; every check runs after every step.
+#[test]
+fn a_deficit_far_beyond_a_tiny_position_is_resolved_not_skipped() {
+    let mut h = Harness::default_config();
+    for (market, price) in [("SOL-PERP", "20"), ("BTC-PERP", "10000")] {
+        for source in ["s1", "s2", "s3"] {
+            h.step(price_line(0, market, source, price)).unwrap();
+        }
+    }
+    let steps = [
+        Step::event(deposit(0, "alice", "USDC", "751509")),
+        Step::event(deposit(0, "bob", "USDC", "108526.0039884567632433")),
+        Step::event(deposit(0, "bob", "BTC", "8.57287665")),
+        Step::event(deposit(0, "carol", "USDC", "512740.0610268964634351")),
+        Step::event(trade(0, "SOL-PERP", "carol", "bob", "9284.09469192", "20")),
+        Step::event(trade(0, "BTC-PERP", "bob", "alice", "0.00000001", "10000")),
+        Step::raw(r#"{"type":"params","ts":0,"market":"SOL-PERP","skew_scale":"50"}"#),
+        Step::event(trade(0, "SOL-PERP", "bob", "carol", "9284.09469192", "20")),
+    ];
+    for step in steps {
+        let shown = step.describe();
+        assert_eq!(h.step(step).unwrap(), Outcome::Accepted, "{shown}");
+    }
+    let overflowed = h.effects.iter().any(|e| e.type_name() == "alert" && format!("{e:?}").contains("overflow"));
+    assert!(!overflowed, "no step of the waterfall was skipped on overflow");
+    let bob = h.engine.account("bob").unwrap();
+    assert!(bob.positions.is_empty(), "the bankrupt's position was closed: {:?}", bob.positions);
+    assert!(h.effects.iter().any(|e| e.type_name() == "adl"), "ADL took the position at a bounded price");
+}

@@ -262,8 +262,15 @@ impl Engine {
         let position = *self.accounts[id.0 as usize].position(market_id).ok_or(Overflow)?;
         let mark = self.markets[market_id.0 as usize].mark_price.ok_or(Overflow)?;
         let size_abs = position.size.checked_abs()?;
-        // Bankruptcy price: a long sells higher, a short buys lower, by loss / |size|.
-        let shift = loss.div_size(size_abs, if position.size.is_positive() { Round::Up } else { Round::Down })?;
+        // Bankruptcy price: a long sells higher, a short buys lower, by loss / |size|, at most one
+        // mark (the price stays within [1 raw, 2 x mark]): a loss out of all proportion to the
+        // position (fees of a closed position, say) is not pushed onto the counterparties at a
+        // price no book could print; what ADL does not absorb is socialized.
+        let round = if position.size.is_positive() { Round::Up } else { Round::Down };
+        let shift = match loss.div_size(size_abs, round) {
+            Ok(shift) => shift.min(mark),
+            Err(Overflow) => mark,
+        };
         let price_raw = if position.size.is_positive() {
             mark.raw().checked_add(shift.raw())
         } else {

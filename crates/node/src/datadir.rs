@@ -38,6 +38,32 @@ fn dir_error(path: &Path, message: String) -> NodeError {
     NodeError::DataDir { path: path.to_path_buf(), message }
 }
 
+/// How long a held LOCK is retried before the start is refused.
+const LOCK_WAIT_MS: u64 = 500;
+
+/// Take the directory's `flock`. A lock that is held is retried for [`LOCK_WAIT_MS`]: the lock
+/// belongs to the open file, and a process that embeds the server and forks a child at the
+/// moment a server stops lends its descriptor to the child until the child's `exec` closes it,
+/// so a restart in the same process can find the lock held for that instant. A second server
+/// holds it for good and is refused with a clear message.
+fn take_lock(lock: &File, root: &Path) -> Result<(), NodeError> {
+    const RETRY_MS: u64 = 10;
+    let mut retries_left = LOCK_WAIT_MS / RETRY_MS;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if retries_left > 0 => {
+                retries_left -= 1;
+                std::thread::sleep(std::time::Duration::from_millis(RETRY_MS));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(dir_error(root, "in use by another solvent server (LOCK is held)".to_string()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(dir_error(root, format!("cannot lock: {e}"))),
+        }
+    }
+}
+
 impl DataDir {
     /// Create the directories if needed and take the lock. A read-only or missing-permission
     /// directory fails here, before anything is served.
@@ -51,12 +77,7 @@ impl DataDir {
             OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| {
                 dir_error(root, format!("not writable ({e}); the server needs a writable data directory"))
             })?;
-        lock.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => {
-                dir_error(root, "in use by another solvent server (LOCK is held)".to_string())
-            }
-            std::fs::TryLockError::Error(e) => dir_error(root, format!("cannot lock: {e}")),
-        })?;
+        take_lock(&lock, root)?;
         Ok(DataDir { layout, _lock: lock })
     }
 
@@ -146,4 +167,19 @@ pub fn stored_engine_config(root: &Path) -> Result<Config, NodeError> {
     let path = root.join(ENGINE_CONFIG_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| dir_error(&path, format!("cannot read: {e}")))?;
     Config::from_toml(&text).map_err(|e| NodeError::EngineConfig(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_server_on_the_same_directory_is_refused_and_the_lock_frees_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDir::open(dir.path()).unwrap();
+        let error = DataDir::open(dir.path()).err().expect("the directory is locked");
+        assert!(error.to_string().contains("in use by another solvent server"), "{error}");
+        drop(first);
+        DataDir::open(dir.path()).expect("the lock is released when the holder is dropped");
+    }
 }

@@ -365,9 +365,10 @@ impl<'a> MapContext<'a> {
     /// (= |slope| > 0) per raw unit of price toward `side`, is below maintenance, if any.
     ///
     /// The exact margin at level k is `over_slack` + slack − `per_unit` × d_k (d_k = the level's
-    /// distance from the mark, growing with k). It falls below the slack where `per_unit` × d_k
-    /// > `over_slack`: an estimate by one division, corrected by exact products. Below zero there
-    /// is certain; in between (the rounding band) the exact health decides.
+    /// distance from the mark, growing with k). It falls below the slack where
+    /// `per_unit` × d_k exceeds `over_slack`: an estimate by one division, corrected by exact
+    /// products. Below zero there is certain; in between (the rounding band) the exact health
+    /// decides.
     #[inline(always)]
     fn first_level_linear(&self, account: &Account, over_slack: i128, per_unit: u128, side: Side) -> Option<usize> {
         debug_assert!(over_slack >= 0 && per_unit > 0);

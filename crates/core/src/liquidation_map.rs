@@ -16,6 +16,15 @@
 //! i128 products, starting from the full scan's exact margin, and only a level inside the rounding
 //! band is decided by the exact health at that level; any other account is decided by the exact
 //! health at each level in turn.
+//!
+//! **Which accounts are evaluated.** Where the risk index has settled on the current state
+//! ([`crate::risk_index::RiskIndex::map_visits`]), only the accounts it cannot clear are
+//! evaluated: those with an edge of their certified box in the map's market inside the range of
+//! the levels (for an account with one position the edge is its liquidation price, up to the
+//! rounding slack), queued, candidates or always rechecked. Every other account is boxed with a
+//! band in the map's market that holds every level's mark and index, and the box proves it not
+//! below maintenance at every level: it is in no bucket. Elsewhere every account is evaluated.
+//! Debug builds compare the two on small books.
 
 use crate::config::TierBasis;
 use crate::engine::Engine;
@@ -87,9 +96,13 @@ struct MapContext<'a> {
     /// Per asset, the weight when it is indexed on the map's market (Fine per raw unit of amount
     /// per raw unit of price), else 0.
     asset_slope: Vec<i128>,
-    /// The market tables at each level (built on first need: the exact path is rare).
-    at_level: std::cell::OnceCell<[Vec<Vec<Market>>; 2]>,
+    /// Per side, the market tables at each level (each built on first need: the exact path is
+    /// rare).
+    at_level: [Vec<std::cell::OnceCell<Vec<Market>>>; 2],
 }
+
+/// Per side, per level: Σ |size| and the number of accounts.
+type Totals = [Vec<(Size, u64)>; 2];
 
 impl Engine {
     /// The liquidation map of `market` with buckets of `step` out to ±`range` (see the module
@@ -111,20 +124,21 @@ impl Engine {
         let state = &self.markets[market_id.0 as usize];
         let mark = state.mark_price.ok_or_else(|| Error::NoMarkPrice(market.to_string()))?;
         let context = MapContext::new(self, market_id, mark.raw(), step, buckets)?;
-        let mut totals = [vec![(Size::ZERO, 0u64); buckets], vec![(Size::ZERO, 0u64); buckets]];
-        // As the full scan does: hint records and position blocks of accounts ahead, so that
-        // their misses overlap the work on the accounts in between.
-        use crate::prefetch::{scan_positions, scan_record, SCAN_POSITIONS_AHEAD, SCAN_RECORDS_AHEAD};
-        let accounts = self.accounts.as_slice();
-        let near = accounts.get(SCAN_POSITIONS_AHEAD..).unwrap_or_default();
-        let far = accounts.get(SCAN_RECORDS_AHEAD..).unwrap_or_default();
-        for ((account, near), far) in accounts.iter().zip(near).zip(far) {
-            scan_record(far);
-            scan_positions(near);
-            context.visit(account, &mut totals)?;
-        }
-        for account in accounts.iter().skip(far.len()) {
-            context.visit(account, &mut totals)?;
+        let mut totals: Totals = [vec![(Size::ZERO, 0u64); buckets], vec![(Size::ZERO, 0u64); buckets]];
+        let mut marked = Vec::new();
+        let (lo_at_most, hi_key_at_most) = context.index_thresholds();
+        let tables =
+            crate::risk_index::Tables { accounts: &self.accounts, assets: &self.assets, markets: &self.markets };
+        if self.risk.map_visits(tables, market_id, lo_at_most, hi_key_at_most, &mut marked) {
+            context.visit_marked(&marked, &mut totals)?;
+            #[cfg(debug_assertions)]
+            if self.accounts.len() <= 4_096 {
+                let mut every = [vec![(Size::ZERO, 0u64); buckets], vec![(Size::ZERO, 0u64); buckets]];
+                context.visit_every(&mut every)?;
+                assert_eq!(totals, every, "the accounts the risk index clears are in no bucket");
+            }
+        } else {
+            context.visit_every(&mut totals)?;
         }
         let bucket_list = |side: Side| -> Vec<MapBucket> {
             let sign = if side == Side::Down { -1 } else { 1 };
@@ -190,8 +204,63 @@ impl<'a> MapContext<'a> {
             all_live: live.iter().all(|l| *l),
             live,
             asset_slope,
-            at_level: std::cell::OnceCell::new(),
+            at_level: [(); 2].map(|()| (0..buckets).map(|_| std::cell::OnceCell::new()).collect()),
         })
+    }
+
+    /// The thresholds for [`crate::risk_index::RiskIndex::map_visits`]: every level's mark and
+    /// moved index lie in [lowest, highest], lowest = the farthest level down + min(0, index −
+    /// mark), highest = the farthest level up + max(0, index − mark) (the moved index is clamped
+    /// to at least one raw unit and at most `i64::MAX`, which only brings it nearer). Returned as
+    /// (lowest, −highest), saturated to i64 toward evaluating more accounts.
+    fn index_thresholds(&self) -> (i64, i64) {
+        let market = &self.engine.markets[self.market.0 as usize];
+        let index = market.index_price.map_or(self.mark, Price::raw);
+        let basis = i128::from(index) - i128::from(self.mark);
+        let last = |side: Side| self.levels[side as usize].last().map_or(self.mark, |&p| p);
+        let lowest = i128::from(last(Side::Down)) + basis.min(0);
+        let highest = i128::from(last(Side::Up)) + basis.max(0);
+        let saturate = |x: i128| x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        (saturate(lowest), saturate(-highest))
+    }
+
+    /// Evaluate every account, in order. As the full scan does: hint records and position
+    /// blocks of accounts ahead, so that their misses overlap the work on the accounts in between.
+    fn visit_every(&self, totals: &mut Totals) -> Result<(), Error> {
+        use crate::prefetch::{scan_positions, scan_record, SCAN_POSITIONS_AHEAD, SCAN_RECORDS_AHEAD};
+        let accounts = self.engine.accounts.as_slice();
+        let near = accounts.get(SCAN_POSITIONS_AHEAD..).unwrap_or_default();
+        let far = accounts.get(SCAN_RECORDS_AHEAD..).unwrap_or_default();
+        for ((account, near), far) in accounts.iter().zip(near).zip(far) {
+            scan_record(far);
+            scan_positions(near);
+            self.visit(account, totals)?;
+        }
+        for account in accounts.iter().skip(far.len()) {
+            self.visit(account, totals)?;
+        }
+        Ok(())
+    }
+
+    /// Evaluate the accounts whose bit is set in `marked`, in increasing id order, hinting the
+    /// records and position blocks of the marked accounts ahead.
+    fn visit_marked(&self, marked: &[u64], totals: &mut Totals) -> Result<(), Error> {
+        use crate::prefetch::{scan_positions, scan_record, SCAN_POSITIONS_AHEAD, SCAN_RECORDS_AHEAD};
+        let accounts = self.engine.accounts.as_slice();
+        let mut near = SetBits::new(marked).skip(SCAN_POSITIONS_AHEAD);
+        let mut far = SetBits::new(marked).skip(SCAN_RECORDS_AHEAD);
+        for id in SetBits::new(marked) {
+            if let Some(account) = far.next().and_then(|i| accounts.get(i)) {
+                scan_record(account);
+            }
+            if let Some(account) = near.next().and_then(|i| accounts.get(i)) {
+                scan_positions(account);
+            }
+            if let Some(account) = accounts.get(id) {
+                self.visit(account, totals)?;
+            }
+        }
+        Ok(())
     }
 
     /// Add one account to the totals of its first level on each side.
@@ -201,16 +270,32 @@ impl<'a> MapContext<'a> {
         if !self.may_liquidate(account) {
             return Ok(());
         }
-        let linear = self.linear(account, position.size);
-        for side in [Side::Down, Side::Up] {
-            let first = match linear {
-                Some((over_slack, slope)) => self.first_level_linear(account, over_slack, slope, side),
-                None => self.first_level_exact(account, side, 0),
-            };
-            if let Some(k) = first {
-                let slot = &mut totals[side as usize][k];
-                slot.0 = slot.0.checked_add(position.size.checked_abs()?)?;
-                slot.1 += 1;
+        let mut add = |side: Side, k: usize| -> Result<(), Error> {
+            let slot = &mut totals[side as usize][k];
+            slot.0 = slot.0.checked_add(position.size.checked_abs()?)?;
+            slot.1 += 1;
+            Ok(())
+        };
+        match self.linear(account, position.size) {
+            // At or above the slack, with a margin linear in the mark: only the side toward which
+            // it falls can liquidate (the other only raises it, from at least the slack).
+            Some((over_slack, slope)) if over_slack >= 0 => {
+                let side = match slope.signum() {
+                    1 => Side::Down,
+                    -1 => Side::Up,
+                    _ => return Ok(()),
+                };
+                if let Some(k) = self.first_level_linear(account, over_slack, slope.unsigned_abs(), side) {
+                    add(side, k)?;
+                }
+            }
+            // In the rounding band already, or not linear: the exact health at each level.
+            _ => {
+                for side in [Side::Down, Side::Up] {
+                    if let Some(k) = self.first_level_exact(account, side, 0) {
+                        add(side, k)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -237,13 +322,17 @@ impl<'a> MapContext<'a> {
         let mm_slope = match params.tier_basis {
             // MM = mark × (exact MM at a mark of one raw unit): linear in the mark; in the first
             // bracket that is |size| × its rate.
+            // (|size| < 2^63, rate < 2^63: the product is below 2^126.)
             TierBasis::Size if size.raw().unsigned_abs() < self.first_bracket_end => {
                 i128::from(size.raw().unsigned_abs()) * i128::from(params.tiers[0].mm_rate.raw())
             }
             TierBasis::Size => margin::position_mm_fine_narrow(params, size, Price::from_raw(1))?,
             TierBasis::Notional => self.notional_slope(params, size)?,
         };
-        let mut slope = mul_i128(i128::from(size.raw()), FINE_PER_QUOTE)?.checked_sub(mm_slope)?;
+        // size × F is below 2^90 in magnitude; the MM slope is non-negative and below 2^126
+        // (|size| × a rate, or the MM of |size| at a mark of one raw unit, which is less):
+        // their difference cannot overflow.
+        let mut slope = i128::from(size.raw()) * FINE_PER_QUOTE - mm_slope;
         for (asset, amount) in &account.collateral {
             let weight = self.asset_slope[asset.0 as usize];
             if weight != 0 {
@@ -272,28 +361,18 @@ impl<'a> MapContext<'a> {
     }
 
     /// The index (0-based) of the first level on `side` at which an account whose margin is
-    /// linear in the mark is below maintenance, if any.
+    /// linear in the mark, at least the slack now (`over_slack` ≥ 0) and falling by `per_unit`
+    /// (= |slope| > 0) per raw unit of price toward `side`, is below maintenance, if any.
     ///
-    /// The exact margin at level k is `over_slack` + slack − |slope| × d_k (d_k = the level's
-    /// distance from the mark, growing with k). It falls below the slack where |slope| × d_k >
-    /// `over_slack`, i.e. (positive integers) where d_k > ⌊`over_slack` / |slope|⌋: one division,
-    /// then a binary search over the distances. Below zero there is certain; in between (the
-    /// rounding band) the exact health decides.
+    /// The exact margin at level k is `over_slack` + slack − `per_unit` × d_k (d_k = the level's
+    /// distance from the mark, growing with k). It falls below the slack where
+    /// `per_unit` × d_k exceeds `over_slack`: an estimate by one division, corrected by exact
+    /// products. Below zero there is certain; in between (the rounding band) the exact health
+    /// decides.
     #[inline(always)]
-    fn first_level_linear(&self, account: &Account, over_slack: i128, slope: i128, side: Side) -> Option<usize> {
-        // Moving toward this side lowers the margin by |slope| per raw unit, or raises it.
-        let falling = match side {
-            Side::Down => slope > 0,
-            Side::Up => slope < 0,
-        };
-        if over_slack < 0 {
-            return self.first_level_exact(account, side, 0); // in the rounding band already
-        }
-        if !falling {
-            return None; // the margin only grows this way, from at least the slack
-        }
+    fn first_level_linear(&self, account: &Account, over_slack: i128, per_unit: u128, side: Side) -> Option<usize> {
+        debug_assert!(over_slack >= 0 && per_unit > 0);
         let distances = &self.distances[side as usize];
-        let per_unit = slope.unsigned_abs();
         let farthest = *distances.last()?;
         // Most accounts stay above the slack over the whole range: one product decides.
         if per_unit.checked_mul(u128::from(farthest)).is_some_and(|d| d <= over_slack as u128) {
@@ -316,28 +395,24 @@ impl<'a> MapContext<'a> {
     #[cold]
     #[inline(never)]
     fn first_level_exact(&self, account: &Account, side: Side, from: usize) -> Option<usize> {
-        let tables = self.at_level.get_or_init(|| [self.tables(Side::Down), self.tables(Side::Up)]);
-        let tables = &tables[side as usize];
-        (from..tables.len())
-            .find(|&k| margin::health(account, &self.engine.assets, &tables[k]).is_ok_and(|h| h.below_maintenance()))
+        let tables = &self.at_level[side as usize];
+        (from..tables.len()).find(|&k| {
+            let markets = tables[k].get_or_init(|| self.table(self.levels[side as usize][k]));
+            margin::health(account, &self.engine.assets, markets).is_ok_and(|h| h.below_maintenance())
+        })
     }
 
-    /// The market tables at each level of `side`: the map's market at that mark, its index moved
-    /// by the same amount (at least one raw unit).
-    fn tables(&self, side: Side) -> Vec<Vec<Market>> {
-        self.levels[side as usize]
-            .iter()
-            .map(|&price| {
-                let mut markets = self.engine.markets.clone();
-                let market = &mut markets[self.market.0 as usize];
-                market.mark_price = Some(Price::from_raw(price));
-                if let Some(index) = market.index_price {
-                    let moved = i128::from(index.raw()) + i128::from(price) - i128::from(self.mark);
-                    market.index_price = Some(Price::from_raw(moved.clamp(1, i128::from(i64::MAX)) as i64));
-                }
-                markets
-            })
-            .collect()
+    /// The market table at a level: the map's market at that mark, its index moved by the same
+    /// amount (at least one raw unit).
+    fn table(&self, price: i64) -> Vec<Market> {
+        let mut markets = self.engine.markets.clone();
+        let market = &mut markets[self.market.0 as usize];
+        market.mark_price = Some(Price::from_raw(price));
+        if let Some(index) = market.index_price {
+            let moved = i128::from(index.raw()) + i128::from(price) - i128::from(self.mark);
+            market.index_price = Some(Price::from_raw(moved.clamp(1, i128::from(i64::MAX)) as i64));
+        }
+        markets
     }
 }
 
@@ -363,4 +438,33 @@ fn first_beyond(distances: &[u64], per_unit: u128, margin: u128) -> usize {
         distances.partition_point(|&d| per_unit.checked_mul(u128::from(d)).is_some_and(|x| x <= margin))
     );
     k
+}
+
+/// The indexes of the set bits of a bit set (words of 64, bit i of word w is index 64 w + i),
+/// in increasing order.
+struct SetBits<'a> {
+    words: &'a [u64],
+    word: usize,
+    bits: u64,
+}
+
+impl<'a> SetBits<'a> {
+    fn new(words: &'a [u64]) -> SetBits<'a> {
+        SetBits { words, word: 0, bits: words.first().copied().unwrap_or(0) }
+    }
+}
+
+impl Iterator for SetBits<'_> {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        while self.bits == 0 {
+            self.word += 1;
+            self.bits = *self.words.get(self.word)?;
+        }
+        let index = self.word * 64 + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        Some(index)
+    }
 }

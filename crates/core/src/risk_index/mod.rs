@@ -396,6 +396,64 @@ impl RiskIndex {
         *live += usize::from(count);
     }
 
+    /// For the liquidation map of `market`: set in `visit` (one bit per account id, in words of
+    /// 64) every account whose box may be left at some level of the map, and return `true`; or
+    /// return `false` when the index cannot tell (then every account must be evaluated).
+    ///
+    /// The entries of `market` with a key above the threshold are marked (`lo` above
+    /// `lo_at_most`; on the high side, whose keys are −hi, `hi` below −`hi_key_at_most`), live
+    /// or stale. An account that is not marked is therefore boxed, with every price inside its
+    /// box and its band in `market` at least [`lo_at_most`, −`hi_key_at_most`] (or open). The
+    /// caller chooses the thresholds so that every level's mark and moved index lie in that
+    /// interval: there, with every other market at its current price (inside its band), the box
+    /// proves the account not below maintenance at every level, so it is in no bucket. Marked
+    /// besides: every queued account (its box may be stale), the last pass's candidates and the
+    /// always-recheck list.
+    ///
+    /// The index can tell only when it has settled on the current state: it covers every
+    /// account and market, every market's triggered entries have been popped at its current
+    /// prices, and no market is frozen or was frozen at the last pass (so that no account is
+    /// parked: a parked account has no entries and is on no list).
+    pub(crate) fn map_visits(
+        &self,
+        engine: Tables,
+        market: MarketId,
+        lo_at_most: i64,
+        hi_key_at_most: i64,
+        visit: &mut Vec<u64>,
+    ) -> bool {
+        if self.markets.len() != engine.markets.len() || self.records.len() != engine.accounts.len() {
+            return false;
+        }
+        for (slot, m) in self.markets.iter().zip(engine.markets) {
+            if m.frozen || slot.was_frozen {
+                return false;
+            }
+            let prices = [m.mark_price, m.index_price];
+            let low = prices.iter().flatten().map(|p| p.raw()).min();
+            let high = prices.iter().flatten().map(|p| p.raw()).max();
+            if let (Some(low), Some(high)) = (low, high) {
+                if slot.popped_at != Some((low, high)) {
+                    return false;
+                }
+            }
+        }
+        let Some(slot) = self.markets.get(market.0 as usize) else { return false };
+        visit.clear();
+        visit.resize(engine.accounts.len().div_ceil(64), 0);
+        let mut mark = |id: u32| {
+            if let Some(word) = visit.get_mut(id as usize / 64) {
+                *word |= 1 << (id % 64);
+            }
+        };
+        slot.sides[LO].for_each_above(lo_at_most, |e| mark(e.id));
+        slot.sides[HI].for_each_above(hi_key_at_most, |e| mark(e.id));
+        for &id in self.queue.iter().chain(&self.pending).chain(&self.always) {
+            mark(id);
+        }
+        true
+    }
+
     /// Drop every stale entry from every structure.
     fn compact(&mut self) {
         let RiskIndex { records, markets, stored, .. } = self;

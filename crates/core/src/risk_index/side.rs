@@ -82,6 +82,15 @@ impl Side {
         popped
     }
 
+    /// Hand every entry whose key is above `threshold` (live or stale, in no particular order)
+    /// to `visit`, without removing any: the sorted part's suffix found by binary search, and
+    /// the inserted part filtered.
+    pub fn for_each_above(&self, threshold: i64, mut visit: impl FnMut(&Entry)) {
+        let start = self.base.partition_point(|e| e.key <= threshold);
+        self.base[start..].iter().for_each(&mut visit);
+        self.fresh.iter().filter(|e| e.key > threshold).for_each(visit);
+    }
+
     /// Sort `fresh` into `base`, dropping stale entries from both (a compaction: it also reads
     /// every entry's account record, which `prefetch` is asked for a few entries ahead: the
     /// records are read in id order scattered over the whole table). Returns how many were
@@ -178,6 +187,26 @@ mod tests {
         assert_eq!(seen.last(), Some(&4_001));
         assert_eq!(side.pop_above(4_000, |_| {}), 0);
         assert_eq!(side.len(), 4_001);
+    }
+
+    #[test]
+    fn for_each_above_sees_what_pop_above_pops() {
+        let mut side = Side::default();
+        let keys: Vec<i64> = (0..3_000).map(|i| (i * 7_919) % 3_000 - 1_500).collect(); // forces merges
+        for (id, key) in keys.iter().enumerate() {
+            side.push(entry(*key, id as u32));
+        }
+        for threshold in [i64::MIN, -1_501, -1_500, -3, 0, 1_498, 1_499, i64::MAX] {
+            let mut seen = Vec::new();
+            side.for_each_above(threshold, |e| seen.push(*e));
+            seen.sort_unstable();
+            let mut popped = Vec::new();
+            side.clone().pop_above(threshold, |e| popped.push(e));
+            popped.sort_unstable();
+            assert_eq!(seen, popped, "threshold {threshold}");
+            assert_eq!(seen.len(), keys.iter().filter(|k| **k > threshold).count());
+        }
+        assert_eq!(side.len(), 3_000, "nothing is removed");
     }
 
     #[test]

@@ -27,9 +27,14 @@ pub struct Replay {
 
 impl Replay {
     pub fn new(config: &Config) -> Replay {
-        let engine = Engine::new(config);
+        Replay::resume(Engine::new(config), 0)
+    }
+
+    /// Continue a replay from `engine` as it stood after event `seq` (a snapshot, or an engine
+    /// that applied events `1..=seq`): the next line applied is event `seq + 1`.
+    pub fn resume(engine: Engine, seq: u64) -> Replay {
         let chain_before = engine.effect_chain_head();
-        Replay { engine, seq: 0, effects: Vec::new(), chain_before, state_hash: None }
+        Replay { engine, seq, effects: Vec::new(), chain_before, state_hash: None }
     }
 
     /// Apply the next line; its entries follow from [`Replay::entries`].
@@ -106,27 +111,43 @@ pub fn sign_events_with(
     for line in lines(events) {
         replay.apply(line);
         summary.lines += 1;
-        for entry in replay.entries() {
-            let mut text = order::line_head(entry.effect, entry.chain_before.as_ref(), entry.state_hash.as_ref());
-            match (entry.chain_before, entry.state_hash) {
-                (Some(chain), Some(hash)) => {
-                    let mut tail = order::sig_field(&order::sign(key, entry.effect, &hash, &chain));
-                    if let Some(evm) = eip712 {
-                        let digest = crate::eip712::digest(entry.effect, &hash, &chain).expect("a signed type");
-                        tail.pop();
-                        tail.push_str(&format!(
-                            ",\"eip712_sig\":\"{}\"}}",
-                            hex::encode(crate::eip712::sign(evm, &digest)?)
-                        ));
-                    }
-                    text.push_str(&tail);
-                    summary.signed += 1;
+        let written = write_lines(&replay, key, eip712, out)?;
+        summary.effects += written.effects;
+        summary.signed += written.signed;
+    }
+    Ok(summary)
+}
+
+/// Write the effects of the replay's last line, each with its chain link, and the signed ones
+/// with the state hash, the ed25519 signature and (with `eip712`) the EIP-712 signature: the
+/// lines of an effects file. `lines` of the answer is 0.
+pub fn write_lines(
+    replay: &Replay,
+    key: &SigningKey,
+    eip712: Option<&k256::ecdsa::SigningKey>,
+    out: &mut dyn Write,
+) -> Result<SignSummary, String> {
+    let mut summary = SignSummary::default();
+    for entry in replay.entries() {
+        let mut text = order::line_head(entry.effect, entry.chain_before.as_ref(), entry.state_hash.as_ref());
+        match (entry.chain_before, entry.state_hash) {
+            (Some(chain), Some(hash)) => {
+                let mut tail = order::sig_field(&order::sign(key, entry.effect, &hash, &chain));
+                if let Some(evm) = eip712 {
+                    let digest = crate::eip712::digest(entry.effect, &hash, &chain).expect("a signed type");
+                    tail.pop();
+                    tail.push_str(&format!(
+                        ",\"eip712_sig\":\"{}\"}}",
+                        hex::encode(crate::eip712::sign(evm, &digest)?)
+                    ));
                 }
-                _ => text.push('}'),
+                text.push_str(&tail);
+                summary.signed += 1;
             }
-            summary.effects += 1;
-            writeln!(out, "{text}").map_err(|e| format!("cannot write effects: {e}"))?;
+            _ => text.push('}'),
         }
+        summary.effects += 1;
+        writeln!(out, "{text}").map_err(|e| format!("cannot write effects: {e}"))?;
     }
     Ok(summary)
 }

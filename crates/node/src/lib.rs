@@ -25,6 +25,7 @@ pub mod recovery;
 pub mod sequencer;
 pub mod server;
 pub mod settings;
+pub mod signer;
 pub mod sim;
 pub mod snapshot;
 pub mod stream;

@@ -56,6 +56,8 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), NodeError>>>,
     shared: Arc<Shared>,
+    /// The signer's progress (`[server.signing]`), `None` when the server does not sign.
+    signed_seq: Option<Arc<AtomicU64>>,
 }
 
 impl RunningServer {
@@ -65,6 +67,14 @@ impl RunningServer {
         let data_dir = DataDir::open(&options.data_dir)?;
         let (config, _) = data_dir.engine_config(options.engine_config_text.as_deref())?;
         let section = options.settings.server.clone();
+        let keys = crate::signer::SignerKeys::load(&section.signing)?;
+        if keys.is_some() && options.jetstream.is_some() {
+            return Err(NodeError::Other(
+                "[server.signing] follows the local journal; with --nats, sign the exported stream offline \
+                 (solvent export-stream, then solvent sign)"
+                    .into(),
+            ));
+        }
         let (shared, handle, sequencer_thread) = match &options.jetstream {
             None => local_journal(&data_dir, &config, &options, &section)?,
             Some(js) => {
@@ -72,6 +82,11 @@ impl RunningServer {
                 (started.shared, started.handle, started.thread)
             }
         };
+        let signer = match keys {
+            Some(keys) => Some(crate::signer::Signer::start(&data_dir.layout, &config, keys, shared.clone())?),
+            None => None,
+        };
+        let signed_seq = signer.as_ref().map(crate::signer::Signer::signed_seq_cell);
         let listener = std::net::TcpListener::bind(options.settings.listen)
             .map_err(|source| NodeError::Listen { addr: options.settings.listen.to_string(), source })?;
         listener.set_nonblocking(true).map_err(|e| NodeError::io("listener", e))?;
@@ -102,12 +117,15 @@ impl RunningServer {
             .spawn(move || {
                 let result = runtime.block_on(serve(context));
                 let _ = sequencer_thread.join();
+                if let Some(signer) = signer {
+                    signer.finish(); // signs up to the sequencer's last event first
+                }
                 drop(data_dir);
                 result
             })
             .map_err(|e| NodeError::io("cannot start the runtime thread", e))?;
         tracing::info!(%addr, "listening");
-        Ok(RunningServer { addr, stop: Some(stop), thread: Some(thread), shared })
+        Ok(RunningServer { addr, stop: Some(stop), thread: Some(thread), shared, signed_seq })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -117,6 +135,12 @@ impl RunningServer {
     /// Sequence number of the last durable, applied event.
     pub fn head_seq(&self) -> u64 {
         self.shared.head_seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The last event whose effects are signed and durable in `signed-effects.jsonl`, when the
+    /// server signs orders.
+    pub fn signed_seq(&self) -> Option<u64> {
+        self.signed_seq.as_ref().map(|seq| seq.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// The state hash of the published read view (the head once the sequencer is idle).

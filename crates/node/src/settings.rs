@@ -42,6 +42,8 @@ pub struct ServerSection {
     pub rate_limit_burst: f64,
     /// The margin advisor task (`[server.advisor]`; static: none).
     pub advisor: crate::advisor::AdvisorSection,
+    /// Signed orders written by the server (`[server.signing]`; off by default).
+    pub signing: crate::signer::SigningSection,
 }
 
 impl Default for ServerSection {
@@ -64,6 +66,7 @@ impl Default for ServerSection {
             rate_limit_per_sec: 1_000.0,
             rate_limit_burst: 2_000.0,
             advisor: crate::advisor::AdvisorSection::default(),
+            signing: crate::signer::SigningSection::default(),
         }
     }
 }

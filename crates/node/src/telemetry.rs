@@ -25,6 +25,9 @@ pub const SNAPSHOT_BYTES: &str = "solvent_snapshot_bytes";
 pub const HTTP_REJECTIONS_TOTAL: &str = "solvent_http_rejections_total";
 pub const JOURNAL_FAILED: &str = "solvent_journal_failed";
 pub const VIEW_COPY_DURATION: &str = "solvent_view_copy_seconds";
+pub const SIGNED_SEQ: &str = "solvent_signed_seq";
+pub const ORDERS_SIGNED_TOTAL: &str = "solvent_orders_signed_total";
+pub const SIGNER_FAILED: &str = "solvent_signer_failed";
 
 const LATENCY_BUCKETS_SECONDS: [f64; 16] =
     [1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0];
@@ -57,6 +60,15 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
 }
 
 fn describe() {
+    metrics::describe_gauge!(SIGNED_SEQ, "Last event whose effects are signed and durable in signed-effects.jsonl.");
+    metrics::describe_counter!(
+        ORDERS_SIGNED_TOTAL,
+        "Orders (liquidation, adl, socialized_loss, auction_fill) signed by the server."
+    );
+    metrics::describe_gauge!(
+        SIGNER_FAILED,
+        "1 once signing stopped on an error (the server goes on; a restart resumes signing)."
+    );
     metrics::describe_counter!(EVENTS_TOTAL, "Journaled events applied, by outcome (accepted, rejected).");
     metrics::describe_gauge!(EVENTS_PER_SECOND, "Events applied over the last second.");
     metrics::describe_histogram!(APPLY_LATENCY, "Time to apply one event to the engine.");

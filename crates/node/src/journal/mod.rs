@@ -3,7 +3,9 @@
 
 pub mod format;
 pub mod scan;
+pub mod tail;
 pub mod writer;
 
 pub use scan::{list_segments, read_range, scan_journal, JournalEnd, Segment, TailSegment, TornTail};
+pub use tail::{JournalTail, JournalTailError};
 pub use writer::{AppendStats, JournalFs, JournalWriter, OsFs, SegmentFile, SyncMode};

@@ -9,7 +9,8 @@
 //! the JSON parser and `apply`, as `solvent replay` runs them (two files of one line per account,
 //! between 10,000 and 1,000,000: the first on one thread, the second pipelined, as `solvent
 //! replay` does it), with CPU time per event; the liquidation map of BTC-PERP against a full scan
-//! measured in the same phase (`--only map`). The default (1,000,000 accounts) runs every phase
+//! measured in the same phase (`--only map`); signing the ladder's orders as the server's signer
+//! does (`--only sign`). The default (1,000,000 accounts) runs every phase
 //! at full size.
 
 mod alloc;
@@ -46,6 +47,9 @@ pub enum Phase {
     Replay,
     /// The liquidation map of one market against a full scan, measured side by side.
     Map,
+    /// Signing the latency ladder's orders (state hash per event, ed25519 per order); runs the
+    /// latency ladder.
+    Sign,
 }
 
 impl BenchOptions {
@@ -143,8 +147,12 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     if options.runs(Phase::Ticks) {
         figures.extend(phases::ticks(&mut book, (2 * n).clamp(10_000, 2_000_000), options.seed, full_scan_ns));
     }
-    if options.runs(Phase::Latency) {
-        figures.extend(phases::latency(&mut book, &ladder));
+    if options.runs(Phase::Latency) || options.runs(Phase::Sign) {
+        let (latency, crash) = phases::latency(&mut book, &ladder);
+        figures.extend(latency);
+        if options.runs(Phase::Sign) {
+            figures.extend(phases::signing(&book, &crash));
+        }
     }
     if options.runs(Phase::Replay) {
         figures.extend(phases::replay(&mut book, n.clamp(10_000, 1_000_000), n, options.seed)?);

@@ -262,7 +262,17 @@ pub fn ticks(book: &mut Book, ticks: usize, seed: u64, full_scan_ns: Option<f64>
 }
 
 /// Ladder ticks down from `top` with 1 to 10 victims crossing each; latency of each `apply`.
-pub fn latency(book: &mut Book, ladder: &Ladder) -> Vec<Figure> {
+/// The orders of the latency ladder, kept for the signing phase: the ticks that emitted one,
+/// the liquidation effects, and the engine's time for those ticks.
+#[derive(Default)]
+pub struct Crash {
+    pub events: u64,
+    pub orders: Vec<solvent_core::Effect>,
+    pub engine_ns: f64,
+}
+
+pub fn latency(book: &mut Book, ladder: &Ladder) -> (Vec<Figure>, Crash) {
+    let mut crash = Crash::default();
     let mark = book.engine.markets()[0].mark_price.map_or(0, |p| p.raw());
     book.walk(0, mark, ladder.top + 2 * ladder.step); // every source above the ladder
     let mut samples: Vec<(f64, u32)> = Vec::with_capacity(ladder.crossing.len());
@@ -285,8 +295,56 @@ pub fn latency(book: &mut Book, ladder: &Ladder) -> Vec<Figure> {
             samples.push((ns, liquidated));
             mismatched += u64::from(result.is_err() || liquidated != ladder.crossing[j - 2]);
         }
+        if liquidated > 0 {
+            crash.events += 1;
+            crash.engine_ns += ns;
+            crash.orders.extend(book.out.iter().filter(|e| solvent_proofs::order::is_signed(e)).cloned());
+        }
     }
-    latency_figures(&mut samples, mismatched)
+    (latency_figures(&mut samples, mismatched), crash)
+}
+
+/// Signing the ladder's orders as the server's signer does (docs/serve.md, "Signed orders"): one
+/// state hash of the whole book after each event that emitted an order, one ed25519 signature
+/// per order; against the rate at which the engine emitted them.
+pub fn signing(book: &Book, crash: &Crash) -> Vec<Figure> {
+    if crash.orders.is_empty() {
+        return vec![Figure::new("signing_orders", 0.0, "orders").note("the ladder emitted no order")];
+    }
+    let hash_ns = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(book.engine.state_hash());
+            ns_since(start)
+        })
+        .fold(f64::INFINITY, f64::min);
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let (state_hash, chain) = ([1u8; 32], [2u8; 32]);
+    let start = Instant::now();
+    for order in &crash.orders {
+        black_box(solvent_proofs::order::sign(&key, order, &state_hash, &chain));
+    }
+    let sign_ns = ns_since(start) / crash.orders.len() as f64;
+    let orders = crash.orders.len() as f64;
+    let signer_ns = crash.events as f64 * hash_ns + orders * sign_ns;
+    let crash_rate = orders / crash.engine_ns * 1e9;
+    let signer_rate = orders / signer_ns * 1e9;
+    let without_hash = 1e9 / sign_ns;
+    vec![
+        Figure::new("signing_state_hash", hash_ns / 1e6, "ms").note("the whole book's state hash, best of 3"),
+        Figure::new("signing_per_order", sign_ns / 1e3, "us").note("ed25519 over the order's canonical message"),
+        Figure::new("signing_crash_orders_per_sec", crash_rate, "orders/s").note(format!(
+            "{} orders in {} ticks of the latency ladder, engine time only",
+            crash.orders.len(),
+            crash.events
+        )),
+        Figure::new("signing_orders_per_sec", signer_rate, "orders/s").note(format!(
+            "one thread: a state hash per event plus a signature per order ({without_hash:.0}/s without the hash)"
+        )),
+        Figure::new("signing_over_crash_rate", signer_rate / crash_rate, "ratio")
+            .target(">= 1", |v| v >= 1.0)
+            .note("the signer keeps up with the busiest crash when >= 1"),
+    ]
 }
 
 /// One timed `apply` of the latency ladder (kept out of line so that profilers can single out

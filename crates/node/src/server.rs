@@ -219,6 +219,13 @@ struct ServeContext {
 async fn serve(context: ServeContext) -> Result<(), NodeError> {
     let ServeContext { app, handle, listener, stopped, stopping_sender, handle_signals, demo } = context;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| NodeError::io("listener", e))?;
+    // Answers go out at once: with Nagle's algorithm a small answer can wait for the client's
+    // delayed ACK of the previous one (tens of milliseconds on a keep-alive connection).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY on a connection");
+        }
+    });
     let clock_ms = app.settings.clock_interval_ms;
     let mut background = tokio::task::JoinSet::new();
     if clock_ms > 0 {

@@ -153,6 +153,10 @@ fn print_banner(server: &RunningServer, data_dir: &std::path::Path, demo: Option
     let _ = writeln!(out, "solvent listening on {url}");
     let _ = writeln!(out, "data directory: {}", data_dir.display());
     let _ = writeln!(out, "dashboard: {url}/ (asks for a viewer token)");
+    if server.signed_seq().is_some() {
+        let path = data_dir.join(signer::EFFECTS_FILE);
+        let _ = writeln!(out, "signed orders: {} (check with solvent verify)", path.display());
+    }
     if let Some(tokens) = demo {
         let _ = writeln!(
             out,

@@ -113,6 +113,8 @@ fn trade(ts: u64, market: usize, buyer: &str, seller: &str, size: Size, price: i
         price: Price::from_raw(price),
         buyer_fee: Quote::ZERO,
         seller_fee: Quote::ZERO,
+        buyer_isolated: false,
+        seller_isolated: false,
     })
 }
 

@@ -213,6 +213,7 @@ impl Engine {
             Event::Params(p) => self.params(seq, p, out),
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
             Event::Signal(s) => self.signal(s),
+            Event::IsolatedMargin(m) => self.isolated_margin(m),
         };
         match result {
             Ok(()) => {

@@ -32,6 +32,32 @@ pub enum Event {
     },
     /// An external input an advisor may read (`signal.rs`); it never changes margin by itself.
     Signal(Signal),
+    /// Settlement collateral moved between an account's cross wallet and its isolated wallet in
+    /// one market (`isolated.rs`).
+    IsolatedMargin(IsolatedMargin),
+}
+
+/// The character that joins an account and a market into the name of the account's isolated
+/// wallet in that market (`alice#BTC-PERP`). It is not allowed in ids, so no account named in an
+/// event can be an isolated wallet, and isolated wallets are reached only through
+/// `isolated_margin` events and the `*_isolated` flags of trades.
+pub const ISOLATED_SEPARATOR: char = '#';
+
+/// The name of `account`'s isolated wallet in `market`.
+pub fn isolated_account(account: &str, market: &str) -> String {
+    format!("{account}{ISOLATED_SEPARATOR}{market}")
+}
+
+/// `{"type":"isolated_margin","ts":T,"account":"alice","market":"BTC-PERP","amount":"100"}`:
+/// a positive amount moves settlement collateral from the cross wallet into the isolated wallet of
+/// that market, a negative one back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsolatedMargin {
+    pub ts: u64,
+    pub account: String,
+    pub market: String,
+    /// Signed, non-zero, at `Quote` precision.
+    pub amount: Quote,
 }
 
 /// `{"type":"signal","ts":T,"name":"funding_rate","value":"0.0001","market":"BTC-PERP"}`.
@@ -78,6 +104,10 @@ pub struct Trade {
     pub price: Price,
     pub buyer_fee: Quote,
     pub seller_fee: Quote,
+    /// The buyer's side fills in its isolated wallet of this market (not its cross account).
+    pub buyer_isolated: bool,
+    /// The seller's side fills in its isolated wallet of this market.
+    pub seller_isolated: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,6 +177,7 @@ impl Event {
             Event::Params(p) => p.ts,
             Event::FundDeposit { ts, .. } => *ts,
             Event::Signal(s) => s.ts,
+            Event::IsolatedMargin(m) => m.ts,
         }
     }
 
@@ -195,6 +226,14 @@ impl Event {
                 positive("size", a.size.is_positive())
             }
             Event::Clock { .. } => Ok(()),
+            Event::IsolatedMargin(m) => {
+                id("account", &m.account)?;
+                id("market", &m.market)?;
+                if m.amount.is_zero() {
+                    return Err(Error::NonPositive { field: "amount".into() });
+                }
+                Ok(())
+            }
             Event::Params(p) => id("market", &p.market),
             Event::FundDeposit { amount, .. } => positive("amount", amount.is_positive()),
             Event::Signal(s) => {
@@ -243,6 +282,7 @@ impl Event {
                 amount: required_positive(&mut fields, "amount", Quote::parse)?,
             },
             "signal" => Event::Signal(parse_signal(&mut fields)?),
+            "isolated_margin" => Event::IsolatedMargin(parse_isolated_margin(&mut fields)?),
             other => return Err(Error::UnknownType(truncate(other))),
         };
         fields.finish(&kind)?;
@@ -317,6 +357,7 @@ impl Event {
             Event::AuctionTake(a) => [a.auction, a.bidder].into_iter().for_each(|s| pool.give(s)),
             Event::Params(p) => pool.give(p.market),
             Event::Signal(s) => [s.name].into_iter().chain(s.market).for_each(|s| pool.give(s)),
+            Event::IsolatedMargin(m) => [m.account, m.market].into_iter().for_each(|s| pool.give(s)),
             Event::Clock { .. } | Event::FundDeposit { .. } => {}
         }
     }
@@ -465,7 +506,22 @@ fn parse_trade(fields: &mut Fields) -> Result<Trade, Error> {
         price: required_positive(fields, "price", Price::parse)?,
         buyer_fee: optional_non_negative(fields, "buyer_fee", Quote::parse)?.unwrap_or_default(),
         seller_fee: optional_non_negative(fields, "seller_fee", Quote::parse)?.unwrap_or_default(),
+        buyer_isolated: fields.take_bool("buyer_isolated")?.unwrap_or(false),
+        seller_isolated: fields.take_bool("seller_isolated")?.unwrap_or(false),
     })
+}
+
+fn parse_isolated_margin(fields: &mut Fields) -> Result<IsolatedMargin, Error> {
+    let margin = IsolatedMargin {
+        ts: required_ts(fields)?,
+        account: required_id(fields, "account")?,
+        market: required_id(fields, "market")?,
+        amount: optional_decimal(fields, "amount", Quote::parse)?.ok_or(Error::MissingField("amount"))?,
+    };
+    if margin.amount.is_zero() {
+        return Err(Error::NonPositive { field: "amount".into() });
+    }
+    Ok(margin)
 }
 
 fn parse_auction_take(fields: &mut Fields) -> Result<AuctionTake, Error> {

@@ -142,6 +142,9 @@ fn trade(flat: &mut Flat, pool: &mut StringPool) -> Option<Trade> {
         price: flat.positive("price", Price::parse)?,
         buyer_fee: flat.optional("buyer_fee", Quote::parse)?.unwrap_or_default(),
         seller_fee: flat.optional("seller_fee", Quote::parse)?.unwrap_or_default(),
+        // The flags are booleans, which this path does not read: such lines take the general one.
+        buyer_isolated: false,
+        seller_isolated: false,
     })
 }
 

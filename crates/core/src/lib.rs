@@ -15,6 +15,7 @@ pub mod event;
 mod fastparse;
 pub mod funding;
 pub mod hash;
+mod isolated;
 pub mod json;
 pub mod liquidation;
 pub mod liquidation_map;

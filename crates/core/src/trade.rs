@@ -62,6 +62,15 @@ struct PartyFill {
     open_interest_delta: Size,
 }
 
+/// The account a trade's party fills in: the named one, or its isolated wallet of the market.
+fn party_name<'a>(account: &'a str, isolated: bool, market: &str) -> std::borrow::Cow<'a, str> {
+    if isolated {
+        std::borrow::Cow::Owned(crate::event::isolated_account(account, market))
+    } else {
+        std::borrow::Cow::Borrowed(account)
+    }
+}
+
 /// Long open interest added by moving a holder from `old` to `new` size.
 pub fn open_interest_delta(old: Size, new: Size) -> Result<Size, Overflow> {
     new.max(Size::ZERO).checked_sub(old.max(Size::ZERO))
@@ -73,8 +82,8 @@ impl Engine {
         if trade.buyer == trade.seller {
             return Err(Error::SelfTrade(trade.buyer.clone()));
         }
-        let buyer_id = self.account_id(&trade.buyer)?;
-        let seller_id = self.account_id(&trade.seller)?;
+        let buyer_id = self.account_id(&party_name(&trade.buyer, trade.buyer_isolated, &trade.market))?;
+        let seller_id = self.account_id(&party_name(&trade.seller, trade.seller_isolated, &trade.market))?;
         let market = &self.markets[market_id.0 as usize];
         let Some(mark) = market.mark_price else {
             return Err(Error::NoMarkPrice(trade.market.clone()));

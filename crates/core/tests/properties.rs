@@ -32,6 +32,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::AuctionTake(_)) => "auction_take",
         Some(Event::FundDeposit { .. }) => "fund_deposit",
         Some(Event::Signal(_)) => "signal",
+        Some(Event::IsolatedMargin(_)) => "isolated_margin",
         None => "raw_line",
     }
 }
@@ -102,6 +103,11 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
             *tally.entry("effect auction_fill with a rebate".into()).or_default() += 1;
         }
     }
+    if let (Outcome::Accepted, Some(Event::Trade(t))) = (&outcome, harness.steps.last().unwrap().meaning()) {
+        if t.buyer_isolated || t.seller_isolated {
+            *tally.entry("trade isolated: accepted".into()).or_default() += 1;
+        }
+    }
     if let (Outcome::Accepted, Some(before)) = (&outcome, sizes_before) {
         let after = trade_sizes(&harness.engine, harness.steps.last().unwrap()).unwrap();
         for (b, a) in before.iter().zip(after) {
@@ -120,8 +126,11 @@ fn phase_steps(engine: &Engine) -> Vec<u64> {
 fn trade_sizes(engine: &Engine, step: &Step) -> Option<[i64; 2]> {
     let Some(Event::Trade(trade)) = step.meaning() else { return None };
     let market = engine.market_id(&trade.market).ok()?;
-    let size = |name: &str| engine.account(name).map(|a| a.size(market).raw());
-    Some([size(&trade.buyer)?, size(&trade.seller)?])
+    let size = |name: &str, isolated: bool| {
+        let wallet = solvent_core::event::isolated_account(name, &trade.market);
+        engine.account(if isolated { &wallet } else { name }).map(|a| a.size(market).raw())
+    };
+    Some([size(&trade.buyer, trade.buyer_isolated)?, size(&trade.seller, trade.seller_isolated)?])
 }
 
 /// Sequences per test run: 1,000 (PROPTEST_CASES overrides it, e.g. for a longer soak).
@@ -202,6 +211,8 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("effect oracle_frozen", 200),
         ("effect liquidation", 40),
         ("effect funding", 100),
+        ("isolated_margin: accepted", 150),
+        ("trade isolated: accepted", 25),
         ("open positions at end", 2_000),
     ];
     let missing: Vec<String> = at_least
@@ -277,6 +288,8 @@ fn trade(ts: u64, market: &str, buyer: &str, seller: &str, size: &str, price: &s
         price: Price::parse(price).unwrap(),
         buyer_fee: Quote::ZERO,
         seller_fee: Quote::ZERO,
+        buyer_isolated: false,
+        seller_isolated: false,
     })
 }
 

@@ -172,6 +172,8 @@ impl Sim {
             price,
             buyer_fee: fee,
             seller_fee: Quote::ZERO,
+            buyer_isolated: false,
+            seller_isolated: false,
         }))
     }
 
@@ -390,6 +392,8 @@ fn parked_accounts_are_liquidated_on_thaw() {
         price: Price::from_int(10_000).unwrap(),
         buyer_fee: Quote::ZERO,
         seller_fee: Quote::ZERO,
+        buyer_isolated: false,
+        seller_isolated: false,
     };
     apply(&mut engine, Event::Trade(trade));
     // Quorum 4 with 3 sources: frozen, mark held at 10,000.

@@ -103,6 +103,8 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         Event::Clock { .. } => (Role::Admin, "clock"),
         Event::Params(_) => (Role::Admin, "params"),
         Event::Signal(_) => (Role::Admin, "signal"),
+        // Collateral moves between an account's wallets, as a deposit or withdrawal does.
+        Event::IsolatedMargin(_) => (Role::Treasury, "isolated_margin"),
     };
     if token.role != needed {
         let message = format!(

@@ -90,6 +90,8 @@ pub fn trade(ts: u64, market: usize, buyer: &str, seller: &str, size: Size, pric
         price: Price::from_raw(price),
         buyer_fee: Quote::ZERO,
         seller_fee: Quote::ZERO,
+        buyer_isolated: false,
+        seller_isolated: false,
     })
 }
 

@@ -89,6 +89,12 @@ pub fn to_json_line(event: &Event) -> String {
             if !t.seller_fee.is_zero() {
                 fields.push(("seller_fee", dec(t.seller_fee)));
             }
+            if t.buyer_isolated {
+                fields.push(("buyer_isolated", true.into()));
+            }
+            if t.seller_isolated {
+                fields.push(("seller_isolated", true.into()));
+            }
             obj(fields)
         }
         Event::AuctionTake(a) => obj(vec![
@@ -99,6 +105,13 @@ pub fn to_json_line(event: &Event) -> String {
             ("size", dec(a.size)),
         ]),
         Event::Clock { ts } => obj(vec![("type", "clock".into()), ("ts", (*ts).into())]),
+        Event::IsolatedMargin(m) => obj(vec![
+            ("type", "isolated_margin".into()),
+            ("ts", m.ts.into()),
+            ("account", m.account.as_str().into()),
+            ("market", m.market.as_str().into()),
+            ("amount", dec(m.amount)),
+        ]),
         Event::FundDeposit { ts, amount } => {
             obj(vec![("type", "fund_deposit".into()), ("ts", (*ts).into()), ("amount", dec(amount))])
         }
@@ -288,6 +301,16 @@ pub enum Op {
         price_bps: i64,
         fine: u64,
         fees: Option<(u32, u32)>,
+        /// Bit 0: the initiator fills in its isolated wallet of the market; bit 1: the other side.
+        isolated: u8,
+    },
+    /// Settlement collateral into an account's isolated wallet of a market (bp / 10,000 of its
+    /// cross balance, up to 120%), or back out of it (`back`, bp of the wallet's balance).
+    Isolate {
+        account: usize,
+        market: usize,
+        frac_bp: u32,
+        back: bool,
     },
     Params {
         market: usize,
@@ -563,8 +586,9 @@ pub fn op() -> impl Strategy<Value = Op> {
         -200i64..200,
         any::<u64>(),
         proptest::option::weighted(0.3, (0u32..1_000, 0u32..1_000)),
+        prop_oneof![14 => Just(0u8), 3 => Just(1u8), 2 => Just(2u8), 1 => Just(3u8)],
     )
-        .prop_map(|(market, a, b, a_buys, size, price_bps, fine, fees)| Op::Trade {
+        .prop_map(|(market, a, b, a_buys, size, price_bps, fine, fees, isolated)| Op::Trade {
             market,
             a,
             b,
@@ -573,7 +597,10 @@ pub fn op() -> impl Strategy<Value = Op> {
             price_bps,
             fine,
             fees,
+            isolated,
         });
+    let isolate = (0usize..8, 0usize..3, prop_oneof![4 => 1u32..6_000, 1 => 6_000u32..12_000], any::<bool>())
+        .prop_map(|(account, market, frac_bp, back)| Op::Isolate { account, market, frac_bp, back });
     prop_oneof![
         10 => tick,
         16 => round,
@@ -581,6 +608,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         9 => (0usize..8, prop_oneof![3 => Just(0usize), 1 => 1usize..3], withdraw_mode())
             .prop_map(|(account, asset, mode)| Op::Withdraw { account, asset, mode }),
         32 => trade,
+        4 => isolate,
         5 => (0usize..3, params_change()).prop_map(|(market, change)| Op::Params { market, change }),
         4 => (0usize..3, 0usize..8, prop_oneof![3 => 1u32..3_000, 1 => 3_000u32..12_000]).prop_map(|(market, bidder, frac_bp)| Op::AuctionTake { market, bidder, frac_bp }),
         4 => Just(Op::Clock),
@@ -801,15 +829,37 @@ impl<'a> Resolver<'a> {
                     amount,
                 }))
             }
-            Op::Trade { market, a, b, a_buys, size, price_bps, fine, fees } => {
+            Op::Trade { market, a, b, a_buys, size, price_bps, fine, fees, isolated } => {
                 let initiator = self.name(*a);
                 let mut other = self.name(*b);
                 if other == initiator {
                     other = self.name(*a + 1);
                 }
-                wrap(Event::Trade(build_trade(
-                    engine, ts, *market, initiator, other, *a_buys, size, *price_bps, *fine, *fees,
-                )))
+                // An isolated initiator trades where it has a wallet, when it has one.
+                let funded = |m: &usize| {
+                    engine.account(&solvent_core::event::isolated_account(initiator, MARKETS[*m])).is_some()
+                };
+                let market = if isolated & 1 != 0 {
+                    (0..MARKETS.len()).map(|k| (market + k) % MARKETS.len()).find(funded).unwrap_or(*market)
+                } else {
+                    *market
+                };
+                let parties = Parties { initiator, other, isolated: *isolated };
+                wrap(Event::Trade(build_trade(engine, ts, market, parties, *a_buys, size, *price_bps, *fine, *fees)))
+            }
+            Op::Isolate { account, market, frac_bp, back } => {
+                let name = self.name(*account);
+                let wallet = solvent_core::event::isolated_account(name, MARKETS[*market]);
+                let from = if *back { wallet.as_str() } else { name };
+                let held = engine.account(from).map_or(0, |a| a.settlement.raw());
+                let amount = (held.max(QUOTE_ONE) * i128::from(*frac_bp) / 10_000).max(1);
+                let amount = Quote::from_raw(if *back { -amount } else { amount });
+                wrap(Event::IsolatedMargin(solvent_core::event::IsolatedMargin {
+                    ts,
+                    account: name.to_string(),
+                    market: MARKETS[*market].to_string(),
+                    amount,
+                }))
             }
             Op::Params { market, change } => {
                 let (update, expect) = build_params(engine, ts, *market, change);
@@ -824,6 +874,8 @@ impl<'a> Resolver<'a> {
                 let richest = engine
                     .accounts()
                     .iter()
+                    // An isolated wallet (`account#market`) cannot be named as a bidder.
+                    .filter(|a| !a.name.contains(solvent_core::event::ISOLATED_SEPARATOR))
                     .max_by_key(|a| (engine.health(&a.name).map_or(Quote::ZERO, |h| h.equity), a.name.clone()))
                     .map(|a| a.name.to_string());
                 let bidder = match richest {
@@ -889,6 +941,8 @@ impl<'a> Resolver<'a> {
             price: Price::from_int(100).unwrap(),
             buyer_fee: Quote::ZERO,
             seller_fee: Quote::ZERO,
+            buyer_isolated: false,
+            seller_isolated: false,
         };
         let deposit = |ts: u64, asset: &str, amount: Quote| {
             Event::Deposit(Transfer { ts, account: a.clone(), asset: asset.to_string(), amount })
@@ -1044,13 +1098,20 @@ fn withdraw_amount(engine: &Engine, name: &str, asset: usize, mode: &WithdrawMod
     Quote::from_raw(raw.max(unit))
 }
 
+/// The two sides of a generated trade and which of them fill in their isolated wallets.
+struct Parties<'a> {
+    initiator: &'a str,
+    other: &'a str,
+    /// Bit 0: the initiator, bit 1: the other side.
+    isolated: u8,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_trade(
     engine: &Engine,
     ts: u64,
     market: usize,
-    initiator: &str,
-    other: &str,
+    parties: Parties,
     initiator_buys: bool,
     mode: &SizeMode,
     price_bps: i64,
@@ -1058,9 +1119,14 @@ fn build_trade(
     fees: Option<(u32, u32)>,
 ) -> Trade {
     let mark = mark_of(engine, market).unwrap_or(BASE_PRICE[market] * PRICE_ONE);
-    let equity = engine.health(initiator).map_or(0, |h| h.equity.raw()).max(100 * QUOTE_ONE);
+    let Parties { initiator, other, isolated } = parties;
+    let (initiator_isolated, other_isolated) = (isolated & 1 != 0, isolated & 2 != 0);
+    // Sizing reads the account the initiator fills in.
+    let wallet = solvent_core::event::isolated_account(initiator, MARKETS[market]);
+    let filler = if initiator_isolated { wallet.as_str() } else { initiator };
+    let equity = engine.health(filler).map_or(0, |h| h.equity.raw()).max(100 * QUOTE_ONE);
     let by_leverage = |centi: u32| equity * i128::from(centi) / 100 / i128::from(mark);
-    let held = engine.account(initiator).map_or(0, |a| a.size(MarketId(market as u16)).raw());
+    let held = engine.account(filler).map_or(0, |a| a.size(MarketId(market as u16)).raw());
     let mut buys = initiator_buys;
     let size_raw: i128 = match mode {
         SizeMode::Leverage(centi) => by_leverage(*centi),
@@ -1097,7 +1163,7 @@ fn build_trade(
     };
     if let SizeMode::Boundary { plus_one, .. } = mode {
         // The fee that leaves the initiator's equity exactly at its initial margin after the fill.
-        if let Some(account) = engine.account(initiator) {
+        if let Some(account) = engine.account(filler) {
             let delta = if buys { size } else { Size::from_raw(-size.raw()) };
             let filled = reference::exposure_adding_fill(account, MarketId(market as u16), delta, price, Quote::ZERO);
             let health =
@@ -1123,6 +1189,8 @@ fn build_trade(
         price,
         buyer_fee: Quote::from_raw(buyer_fee),
         seller_fee: Quote::from_raw(seller_fee),
+        buyer_isolated: if buys { initiator_isolated } else { other_isolated },
+        seller_isolated: if buys { other_isolated } else { initiator_isolated },
     }
 }
 

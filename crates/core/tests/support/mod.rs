@@ -805,8 +805,57 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
         }
         // Auction rules (price, size, the taker's margin) are the liquidation tests' business.
         Event::AuctionTake(_) => verdict.must_accept = false,
+        Event::IsolatedMargin(m) => isolated_rule(engine, m, &mut verdict),
     }
     verdict
+}
+
+/// An isolated-margin move: the market must exist, the giving side (the cross account for a
+/// positive amount, the isolated wallet `account#market` for a negative one) must exist, hold
+/// the amount and pass the withdrawal rule afterwards; the receiving side must stay within the
+/// per-account balance limit.
+fn isolated_rule(engine: &Engine, m: &solvent_core::event::IsolatedMargin, verdict: &mut Admission) {
+    verdict.must_accept = !m.amount.is_zero();
+    if !engine.markets().iter().any(|x| *x.name == m.market) {
+        verdict.error("unknown_market");
+        return;
+    }
+    let wallet = solvent_core::event::isolated_account(&m.account, &m.market);
+    let (from, to) = if m.amount.is_positive() {
+        (m.account.as_str(), wallet.as_str())
+    } else {
+        (wallet.as_str(), m.account.as_str())
+    };
+    let amount = m.amount.raw().abs();
+    let Some(giver) = engine.account(from) else {
+        verdict.error("unknown_account");
+        return;
+    };
+    let received = BigInt::from(engine.account(to).map_or(0, |a| a.settlement.raw())) + BigInt::from(amount);
+    if received > BigInt::from(solvent_core::transfer::MAX_SETTLEMENT_BALANCE.raw()) {
+        verdict.error("balance_limit");
+    }
+    if giver.settlement.raw() < amount {
+        verdict.error("insufficient_balance");
+        return;
+    }
+    let mut after = giver.clone();
+    after.settlement = Quote::from_raw(giver.settlement.raw() - amount);
+    frozen_rule(engine, &after, m.ts, verdict);
+    match reference::account_health(&after, engine.assets(), engine.markets()) {
+        Ok(health) if health.may_withdraw() => {}
+        Ok(_) => verdict.error("withdrawal_exceeds_free_collateral"),
+        Err(_) => verdict.error("overflow"),
+    }
+}
+
+/// The account a trade's party fills in: the named one, or its isolated wallet of the market.
+fn party<'a>(engine: &'a Engine, name: &str, isolated: bool, market: &str) -> Option<&'a Account> {
+    if isolated {
+        engine.account(&solvent_core::event::isolated_account(name, market))
+    } else {
+        engine.account(name)
+    }
 }
 
 fn withdraw_rule(engine: &Engine, account: &Account, t: &solvent_core::event::Transfer, verdict: &mut Admission) {
@@ -879,7 +928,9 @@ fn trade_rule(engine: &Engine, t: &solvent_core::event::Trade, verdict: &mut Adm
         verdict.error("self_trade");
         return;
     }
-    let (Some(buyer), Some(seller)) = (engine.account(&t.buyer), engine.account(&t.seller)) else {
+    let buyer = party(engine, &t.buyer, t.buyer_isolated, &t.market);
+    let seller = party(engine, &t.seller, t.seller_isolated, &t.market);
+    let (Some(buyer), Some(seller)) = (buyer, seller) else {
         verdict.error("unknown_account");
         return;
     };

@@ -6,8 +6,9 @@ use crate::options::{PopulationSource, StressOptions};
 use crate::policy::{DynamicModel, PolicyKind};
 use crate::population::{size_f64, Population};
 use crate::report::{
-    aggregate_figures, compare, run_figures, ChartSet, Figure, Figures, Histogram, MonteCarloResult, PolicyFigures,
-    ScenarioResult, StressReport, COUNT, FRACTION, USDC,
+    aggregate_figures, compare, congestion_aggregate, congestion_figures, run_figures, ChartSet, CongestionChart,
+    CongestionReport, CongestionScope, Figure, Figures, Histogram, MonteCarloResult, PolicyFigures, ScenarioResult,
+    StressReport, COUNT, FRACTION, USDC,
 };
 use crate::runner::{charted_path, PolicyRuns};
 use crate::scenario::Scenario;
@@ -72,8 +73,64 @@ pub(crate) fn assemble(
         comparisons,
         frontier,
         predictor: None,
+        congestion: None,
         charts,
+        congestion_charts: Vec::new(),
     }
+}
+
+/// Each congested policy beside its runs without congestion, per fixed scenario and
+/// for the Monte Carlo set; and the fixed scenarios' inventory traces for the HTML.
+pub(crate) fn congestion(
+    inputs: &Inputs,
+    runs: &[PolicyRuns],
+    congested: &[PolicyRuns],
+) -> (Option<CongestionReport>, Vec<CongestionChart>) {
+    if congested.is_empty() {
+        return (None, Vec::new());
+    }
+    let pairs: Vec<(&PolicyRuns, &PolicyRuns)> =
+        congested.iter().filter_map(|c| Some((runs.iter().find(|r| r.policy == c.policy)?, c))).collect();
+    assert_eq!(pairs.len(), congested.len(), "every congested policy has its runs without congestion");
+    let mut scopes = Vec::new();
+    let mut charts = Vec::new();
+    for (j, s) in inputs.fixed.iter().enumerate() {
+        let mut traces = Vec::new();
+        for (without, with) in &pairs {
+            let (w, c) = (&without.fixed[j], &with.fixed[j]);
+            scopes.push(CongestionScope {
+                scope: s.name.clone(),
+                policy: with.policy,
+                window_s: c.metrics.window_s,
+                without: congestion_figures(&w.metrics),
+                with: congestion_figures(&c.metrics),
+            });
+            if let (Some(a), Some(b)) = (&w.trace, &c.trace) {
+                traces.push((with.policy, a.clone(), b.clone()));
+            }
+        }
+        let window_s = pairs.first().and_then(|(_, c)| c.fixed[j].metrics.window_s);
+        charts.push(CongestionChart { scenario: s.name.clone(), window_s, traces });
+    }
+    if inputs.options.scenarios.monte_carlo {
+        for (without, with) in &pairs {
+            scopes.push(CongestionScope {
+                scope: "monte_carlo".into(),
+                policy: with.policy,
+                window_s: None,
+                without: congestion_aggregate(&without.monte_carlo),
+                with: congestion_aggregate(&with.monte_carlo),
+            });
+        }
+    }
+    let c = &inputs.options.congestion;
+    let report = CongestionReport {
+        delay_ms: c.delay_ms,
+        window: c.window.describe(),
+        no_bid_fraction: c.no_bid_fraction,
+        scopes,
+    };
+    (Some(report), charts)
 }
 
 fn comparison(
@@ -161,6 +218,9 @@ fn settings(inputs: &Inputs) -> Value {
         "advisor_horizon_s": o.advisor.horizon_s,
         "advisor_ewma_half_life_s": o.advisor.ewma_half_life_s,
         "gap_paths_per_stratum": o.advisor.gap_paths_per_stratum,
+        "congestion_delay_ms": o.congestion.delay_ms,
+        "congestion_window": o.congestion.window.describe(),
+        "no_bid_fraction": o.congestion.no_bid_fraction,
     })
 }
 

@@ -79,6 +79,9 @@ pub struct Book {
     pub not_rebuilt: Vec<(String, String)>,
     /// Extra collateral the population posted for this policy's initial margin.
     pub top_up_usdc: f64,
+    /// The backstop makers are congested in each scenario's window
+    /// (`StressOptions::congestion`); false: the window is only measured.
+    pub congested: bool,
 }
 
 fn market_setups(config: &Config, population: &Population, options: &StressOptions) -> Result<Vec<MarketSetup>> {
@@ -184,6 +187,7 @@ pub fn build_book(
         sources,
         not_rebuilt,
         top_up_usdc,
+        congested: false,
     })
 }
 

@@ -6,9 +6,11 @@
 //! mark and its `params` line is applied when a rate changed; then the book's
 //! margin is sampled; the size liquidated during the step moves the next step's
 //! price (square-root law); finally backstop makers take live auctions
-//! `backstop_take_delay_ms` after they start, up to their capacity.
+//! `backstop_take_delay_ms` after they start, up to their capacity (late, or not
+//! at all, inside the congestion window of a congested book: `congestion.rs`).
 
 use crate::book::{params_line, tick_line, Book, MAKER_BUYER, MAKER_SELLER, T_SETUP_MS};
+use crate::congestion::{stream_for, window_offsets_ms, Answer, Congestion};
 use crate::error::{Result, StressError};
 use crate::metrics::{RunMetrics, StepSample, Tally, Trace};
 use crate::policy::DynamicModel;
@@ -17,6 +19,8 @@ use crate::predictive::{PredictiveMarket, PredictiveModel};
 use crate::scenario::Scenario;
 use serde_json::{json, Map};
 use solvent_core::config::{MarketParams, TierBasis, TierMode};
+use solvent_core::effect::EffectKind;
+use solvent_core::liquidation::auction::price_after;
 use solvent_core::{Effect, Engine, Quote, Size};
 use solvent_models::advisor::PriceDrivenAdvisor;
 
@@ -91,7 +95,10 @@ struct RunState {
     /// Maps read by the predictive policy (traced runs only).
     maps: Option<Vec<(f64, solvent_models::cascade::LiquidationMap)>>,
     views: Option<Vec<(f64, crate::predictive::MarketView)>>,
-    taken: Vec<Option<u64>>,
+    /// Per market: the auction the makers last decided on, and their answer (`None`
+    /// once it is sent).
+    answers: Vec<Option<(u64, Option<Answer>)>>,
+    congestion: Congestion,
     samples: Vec<StepSample>,
 }
 
@@ -138,7 +145,8 @@ pub fn run_scenario_with(
         predictive,
         maps: request.trace.then(Vec::new),
         views: request.trace.then(Vec::new),
-        taken: vec![None; n],
+        answers: vec![None; n],
+        congestion: run_congestion(book, scenario, options),
         samples: Vec::with_capacity(scenario.steps.len()),
     };
     let max_age_ms = scenario.base_step_ms * 5 / 2;
@@ -151,7 +159,11 @@ pub fn run_scenario_with(
     for k in 0..scenario.steps.len() {
         run_step(&mut feed, &mut state, book, scenario, k, options)?;
     }
-    let metrics = RunMetrics::finish(&state.tally, &state.samples, scenario, book, &feed.engine);
+    let mut metrics = RunMetrics::finish(&state.tally, &state.samples, scenario, book, &feed.engine);
+    metrics.window_s = state.congestion.window_ms.map(|(a, b)| {
+        let s = |t: u64| t.saturating_sub(RUN_T0_MS) as f64 / 1_000.0;
+        (s(a), s(b))
+    });
     let trace = request.trace.then(|| Trace {
         maps: state.maps.take().unwrap_or_default(),
         views: state.views.take().unwrap_or_default(),
@@ -185,9 +197,22 @@ fn run_step(
         predict(feed, state, book, ts)?;
     }
     let advised = state.advisors.is_some() || state.predictive.is_some();
-    state.samples.push(sample(&feed.engine, book, advised));
+    let s = sample(&feed.engine, book, advised);
+    if state.congestion.in_window(ts) {
+        state.tally.window.observe(&s, next_ts - ts);
+    }
+    state.samples.push(s);
     apply_impact(state, book, step.sigma_daily, options.impact_y);
     take_auctions(feed, state, book, ts, next_ts, options.backstop_take_delay_ms)
+}
+
+/// The run's congestion: its window in engine time (measured in every run), active
+/// when the book is congested, drawing from the seed's stream for the scenario.
+fn run_congestion(book: &Book, scenario: &Scenario, options: &crate::options::StressOptions) -> Congestion {
+    let settings = &options.congestion;
+    let window = window_offsets_ms(settings, scenario).map(|(a, b)| (RUN_T0_MS + a, RUN_T0_MS + b));
+    let rng = crate::rng::stream_rng(options.seed, stream_for(&scenario.name));
+    Congestion::new(window, book.congested && settings.enabled(), settings, rng)
 }
 
 /// Feeds each live market's mark to its advisor and applies a changed table.
@@ -302,6 +327,13 @@ fn sample(engine: &Engine, book: &Book, with_static: bool) -> StepSample {
     if !with_static {
         s.mm_static_usdc = s.mm_usdc;
     }
+    for m in &book.markets {
+        let market = &markets[m.index];
+        let Some(mark) = market.mark_price else { continue };
+        s.inventory_usdc += size_f64(market.inventory.size).abs() * price_f64(mark);
+        let pnl = market.inventory.unrealized_pnl(mark).map_or(0.0, quote_f64);
+        s.inventory_loss_usdc += (-pnl).max(0.0);
+    }
     let primary = &markets[book.markets[0].index];
     s.price = primary.mark_price.map_or(0.0, price_f64);
     s
@@ -320,8 +352,10 @@ fn apply_impact(state: &mut RunState, book: &Book, sigma_daily: f64, impact_y: f
     }
 }
 
-/// Backstop makers take each live auction once, `delay_ms` after it starts, up to
-/// their capacity; what is left is re-auctioned when the auction expires.
+/// Backstop makers answer each live auction once: `delay_ms` after it starts, or
+/// as the run's congestion says (late, missed, no bid), up to their capacity; what is
+/// left is re-auctioned when the auction expires. No take is sent past the auction's
+/// duration, so every fill is at or above the floor (checked: `fills_below_floor`).
 fn take_auctions(
     feed: &mut Feed,
     state: &mut RunState,
@@ -334,25 +368,43 @@ fn take_auctions(
     for (i, m) in book.markets.iter().enumerate() {
         let market = &feed.engine.markets()[m.index];
         let Some(auction) = market.auction.filter(|_| !market.frozen) else { continue };
-        let take_ts = auction.start_ts + delay_ms;
-        if state.taken[i] == Some(auction.id) || take_ts < ts || take_ts >= next_ts {
+        let duration_ms = market.params.auction_duration_ms;
+        let answer = match state.answers[i] {
+            Some((id, answer)) if id == auction.id => answer,
+            _ => {
+                let answer = state.congestion.answer(auction.start_ts, duration_ms, delay_ms);
+                state.tally.window.count_answer(&state.congestion, auction.start_ts, answer);
+                state.answers[i] = Some((auction.id, Some(answer)));
+                Some(answer)
+            }
+        };
+        let Some(Answer::TakeAt(take_ts)) = answer else { continue };
+        if take_ts < ts || take_ts >= next_ts {
             continue;
         }
+        assert!(take_ts < auction.start_ts + duration_ms, "a take past the auction's end");
+        state.answers[i] = Some((auction.id, None)); // answered once
         let remaining = market.inventory.size.raw().saturating_abs();
         let response = state.predictive.as_ref().map_or(0.0, |p| p[i].maker_response_at(market.mark_price));
         let capacity = (m.backstop_capacity_base * (1.0 + response) * 1e8).floor() as i64;
         let size = Size::from_raw(remaining.min(capacity));
-        state.taken[i] = Some(auction.id);
+        let floor = market.mark_price.and_then(|mark| price_after(market, auction.selling, mark, duration_ms).ok());
         if size.is_positive() {
             let bidder = if auction.selling { MAKER_BUYER } else { MAKER_SELLER };
-            takes.push((take_ts, auction.id, bidder, size));
+            takes.push((take_ts, auction.id, bidder, size, auction.selling, floor));
         }
     }
     takes.sort_by_key(|t| (t.0, t.1));
-    for (take_ts, id, bidder, size) in takes {
+    for (take_ts, id, bidder, size, selling, floor) in takes {
         let line =
             format!(r#"{{"type":"auction_take","ts":{take_ts},"auction":"{id}","bidder":"{bidder}","size":"{size}"}}"#);
         let effects = feed.push(line);
+        for e in effects {
+            if let (EffectKind::AuctionFill { price, .. }, Some(floor)) = (&e.kind, floor) {
+                let below = if selling { *price < floor } else { *price > floor };
+                state.tally.window.fills_below_floor += u64::from(below);
+            }
+        }
         state.tally.absorb(effects, book, take_ts);
     }
     Ok(())

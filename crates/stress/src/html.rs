@@ -73,6 +73,15 @@ pub fn definition(name: &str) -> Option<&'static str> {
         "raised_before_worst_move" => "1 when the policy raised margin before the worst move of the path, else 0.",
         "raised_before_worst_move_share" => "Share of Monte Carlo paths on which the policy raised margin before the worst move.",
         "accounts" | "accounts_with_positions" => "Accounts in the population, and those holding positions.",
+        "fund_draw_marked" => "Fund draw plus the mark-to-market loss of the inventory still unsold at the end: what the fund has paid or still owes on what it carried.",
+        "window_peak_inventory" => "Largest notional of liquidated positions the protocol itself held (its inventory, at mark) at any step of the congestion window: what the fund carried while nobody bid.",
+        "window_peak_inventory_loss" => "Largest mark-to-market loss of that inventory (its cost minus its value at mark) at any step of the congestion window: the loss the fund was exposed to while nobody bid.",
+        "window_inventory_carry" => "Inventory notional held during the congestion window times how long it was held (USDC x hours).",
+        "window_auctions" => "Liquidation auctions that started inside the congestion window.",
+        "no_bid_auctions" => "Of those, auctions nobody bid on (congested makers, drawn at the no-bid fraction).",
+        "late_takes" => "Of those, auctions the makers answered late but before the auction ended (nearer its floor).",
+        "missed_takes" => "Of those, auctions whose late answer would have arrived after the auction ended: no fill, the rest is re-auctioned.",
+        "fills_below_floor" => "Auction fills below the auction's floor (the price the Dutch auction decays to, relative to the live mark). The makers never bid past the auction's end, so this is always 0.",
         _ => return aggregate_definition(name),
     })
 }
@@ -136,6 +145,7 @@ pub fn render(report: &StressReport) -> String {
     for set in &report.charts {
         out.push_str(&map_heat_map(set));
     }
+    out.push_str(&congestion_section(report));
     out.push_str(&definitions(report));
     let settings = serde_json::to_string_pretty(&report.settings).unwrap_or_default();
     let _ = write!(out, "<h2>Settings</h2><p class=\"note\">Everything this run was given (the JSON report has the same).</p><pre>{}</pre>", escape(&settings));
@@ -233,6 +243,11 @@ fn definitions(report: &StressReport) -> String {
             names.extend(result.figures.0.iter().map(|(n, _)| *n));
         }
     }
+    if let Some(c) = &report.congestion {
+        for scope in &c.scopes {
+            names.extend(scope.with.0.iter().map(|(n, _)| *n));
+        }
+    }
     let mut seen = std::collections::BTreeSet::new();
     let mut out = String::from("<h2>What each figure means</h2><p class=\"note\">Amounts are in USDC; a fraction is shown as a percentage.</p><dl class=\"defs\">");
     for name in names.into_iter().filter(|n| seen.insert(*n)) {
@@ -265,6 +280,55 @@ fn figures_table(title: &str, columns: &[(&str, &Figures)]) -> String {
 fn policy_table(title: &str, results: &[PolicyFigures]) -> String {
     let columns: Vec<(&str, &Figures)> = results.iter().map(|r| (r.policy.name(), &r.figures)).collect();
     figures_table(title, &columns)
+}
+
+/// Congested makers: each scope's figures without and with congestion, and the
+/// inventory the protocol carried per fixed scenario.
+fn congestion_section(report: &StressReport) -> String {
+    let Some(c) = &report.congestion else { return String::new() };
+    let mut out = String::from("<h2>Congestion: what the fund carried while nobody bid</h2>");
+    let _ = write!(
+        out,
+        "<p class=\"note\">Assumed behaviour, shown with and without: inside the congestion window (<code>{}</code>) \
+         the backstop makers answer an auction {} ms later than usual, and {:.0}% of the auctions starting in it get \
+         no bid at all (on Maker's Black Thursday auctions gas rose about 6x, keepers froze and 36% of the auctions \
+         were won with zero bids). A late answer past the auction's end is missed. Every run measures the same \
+         window; the columns differ only in the makers.</p>",
+        escape(&c.window),
+        c.delay_ms,
+        c.no_bid_fraction * 100.0
+    );
+    for scope in &c.scopes {
+        let window = scope
+            .window_s
+            .map_or(String::new(), |(a, b)| format!(", window {:.2} h to {:.2} h", a / 3_600.0, b / 3_600.0));
+        let title = format!("{} ({}{})", scope.scope, scope.policy.name(), window);
+        out.push_str(&figures_table(
+            &title,
+            &[("without congestion", &scope.without), ("with congestion", &scope.with)],
+        ));
+    }
+    for chart in &report.congestion_charts {
+        out.push_str(&inventory_chart(chart));
+    }
+    out
+}
+
+/// The protocol's inventory notional per policy, without (solid) and with congestion (dashed).
+pub fn inventory_chart(chart: &crate::report::CongestionChart) -> String {
+    let xs: Vec<Vec<f64>> = chart.traces.iter().map(|(_, t, _)| hours(&t.t_s)).collect();
+    let names: Vec<(String, String)> =
+        chart.traces.iter().map(|(p, _, _)| (p.name().to_string(), format!("{}, congested", p.name()))).collect();
+    let mut series = Vec::new();
+    for (((p, without, with), x), (a, b)) in chart.traces.iter().zip(&xs).zip(&names) {
+        series.push(Series { name: a, color: color(*p), dash: "", x, y: &without.inventory_usdc });
+        series.push(Series { name: b, color: color(*p), dash: "6,3", x, y: &with.inventory_usdc });
+    }
+    let window = chart
+        .window_s
+        .map_or("no window".to_string(), |(a, b)| format!("window {:.2} h to {:.2} h", a / 3_600.0, b / 3_600.0));
+    let title = format!("{}: protocol inventory (USDC at mark), {window}", chart.scenario);
+    line_chart("congestion-inventory", &title, "hours from start", "inventory (USDC)", &series, &[])
 }
 
 fn comparison_table(report: &StressReport) -> String {
@@ -492,6 +556,15 @@ mod tests {
         let runs = vec![RunMetrics::default()];
         for (name, _) in run_figures(&RunMetrics::default()).0.iter().chain(aggregate_figures(&runs).0.iter()) {
             assert!(definition(name).is_some(), "figure {name} has no plain-words definition");
+        }
+    }
+
+    #[test]
+    fn every_congestion_figure_has_a_definition() {
+        let runs = vec![RunMetrics::default()];
+        let single = crate::report::congestion_figures(&RunMetrics::default());
+        for (name, _) in single.0.iter().chain(crate::report::congestion_aggregate(&runs).0.iter()) {
+            assert!(definition(name).is_some(), "congestion figure {name} has no plain-words definition");
         }
     }
 

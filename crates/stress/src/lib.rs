@@ -24,6 +24,7 @@
 
 mod assemble;
 pub mod book;
+pub mod congestion;
 pub mod driver;
 pub mod error;
 pub mod frontier;
@@ -43,6 +44,7 @@ pub mod scenario_file;
 pub mod svg;
 pub mod table;
 
+pub use congestion::{CongestionSettings, CongestionWindow};
 pub use error::{Result, StressError};
 pub use options::{AdvisorSettings, PopulationSource, ScenarioSelection, StressOptions};
 pub use policy::PolicyKind;

@@ -22,6 +22,61 @@ pub struct StepSample {
     pub fund_usdc: f64,
     /// Mark of the primary (first) market.
     pub price: f64,
+    /// The protocol's liquidation inventory: Σ |size| x mark over the fed markets.
+    pub inventory_usdc: f64,
+    /// Its mark-to-market loss: Σ max(0, cost - size x mark) over the fed markets.
+    pub inventory_loss_usdc: f64,
+}
+
+/// What happened inside a run's congestion window (measured in every run, congested
+/// or not, so that the two are read side by side).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowStats {
+    /// Largest inventory notional at a step inside the window.
+    pub peak_inventory_usdc: f64,
+    /// Largest mark-to-market loss of that inventory at a step inside the window.
+    pub peak_inventory_loss_usdc: f64,
+    /// Inventory notional x time inside the window, USDC x hours.
+    pub inventory_usdc_h: f64,
+    /// Auctions that started inside the window.
+    pub auctions: u64,
+    /// Of those, congested: nobody bid.
+    pub no_bid_auctions: u64,
+    /// Congested: answered late, inside the auction.
+    pub late_takes: u64,
+    /// Congested: the late answer would have landed after the auction's end.
+    pub missed_takes: u64,
+    /// Fills below the auction's floor at the live mark (every auction, not only in the window).
+    pub fills_below_floor: u64,
+}
+
+impl WindowStats {
+    /// A step inside the window that lasts `step_ms`.
+    pub fn observe(&mut self, s: &StepSample, step_ms: u64) {
+        self.peak_inventory_usdc = self.peak_inventory_usdc.max(s.inventory_usdc);
+        self.peak_inventory_loss_usdc = self.peak_inventory_loss_usdc.max(s.inventory_loss_usdc);
+        self.inventory_usdc_h += s.inventory_usdc * step_ms as f64 / 3_600_000.0;
+    }
+
+    /// The makers' answer to an auction that started at `start_ts`.
+    pub fn count_answer(
+        &mut self,
+        c: &crate::congestion::Congestion,
+        start_ts: u64,
+        answer: crate::congestion::Answer,
+    ) {
+        use crate::congestion::Answer;
+        if !c.in_window(start_ts) {
+            return;
+        }
+        self.auctions += 1;
+        match answer {
+            Answer::NoBid => self.no_bid_auctions += 1,
+            Answer::Missed => self.missed_takes += 1,
+            Answer::TakeAt(_) if c.active && c.delay_ms > 0 => self.late_takes += 1,
+            Answer::TakeAt(_) => {}
+        }
+    }
 }
 
 /// Liquidations in the primary market at one engine time, for charts.
@@ -61,6 +116,7 @@ pub struct Tally {
     pub oracle_freezes: u64,
     pub margin_changes: u64,
     pub marks: Option<Vec<LiquidationMark>>,
+    pub window: WindowStats,
 }
 
 impl Tally {
@@ -183,6 +239,19 @@ pub struct RunMetrics {
     pub lead_time_s: f64,
     /// Whether margin was raised when the worst fall began.
     pub raised_before_worst: bool,
+    /// The congestion window, seconds from the run's start (`None`: no window).
+    pub window_s: Option<(f64, f64)>,
+    /// What the protocol carried inside the window (see [`WindowStats`]).
+    pub window_peak_inventory_usdc: f64,
+    pub window_peak_inventory_loss_usdc: f64,
+    pub window_inventory_usdc_h: f64,
+    pub window_auctions: u64,
+    pub no_bid_auctions: u64,
+    pub late_takes: u64,
+    pub missed_takes: u64,
+    pub fills_below_floor: u64,
+    /// Mark-to-market loss of the inventory still held after the last step.
+    pub inventory_loss_end_usdc: f64,
 }
 
 /// Window of the worst move the lead time is measured against.
@@ -297,8 +366,30 @@ impl RunMetrics {
             worst_move: worst,
             lead_time_s,
             raised_before_worst,
+            window_s: None,
+            window_peak_inventory_usdc: t.window.peak_inventory_usdc,
+            window_peak_inventory_loss_usdc: t.window.peak_inventory_loss_usdc,
+            window_inventory_usdc_h: t.window.inventory_usdc_h,
+            window_auctions: t.window.auctions,
+            no_bid_auctions: t.window.no_bid_auctions,
+            late_takes: t.window.late_takes,
+            missed_takes: t.window.missed_takes,
+            fills_below_floor: t.window.fills_below_floor,
+            inventory_loss_end_usdc: inventory_loss_end(book, engine),
         }
     }
+}
+
+/// Mark-to-market loss of the inventory left after the run (0 for a gain).
+fn inventory_loss_end(book: &Book, engine: &Engine) -> f64 {
+    book.markets
+        .iter()
+        .map(|m| {
+            let market = &engine.markets()[m.index];
+            let pnl = market.mark_price.map_or(Ok(solvent_core::Quote::ZERO), |p| market.inventory.unrealized_pnl(p));
+            (-pnl.map_or(0.0, quote_f64)).max(0.0)
+        })
+        .sum()
 }
 
 /// Per-step series of one run, for charts.
@@ -308,6 +399,8 @@ pub struct Trace {
     pub price: Vec<f64>,
     pub fund_usdc: Vec<f64>,
     pub margin_usdc: Vec<f64>,
+    /// The protocol's inventory notional after each step.
+    pub inventory_usdc: Vec<f64>,
     pub liquidations: Vec<LiquidationMark>,
     /// Liquidation maps the predictive policy read (time, map), for the heat map.
     pub maps: Vec<(f64, solvent_models::cascade::LiquidationMap)>,
@@ -322,6 +415,7 @@ impl Trace {
             price: samples.iter().map(|s| s.price).collect(),
             fund_usdc: samples.iter().map(|s| s.fund_usdc).collect(),
             margin_usdc: samples.iter().map(|s| s.mm_usdc).collect(),
+            inventory_usdc: samples.iter().map(|s| s.inventory_usdc).collect(),
             liquidations: t.marks.clone().unwrap_or_default(),
             maps: Vec::new(),
             views: Vec::new(),

@@ -83,6 +83,9 @@ pub struct StressOptions {
     pub scenario_file: Option<PathBuf>,
     /// The cascade predictor's evaluation (`paths` 0 = not run).
     pub predictor: crate::predictor::PredictorOptions,
+    /// Settlement delay and congestion of the backstop makers: the static and the
+    /// predictive policy also run congested, beside their runs without congestion.
+    pub congestion: crate::congestion::CongestionSettings,
 }
 
 impl Default for StressOptions {
@@ -108,6 +111,7 @@ impl Default for StressOptions {
             frontier: vec![0.6, 0.8, 1.2, 1.4, 1.6],
             scenario_file: None,
             predictor: crate::predictor::PredictorOptions::default(),
+            congestion: crate::congestion::CongestionSettings::default(),
         }
     }
 }
@@ -159,6 +163,7 @@ impl StressOptions {
             check("frontier", k, k.is_finite() && (0.1..=10.0).contains(&k), "each multiplier must be in 0.1..=10")?;
         }
         self.predictive.validate()?;
+        self.congestion.validate()?;
         let p = self.predictor;
         check("predictor.paths", p.paths, p.paths == 0 || (4..=1_000_000).contains(&p.paths), "0, or 4..=1,000,000")?;
         check("predictor.fall", p.fall, p.fall > 0.0 && p.fall < 1.0, "must be in (0, 1)")?;

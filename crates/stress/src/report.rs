@@ -44,6 +44,7 @@ impl Serialize for Figures {
 pub const USDC: &str = "USDC";
 pub const COUNT: &str = "count";
 pub const FRACTION: &str = "fraction";
+pub const USDC_HOURS: &str = "USDC x hours";
 
 /// The figures of one run.
 pub fn run_figures(m: &RunMetrics) -> Figures {
@@ -154,6 +155,72 @@ pub fn aggregate_figures(runs: &[RunMetrics]) -> Figures {
     f
 }
 
+/// The congestion figures of one run, read beside the same run without congestion.
+pub fn congestion_figures(m: &RunMetrics) -> Figures {
+    let mut f = Figures::default();
+    f.add("fund_draw", m.fund_draw_usdc, USDC);
+    f.add("fund_draw_marked", m.fund_draw_usdc + m.inventory_loss_end_usdc, USDC);
+    f.add("socialized_loss", m.socialized_usdc, USDC);
+    f.add("window_peak_inventory", m.window_peak_inventory_usdc, USDC);
+    f.add("window_peak_inventory_loss", m.window_peak_inventory_loss_usdc, USDC);
+    f.add("window_inventory_carry", m.window_inventory_usdc_h, USDC_HOURS);
+    f.add("unsold_inventory_end", m.unsold_inventory_usdc, USDC);
+    f.add("window_auctions", m.window_auctions as f64, COUNT);
+    f.add("no_bid_auctions", m.no_bid_auctions as f64, COUNT);
+    f.add("late_takes", m.late_takes as f64, COUNT);
+    f.add("missed_takes", m.missed_takes as f64, COUNT);
+    f.add("fills_below_floor", m.fills_below_floor as f64, COUNT);
+    f
+}
+
+/// [`congestion_figures`] over the Monte Carlo paths.
+pub fn congestion_aggregate(runs: &[RunMetrics]) -> Figures {
+    let draws: Vec<f64> = runs.iter().map(|r| r.fund_draw_usdc).collect();
+    let mut f = Figures::default();
+    f.add("paths", runs.len() as f64, COUNT);
+    f.add("fund_draw_mean", mean(runs, |r| r.fund_draw_usdc), USDC);
+    f.add("fund_draw_p99", quantile(&draws, 0.99), USDC);
+    f.add("fund_draw_marked_mean", mean(runs, |r| r.fund_draw_usdc + r.inventory_loss_end_usdc), USDC);
+    f.add("socialized_loss_probability", share(runs, |r| r.socialized_count > 0), FRACTION);
+    f.add("window_peak_inventory_mean", mean(runs, |r| r.window_peak_inventory_usdc), USDC);
+    f.add("window_peak_inventory_max", runs.iter().map(|r| r.window_peak_inventory_usdc).fold(0.0, f64::max), USDC);
+    f.add("window_peak_inventory_loss_mean", mean(runs, |r| r.window_peak_inventory_loss_usdc), USDC);
+    f.add(
+        "window_peak_inventory_loss_max",
+        runs.iter().map(|r| r.window_peak_inventory_loss_usdc).fold(0.0, f64::max),
+        USDC,
+    );
+    f.add("window_inventory_carry_mean", mean(runs, |r| r.window_inventory_usdc_h), USDC_HOURS);
+    f.add("window_auctions_total", runs.iter().map(|r| r.window_auctions as f64).sum(), COUNT);
+    f.add("no_bid_auctions_total", runs.iter().map(|r| r.no_bid_auctions as f64).sum(), COUNT);
+    f.add("late_takes_total", runs.iter().map(|r| r.late_takes as f64).sum(), COUNT);
+    f.add("missed_takes_total", runs.iter().map(|r| r.missed_takes as f64).sum(), COUNT);
+    f.add("fills_below_floor_total", runs.iter().map(|r| r.fills_below_floor as f64).sum(), COUNT);
+    f
+}
+
+/// One scope (a fixed scenario or the Monte Carlo set) under one policy, with and
+/// without congestion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CongestionScope {
+    pub scope: String,
+    pub policy: PolicyKind,
+    /// The congestion window, seconds from the run's start (fixed scenarios; each
+    /// Monte Carlo path has its own).
+    pub window_s: Option<(f64, f64)>,
+    pub without: Figures,
+    pub with: Figures,
+}
+
+/// Settlement delay and congestion of the backstop makers: settings and scopes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CongestionReport {
+    pub delay_ms: u64,
+    pub window: String,
+    pub no_bid_fraction: f64,
+    pub scopes: Vec<CongestionScope>,
+}
+
 /// One policy's figures in a scope.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PolicyFigures {
@@ -249,8 +316,22 @@ pub struct StressReport {
     pub frontier: crate::frontier::Frontier,
     /// The cascade predictor's out-of-sample evaluation (when asked for).
     pub predictor: Option<crate::predictor::PredictorReport>,
+    /// The static and predictive policies with and without congested makers.
+    pub congestion: Option<CongestionReport>,
     #[serde(skip)]
     pub charts: Vec<ChartSet>,
+    /// Per fixed scenario, the traces without and with congestion (HTML only).
+    #[serde(skip)]
+    pub congestion_charts: Vec<CongestionChart>,
+}
+
+/// A fixed scenario's inventory under each policy, without and with congestion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CongestionChart {
+    pub scenario: String,
+    pub window_s: Option<(f64, f64)>,
+    /// (policy, without, with).
+    pub traces: Vec<(PolicyKind, Trace, Trace)>,
 }
 
 impl StressReport {

@@ -157,7 +157,8 @@ pub(crate) fn scale_multiplier(dynamic: &PolicyRuns) -> f64 {
 }
 
 /// Runs the whole stress test. `progress(done, total)` is called from this
-/// thread after every chunk of runs (total = scenarios x (4 policies + frontier)).
+/// thread after every chunk of runs (total = scenarios x (4 policies + frontier +
+/// the congested static and predictive runs)).
 pub fn run(options: &StressOptions, progress: &dyn Fn(u64, u64)) -> Result<StressReport> {
     options.validate()?;
     let config = with_floors(load_config(options)?, &options.frontier, options.predictive.calm_k)?;
@@ -173,14 +174,18 @@ pub fn run(options: &StressOptions, progress: &dyn Fn(u64, u64)) -> Result<Stres
     let dynamic_book = Book { policy: PolicyKind::Dynamic, ..static_book.clone() };
     let predictive_book = Book { policy: PolicyKind::Predictive, ..static_book.clone() };
     let frontier_ks: Vec<f64> = options.frontier.iter().copied().filter(|k| (k - 1.0).abs() > 1e-9).collect();
-    let total = ((fixed.len() + mc_paths) * (4 + frontier_ks.len())) as u64;
+    let congested_books = congested_books(options, &[&static_book, &predictive_book]);
+    let total = ((fixed.len() + mc_paths) * (4 + frontier_ks.len() + congested_books.len())) as u64;
     let mut done = 0;
     progress(0, total);
     let mut tick = |n: u64| {
         done += n;
         progress(done, total);
     };
-    let mut runs = run_pass(&ctx, &[&static_book, &dynamic_book, &predictive_book], mc_paths, &mut tick)?;
+    let mut first: Vec<&Book> = vec![&static_book, &dynamic_book, &predictive_book];
+    first.extend(congested_books.iter());
+    let mut runs = run_pass(&ctx, &first, mc_paths, &mut tick)?;
+    let congested: Vec<PolicyRuns> = runs.drain(3..).collect();
     let multiplier = scale_multiplier(&runs[1]);
     let tiers: Vec<Vec<Tier>> =
         static_book.markets.iter().map(|m| scaled_tiers(&m.static_tiers, multiplier)).collect::<Result<_>>()?;
@@ -210,11 +215,20 @@ pub fn run(options: &StressOptions, progress: &dyn Fn(u64, u64)) -> Result<Stres
         scaled_tiers: &tiers,
     };
     let mut report = crate::assemble::assemble(&inputs, &runs, &frontier_runs, charts);
+    (report.congestion, report.congestion_charts) = crate::assemble::congestion(&inputs, &runs, &congested);
     if options.predictor.paths > 0 {
         let samples = crate::predictor::collect(options, &options.predictor)?;
         report.predictor = Some(crate::predictor::evaluate(&samples, &options.predictor)?);
     }
     Ok(report)
+}
+
+/// The books run again with congested makers (none when the window is off).
+fn congested_books(options: &StressOptions, books: &[&Book]) -> Vec<Book> {
+    if !options.congestion.enabled() {
+        return Vec::new();
+    }
+    books.iter().map(|b| Book { congested: true, ..(*b).clone() }).collect()
 }
 
 /// The configuration with MM floors low enough for the frontier's smallest

@@ -114,6 +114,7 @@ pub fn render(report: &StressReport) -> String {
         );
     }
     frontier(&mut out, report);
+    congestion(&mut out, report);
     if let Some(p) = &report.predictor {
         let _ = writeln!(
             out,
@@ -170,5 +171,45 @@ fn frontier(out: &mut String, report: &StressReport) {
             percent(s.fund_draw_reduction),
             percent(s.socialized_reduction)
         );
+    }
+}
+
+/// Figures shown per congestion scope, without and with congestion.
+const CONGESTION_ROWS: [(&str, &str); 6] = [
+    ("fund_draw", "fund_draw_mean"),
+    ("fund_draw_marked", "fund_draw_marked_mean"),
+    ("window_peak_inventory", "window_peak_inventory_mean"),
+    ("window_peak_inventory_loss", "window_peak_inventory_loss_mean"),
+    ("no_bid_auctions", "no_bid_auctions_total"),
+    ("missed_takes", "missed_takes_total"),
+];
+
+/// Congested makers: each scope without / with congestion.
+fn congestion(out: &mut String, report: &StressReport) {
+    let Some(c) = &report.congestion else { return };
+    let _ = writeln!(
+        out,
+        "\ncongestion (window {}, answers {} ms late, {:.0}% of auctions no bid): without / with",
+        c.window,
+        c.delay_ms,
+        c.no_bid_fraction * 100.0
+    );
+    for scope in &c.scopes {
+        let _ = writeln!(out, "  {} ({})", scope.scope, scope.policy.name());
+        for (single, aggregate) in CONGESTION_ROWS {
+            let name = if scope.without.get(single).is_some() { single } else { aggregate };
+            let (Some(a), Some(b), Some(unit)) =
+                (scope.without.get(name), scope.with.get(name), unit_of(&scope.with, name))
+            else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "    {:<40} {:>16} {:>16}",
+                format!("{name} ({unit})"),
+                format_value(a, unit),
+                format_value(b, unit)
+            );
+        }
     }
 }

@@ -167,7 +167,8 @@ fn html_report_has_the_three_svg_charts_and_no_external_resources() {
     assert!(html.matches("<circle").count() > 0, "liquidations are marked on the price path");
     assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
     let progress = steps.into_inner();
-    let total = ((4 + options.paths) * (4 + options.frontier.len())) as u64;
+    // Four policies, the frontier, and the congested static and predictive runs.
+    let total = ((4 + options.paths) * (4 + options.frontier.len() + 2)) as u64;
     assert_eq!(progress.last(), Some(&(total, total)), "{progress:?}");
     assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0));
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();

@@ -574,3 +574,99 @@ fn a_take_on_a_flipped_auction_is_refused() {
     let live = run.engine.markets()[0].auction.unwrap();
     assert!(!live.selling && live.id == 2);
 }
+
+/// The crash of `serve --demo` (crates/node/src/demo.rs), rebuilt tick for tick as events with
+/// a `clock` per tick: 5 sources every 250 ms, BTC 10,000 and ETH 500 falling 30% over 30 s from
+/// 5 s, whale 300 BTC on 400k, carol 50 BTC on 100k, degen 40 BTC on 60k, dave 800 ETH on 50k.
+/// Without the venue rules it liquidated 1,028 times (whale 314), with penalties down to
+/// 0.0000055. With the embedded default: no account more than 5 times, and no partial close
+/// worth less than the minimum notional (so no penalty under 0.5% of it).
+#[test]
+fn demo_crash_takes_a_handful_of_liquidations_none_under_the_minimum() {
+    const M: u64 = u64::MAX;
+    let mut jitter = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        jitter ^= (jitter << 13) & M;
+        jitter ^= jitter >> 7;
+        jitter ^= (jitter << 17) & M;
+        (jitter >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    };
+    let t0 = 1_700_000_000_000u64;
+    let mut lines = vec![format!(r#"{{"type":"clock","ts":{t0}}}"#)];
+    let deposit = |ts: u64, a: &str, n: u64| {
+        format!(r#"{{"type":"deposit","ts":{ts},"account":"{a}","asset":"USDC","amount":"{n}"}}"#)
+    };
+    let trade = |ts: u64, m: &str, b: &str, s: &str, size: &str, p: f64| {
+        format!(
+            r#"{{"type":"trade","ts":{ts},"market":"{m}","buyer":"{b}","seller":"{s}","size":"{size}","price":"{p:.2}"}}"#
+        )
+    };
+    let mut step = 0;
+    for k in 0..240u64 {
+        let (elapsed, ts) = (k as f64 * 0.25, t0 + k * 250);
+        let factor = 1.0 - 0.30 * ((elapsed - 5.0) / 30.0).clamp(0.0, 1.0);
+        lines.push(format!(r#"{{"type":"clock","ts":{ts}}}"#));
+        for (market, base) in [("BTC-PERP", 10_000.0), ("ETH-PERP", 500.0)] {
+            for source in ["s1", "s2", "s3", "s4", "s5"] {
+                let mut price = base * factor * (1.0 + 0.0005 * next());
+                if (12.0..24.0).contains(&elapsed) && source == "s5" {
+                    price *= 1.05;
+                }
+                lines.push(format!(
+                    r#"{{"type":"price","ts":{ts},"market":"{market}","source":"{source}","price":"{price:.2}"}}"#
+                ));
+            }
+        }
+        let script: [(f64, Vec<String>); 4] = [
+            (
+                1.0,
+                [
+                    ("mm1", 5_000_000),
+                    ("mm2", 1_000_000),
+                    ("whale", 400_000),
+                    ("carol", 100_000),
+                    ("degen", 60_000),
+                    ("dave", 50_000),
+                ]
+                .iter()
+                .map(|(a, n)| deposit(ts, a, *n))
+                .collect(),
+            ),
+            (
+                2.0,
+                vec![
+                    trade(ts, "BTC-PERP", "whale", "mm1", "300", 10_000.0),
+                    trade(ts, "BTC-PERP", "carol", "mm1", "50", 10_000.0),
+                    trade(ts, "BTC-PERP", "degen", "mm1", "40", 10_000.0),
+                    trade(ts, "ETH-PERP", "dave", "mm1", "800", 500.0),
+                ],
+            ),
+            (
+                18.0,
+                vec![format!(r#"{{"type":"withdraw","ts":{ts},"account":"whale","asset":"USDC","amount":"100000"}}"#)],
+            ),
+            (40.0, vec![trade(ts, "BTC-PERP", "mm2", "mm1", "1", 10_000.0 * factor)]),
+        ];
+        while step < script.len() && script[step].0 <= elapsed {
+            lines.extend(script[step].1.iter().cloned());
+            step += 1;
+        }
+    }
+    let mut engine = Engine::new(&Config::embedded_default());
+    let mut effects = Vec::new();
+    for (seq, line) in lines.iter().enumerate() {
+        engine.apply_line(seq as u64 + 1, line.as_bytes(), &mut effects);
+    }
+    let minimum = engine.markets()[0].params.rules.min_liquidation_notional;
+    let mut per_account = std::collections::BTreeMap::<String, u32>::new();
+    for effect in &effects {
+        if let EffectKind::Liquidation { account, closed_size, price, full, .. } = &effect.kind {
+            *per_account.entry(account.clone()).or_default() += 1;
+            let notional = closed_size.checked_abs().unwrap().mul_price(*price);
+            assert!(*full || notional >= minimum, "a partial close under the minimum: {}", effect.to_json_line());
+        }
+    }
+    let accounts: Vec<&str> = per_account.keys().map(String::as_str).collect();
+    assert_eq!(accounts, ["carol", "dave", "degen", "whale"], "every leveraged long is liquidated");
+    assert!(per_account.values().all(|&n| n <= 5), "{per_account:?}");
+}

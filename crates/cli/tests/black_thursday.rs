@@ -210,4 +210,37 @@ fn replay_tells_the_waterfall_in_order() {
     assert!(!effects[btc_frozen..btc_thawed].iter().any(|e| e["type"] == "liquidation" && e["market"] == "BTC-PERP"));
     let adl_effect = &effects[adl];
     assert_eq!(adl_effect["account"], "bear_hi", "the most profitable x leveraged short goes first");
+    crash_shows_a_handful_of_liquidations_and_auctions(&effects);
+}
+
+/// The venue rules of the embedded default (buffer, minimum notional, 20% chunks, backstop):
+/// at most 5 `liquidation` effects per account and market, and at most one live auction per
+/// market at any time. The exact totals are those of the committed file.
+fn crash_shows_a_handful_of_liquidations_and_auctions(effects: &[serde_json::Value]) {
+    let mut per_position = std::collections::BTreeMap::<(String, String), u32>::new();
+    let mut live = std::collections::BTreeMap::<String, String>::new();
+    let (mut liquidations, mut auctions) = (0, 0);
+    for e in effects {
+        let text = |key: &str| e[key].as_str().unwrap_or_default().to_string();
+        match e["type"].as_str() {
+            Some("liquidation") => {
+                liquidations += 1;
+                *per_position.entry((text("account"), text("market"))).or_default() += 1;
+            }
+            Some("auction_started") => {
+                auctions += 1;
+                let previous = live.insert(text("market"), text("auction"));
+                assert!(previous.is_none(), "a second live auction in {}: {e}", text("market"));
+            }
+            Some("auction_ended") => {
+                assert_eq!(live.remove(&text("market")), Some(text("auction")), "{e}");
+            }
+            _ => {}
+        }
+    }
+    let most = per_position.values().max().copied().unwrap_or(0);
+    assert!(most <= 5, "a position was liquidated {most} times: {per_position:?}");
+    assert_eq!(per_position[&("whale".to_string(), "BTC-PERP".to_string())], 5, "five 20% chunks of 400 BTC");
+    assert_eq!((liquidations, auctions), (21, 21), "liquidation and auction_started effects");
+    assert!(live.is_empty(), "every auction ends: {live:?}");
 }

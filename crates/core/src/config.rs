@@ -111,6 +111,97 @@ pub struct MarketParams {
     /// Funding and skew fees (`funding.rs`, docs/margin.md); all off by default.
     #[serde(default)]
     pub perp: PerpParams,
+    /// How partial liquidation is sized and paced (`liquidation/sizing.rs`, docs/liquidation.md
+    /// section 3.1); all off by default, the embedded default sets the venues' figures.
+    #[serde(default)]
+    pub rules: LiquidationRules,
+}
+
+/// The venue rules of partial liquidation. With the defaults (all off) a liquidation closes the
+/// smallest slice that restores MM x (1 + buffer); the embedded default sets dYdX's minimum
+/// notional, Hyperliquid's chunks, cooldown and backstop threshold, and a dust threshold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiquidationRules {
+    /// A partial close is worth at least this at mark, and never leaves a remainder worth less
+    /// (then the whole position closes). dYdX: `min_position_notional_liquidated`; Drift closes in
+    /// full under a small shortage. 0: off.
+    #[serde(default)]
+    pub min_liquidation_notional: Quote,
+    /// A position worth more than this at mark is liquidated in chunks (Hyperliquid: 100k USDC).
+    /// `None`: no chunks.
+    #[serde(default)]
+    pub liquidation_chunk_notional: Option<Quote>,
+    /// One chunk: this fraction of the largest size the position had at a liquidation of its
+    /// current episode (Hyperliquid: 20%), so an episode takes at most 1 / rate liquidations.
+    #[serde(default = "default_liquidation_chunk_rate")]
+    pub liquidation_chunk_rate: Rate,
+    /// After a chunk, the position is not liquidated again for this long (Hyperliquid: 30 s),
+    /// unless the account falls under the backstop threshold.
+    #[serde(default)]
+    pub liquidation_cooldown_ms: u64,
+    /// Below equity < MM x this fraction, the position closes in full at once: no chunk, no
+    /// cooldown (Hyperliquid's backstop liquidation at 2/3 of MM). 0: off (bankruptcy, at equity
+    /// < 0, still closes everything).
+    #[serde(default)]
+    pub backstop_mm_fraction: Rate,
+    /// An account a liquidation leaves with no position, no other collateral and a settlement
+    /// balance in (0, this) has that balance swept to the insurance fund. 0: off.
+    #[serde(default)]
+    pub dust_equity: Quote,
+}
+
+impl Default for LiquidationRules {
+    fn default() -> LiquidationRules {
+        LiquidationRules {
+            min_liquidation_notional: Quote::ZERO,
+            liquidation_chunk_notional: None,
+            liquidation_chunk_rate: default_liquidation_chunk_rate(),
+            liquidation_cooldown_ms: 0,
+            backstop_mm_fraction: Rate::ZERO,
+            dust_equity: Quote::ZERO,
+        }
+    }
+}
+
+/// Longest liquidation cooldown (one hour).
+pub const MAX_LIQUIDATION_COOLDOWN_MS: u64 = 3_600_000;
+
+fn default_liquidation_chunk_rate() -> Rate {
+    Rate::from_raw(20_000_000) // 20%
+}
+
+impl LiquidationRules {
+    /// Whether any rule is on (else liquidation behaves as without them, and the state hash
+    /// leaves them out).
+    pub fn used(&self) -> bool {
+        *self != LiquidationRules::default()
+    }
+
+    /// The bounds (kind `params_out_of_bounds`, naming the field).
+    pub fn validate(&self) -> Result<(), Error> {
+        let out = |field: &str, reason: &str| {
+            Err(Error::ParamsOutOfBounds { field: field.to_string(), reason: reason.to_string() })
+        };
+        if self.min_liquidation_notional.is_negative() {
+            return out("min_liquidation_notional", "must not be negative");
+        }
+        if self.liquidation_chunk_notional.is_some_and(|n| !n.is_positive()) {
+            return out("liquidation_chunk_notional", "must be positive (0 removes it)");
+        }
+        if !self.liquidation_chunk_rate.is_positive() || !self.liquidation_chunk_rate.is_fraction() {
+            return out("liquidation_chunk_rate", "must be in (0, 1]");
+        }
+        if self.liquidation_cooldown_ms > MAX_LIQUIDATION_COOLDOWN_MS {
+            return out("liquidation_cooldown_ms", "at most one hour (3600000 ms)");
+        }
+        if !self.backstop_mm_fraction.is_fraction() {
+            return out("backstop_mm_fraction", "must be in [0, 1]");
+        }
+        if self.dust_equity.is_negative() {
+            return out("dust_equity", "must not be negative");
+        }
+        Ok(())
+    }
 }
 
 /// Funding, skew-fee and exposure-alert parameters of a market. The defaults switch everything
@@ -315,6 +406,7 @@ impl MarketParams {
             return bad("max_trade_deviation must be positive");
         }
         self.perp.validate()?;
+        self.rules.validate()?;
         self.validate_predictive()
     }
 
@@ -471,6 +563,17 @@ pub(crate) struct RawMarket {
     max_funding_velocity: Rate,
     skew_alert: Option<Size>,
     protocol_delta_alert: Option<Quote>,
+    #[serde(default)]
+    min_liquidation_notional: Quote,
+    liquidation_chunk_notional: Option<Quote>,
+    #[serde(default = "default_liquidation_chunk_rate")]
+    liquidation_chunk_rate: Rate,
+    #[serde(default)]
+    liquidation_cooldown_ms: u64,
+    #[serde(default)]
+    backstop_mm_fraction: Rate,
+    #[serde(default)]
+    dust_equity: Quote,
 }
 
 /// A tier in the config file: a [`TierSpec`] and an optional MM floor (config only).
@@ -707,6 +810,14 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
             max_funding_velocity: raw.max_funding_velocity,
             skew_alert: raw.skew_alert,
             protocol_delta_alert: raw.protocol_delta_alert,
+        },
+        rules: LiquidationRules {
+            min_liquidation_notional: raw.min_liquidation_notional,
+            liquidation_chunk_notional: raw.liquidation_chunk_notional,
+            liquidation_chunk_rate: raw.liquidation_chunk_rate,
+            liquidation_cooldown_ms: raw.liquidation_cooldown_ms,
+            backstop_mm_fraction: raw.backstop_mm_fraction,
+            dust_equity: raw.dust_equity,
         },
     };
     params.validate().map_err(invalid)?;

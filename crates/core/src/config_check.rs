@@ -98,6 +98,12 @@ const MARKET_FIELDS: Fields = &[
     ("max_funding_velocity", false, of::<Rate>),
     ("skew_alert", false, of::<Size>),
     ("protocol_delta_alert", false, of::<crate::num::Quote>),
+    ("min_liquidation_notional", false, of::<crate::num::Quote>),
+    ("liquidation_chunk_notional", false, of::<crate::num::Quote>),
+    ("liquidation_chunk_rate", false, of::<Rate>),
+    ("liquidation_cooldown_ms", false, of::<u64>),
+    ("backstop_mm_fraction", false, of::<Rate>),
+    ("dust_equity", false, of::<crate::num::Quote>),
 ];
 
 fn check_table(table: &Table, path: &str, fields: Fields, known: &[&str], problems: &mut Vec<String>) {

@@ -62,10 +62,23 @@ pub struct MarketDump {
     pub incentive_rebate_rate: Rate,
     /// Latest `signal` values for this market by name.
     pub signals: BTreeMap<String, crate::signal::SignalValue>,
+    /// The partial-liquidation rules (docs/liquidation.md section 3.1).
+    pub liquidation_rules: crate::config::LiquidationRules,
+    /// Positions in a chunked liquidation episode, by account name.
+    pub liquidation_episodes: BTreeMap<String, EpisodeDump>,
     /// The liquidation map at the default step and range (`liquidation_map.rs`): in the whole
     /// state dump only (it costs a pass over the accounts), absent before the first mark.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub liquidation_map: Option<crate::liquidation_map::LiquidationMap>,
+}
+
+/// A position being liquidated in chunks.
+#[derive(Serialize)]
+pub struct EpisodeDump {
+    /// The largest |size| at one of the episode's liquidations: a chunk is a fraction of it.
+    pub peak_size: Size,
+    /// No further chunk before this engine ts (unless the backstop threshold is hit).
+    pub cooldown_until_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -200,7 +213,7 @@ impl Engine {
                 .markets
                 .iter()
                 .map(|m| {
-                    let mut dump = market_dump(m);
+                    let mut dump = self.market_dump_of(m);
                     dump.liquidation_map = self
                         .liquidation_map(
                             &m.name,
@@ -236,7 +249,21 @@ impl Engine {
 
     /// One market as in the dump; `None` for an unknown name.
     pub fn market_dump(&self, name: &str) -> Option<MarketDump> {
-        self.markets.iter().find(|m| &*m.name == name).map(market_dump)
+        self.markets.iter().find(|m| &*m.name == name).map(|m| self.market_dump_of(m))
+    }
+
+    /// [`market_dump`] with the liquidation episodes named by account.
+    fn market_dump_of(&self, market: &Market) -> MarketDump {
+        let mut dump = market_dump(market);
+        dump.liquidation_episodes = market
+            .liquidations
+            .iter()
+            .map(|r| {
+                let episode = EpisodeDump { peak_size: r.peak, cooldown_until_ms: r.cooldown_until_ms };
+                (self.accounts[r.account.0 as usize].name.to_string(), episode)
+            })
+            .collect();
+        dump
     }
 
     /// ADL quantiles (1..=5) of the holders of `side` (a signum) in a market.
@@ -363,6 +390,8 @@ fn market_dump(market: &Market) -> MarketDump {
         concentration_addon_rate: target.concentration_addon_rate,
         incentive_rebate_rate: target.incentive_rebate_rate,
         signals: signals_dump(&market.signals),
+        liquidation_rules: target.rules.clone(),
+        liquidation_episodes: BTreeMap::new(),
         liquidation_map: None,
     }
 }

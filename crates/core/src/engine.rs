@@ -104,6 +104,7 @@ impl Engine {
                 phase_in: None,
                 signals: Vec::new(),
                 perp: m.params.perp.used().then(Box::default),
+                liquidations: Vec::new(),
             })
             .collect();
         let market_id = |name: &str| MarketId(markets.iter().position(|m| &*m.name == name).expect("validated") as u16);

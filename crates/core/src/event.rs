@@ -149,6 +149,20 @@ pub struct ParamsUpdate {
     pub incentive_rebate_rate: Option<Rate>,
     /// Funding and skew fields (`funding.rs`).
     pub perp: PerpUpdate,
+    /// Liquidation rules (`liquidation/sizing.rs`).
+    pub rules: RulesUpdate,
+}
+
+/// The liquidation-rule fields of a `params` event: `None` keeps the current value; for
+/// `liquidation_chunk_notional`, `Some(None)` removes it (`"0"` in a line).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RulesUpdate {
+    pub min_liquidation_notional: Option<Quote>,
+    pub liquidation_chunk_notional: Option<Option<Quote>>,
+    pub liquidation_chunk_rate: Option<Rate>,
+    pub liquidation_cooldown_ms: Option<u64>,
+    pub backstop_mm_fraction: Option<Rate>,
+    pub dust_equity: Option<Quote>,
 }
 
 /// The funding and skew fields of a `params` event: `None` keeps the current value; for the
@@ -603,6 +617,18 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         concentration_addon_rate: optional_decimal(fields, "concentration_addon_rate", Rate::parse)?,
         incentive_rebate_rate: optional_decimal(fields, "incentive_rebate_rate", Rate::parse)?,
         perp: parse_perp_update(fields)?,
+        rules: parse_rules_update(fields)?,
+    })
+}
+
+fn parse_rules_update(fields: &mut Fields) -> Result<RulesUpdate, Error> {
+    Ok(RulesUpdate {
+        min_liquidation_notional: optional_decimal(fields, "min_liquidation_notional", Quote::parse)?,
+        liquidation_chunk_notional: removable(fields, "liquidation_chunk_notional", Quote::parse)?,
+        liquidation_chunk_rate: optional_decimal(fields, "liquidation_chunk_rate", Rate::parse)?,
+        liquidation_cooldown_ms: fields.take_u64("liquidation_cooldown_ms")?,
+        backstop_mm_fraction: optional_decimal(fields, "backstop_mm_fraction", Rate::parse)?,
+        dust_equity: optional_decimal(fields, "dust_equity", Quote::parse)?,
     })
 }
 

@@ -102,6 +102,7 @@ impl Engine {
         }
         self.encode_predictive(sink);
         self.encode_perp(sink);
+        self.encode_liquidation_rules(sink);
         // Last, so the ledger part of the encoding is the bytes before the final 32.
         sink.put(&self.effect_chain);
     }
@@ -171,6 +172,37 @@ impl Engine {
                     sink.u8(u8::from(state.skew_alerted));
                     sink.u8(u8::from(state.delta_alerted));
                 }
+            }
+        }
+    }
+
+    /// The liquidation rules and the chunked-liquidation records, appended only when some market
+    /// uses a rule or holds a record (so a state that uses none of it hashes as before). Records
+    /// are written by account name, not id (creation order is not state).
+    fn encode_liquidation_rules(&self, sink: &mut impl Sink) {
+        let used = |m: &Market| m.params.rules.used() || !m.liquidations.is_empty();
+        if !self.markets.iter().any(used) {
+            return;
+        }
+        sink.put(b"liquidation-rules-v1");
+        let mut markets: Vec<&Market> = self.markets.iter().collect();
+        markets.sort_unstable_by_key(|m| &m.name);
+        for market in markets {
+            let r = &market.params.rules;
+            sink.i128(r.min_liquidation_notional.raw());
+            sink.i128(r.liquidation_chunk_notional.map_or(0, |q| q.raw()));
+            sink.i64(r.liquidation_chunk_rate.raw());
+            sink.u64(r.liquidation_cooldown_ms);
+            sink.i64(r.backstop_mm_fraction.raw());
+            sink.i128(r.dust_equity.raw());
+            let mut records: Vec<_> =
+                market.liquidations.iter().map(|rec| (&*self.accounts[rec.account.0 as usize].name, rec)).collect();
+            records.sort_unstable_by_key(|(name, _)| *name);
+            sink.u64(records.len() as u64);
+            for (name, record) in records {
+                sink.str(name);
+                sink.i64(record.peak.raw());
+                sink.u64(record.cooldown_until_ms);
             }
         }
     }

@@ -86,6 +86,7 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     next.concentration_addon_rate = update.concentration_addon_rate.unwrap_or(next.concentration_addon_rate);
     next.incentive_rebate_rate = update.incentive_rebate_rate.unwrap_or(next.incentive_rebate_rate);
     patch_perp(&mut next.perp, &update.perp);
+    patch_rules(&mut next.rules, &update.rules);
     next.validate()?;
     Ok(next)
 }
@@ -101,4 +102,14 @@ fn patch_perp(next: &mut crate::config::PerpParams, update: &crate::event::PerpU
     next.max_funding_velocity = update.max_funding_velocity.unwrap_or(next.max_funding_velocity);
     next.skew_alert = update.skew_alert.unwrap_or(next.skew_alert);
     next.protocol_delta_alert = update.protocol_delta_alert.unwrap_or(next.protocol_delta_alert);
+}
+
+/// The liquidation-rule fields of a `params` event.
+fn patch_rules(next: &mut crate::config::LiquidationRules, update: &crate::event::RulesUpdate) {
+    next.min_liquidation_notional = update.min_liquidation_notional.unwrap_or(next.min_liquidation_notional);
+    next.liquidation_chunk_notional = update.liquidation_chunk_notional.unwrap_or(next.liquidation_chunk_notional);
+    next.liquidation_chunk_rate = update.liquidation_chunk_rate.unwrap_or(next.liquidation_chunk_rate);
+    next.liquidation_cooldown_ms = update.liquidation_cooldown_ms.unwrap_or(next.liquidation_cooldown_ms);
+    next.backstop_mm_fraction = update.backstop_mm_fraction.unwrap_or(next.backstop_mm_fraction);
+    next.dust_equity = update.dust_equity.unwrap_or(next.dust_equity);
 }

@@ -201,6 +201,23 @@ pub struct Market {
     /// Funding and skew-fee state (`funding.rs`); `None` while the market's parameters use none.
     #[serde(default)]
     pub perp: Option<Box<crate::funding::PerpState>>,
+    /// Positions in a chunked liquidation episode (`liquidation/sizing.rs`), sorted by account
+    /// id; a record is dropped once the account holds no position here.
+    #[serde(default)]
+    pub liquidations: Vec<LiquidationRecord>,
+}
+
+/// A position being liquidated in chunks: the largest size it had at one of the episode's
+/// liquidations (a chunk is a fraction of it) and the end of its cooldown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiquidationRecord {
+    pub account: AccountId,
+    /// The position's side when the record was written: a flip ends the episode.
+    pub long: bool,
+    /// |size| at the episode's largest liquidated point (positive).
+    pub peak: Size,
+    /// Engine ts before which no further chunk is taken (unless the backstop threshold is hit).
+    pub cooldown_until_ms: u64,
 }
 
 /// A Dutch auction of a market's liquidation inventory. What is for sale is always the whole
@@ -222,6 +239,11 @@ impl Market {
     /// initial margin reads. Equal to `params` unless an MM phase-in is running.
     pub fn target_params(&self) -> &MarketParams {
         self.phase_in.as_ref().map_or(&self.params, |p| &p.target)
+    }
+
+    /// The chunked-liquidation record of `account` here, if any.
+    pub fn liquidation_record(&self, account: AccountId) -> Option<&LiquidationRecord> {
+        self.liquidations.binary_search_by_key(&account, |r| r.account).ok().map(|i| &self.liquidations[i])
     }
 }
 

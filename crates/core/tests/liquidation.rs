@@ -117,29 +117,44 @@ fn ten_short_of_mm_at_100_closes_1_11111112() {
     assert!(started, "the inventory goes to auction: {out:?}");
 }
 
-/// The worked example: 300 BTC long from 10,000 with 400,000 USDC; liquidation price about 9,163. At 9,150
-/// the deficit is MM - equity = 148,687.5 - 145,000 = 3,687.5; the top bracket (250-300 BTC,
-/// 10% MM, 2.5% penalty) releases (10% - 2.5%) x 9,150 = 686.25 per BTC, so 5.37340620 BTC
-/// (3,687.5 / 686.25 rounded up) close, all from the top bracket.
-#[test]
-fn design_example_partially_liquidated_highest_bracket_first() {
+/// Five sources of BTC-PERP at `price`, a second later.
+fn five(run: &mut Run, price: &str) -> Vec<Effect> {
+    run.ts += 1_000;
+    let mut out = run.line(format!(r#"{{"type":"clock","ts":{}}}"#, run.ts));
+    for source in ["s1", "s2", "s3", "s4", "s5"] {
+        out.extend(run.line(format!(
+            r#"{{"type":"price","ts":{},"market":"BTC-PERP","source":"{source}","price":"{price}"}}"#,
+            run.ts
+        )));
+    }
+    out
+}
+
+/// The embedded default with alice long 300 BTC from 10,000 on 400,000 USDC; `rules_off` first
+/// switches BTC-PERP's venue rules off (buffer 0, no minimum, chunks or backstop).
+fn alice_long_300(rules_off: bool) -> Run {
     let mut run = Run::new(&Config::embedded_default());
-    let five = |run: &mut Run, price: &str| {
-        run.ts += 1_000;
-        run.line(format!(r#"{{"type":"clock","ts":{}}}"#, run.ts));
-        let mut out = Vec::new();
-        for source in ["s1", "s2", "s3", "s4", "s5"] {
-            out.extend(run.line(format!(
-                r#"{{"type":"price","ts":{},"market":"BTC-PERP","source":"{source}","price":"{price}"}}"#,
-                run.ts
-            )));
-        }
-        out
-    };
+    if rules_off {
+        run.line(format!(
+            r#"{{"type":"params","ts":{},"market":"BTC-PERP","liquidation_buffer":"0","min_liquidation_notional":"0","liquidation_chunk_notional":"0","backstop_mm_fraction":"0","dust_equity":"0"}}"#,
+            run.ts
+        ));
+    }
     five(&mut run, "10000");
     run.deposit("alice", "400000");
     run.deposit("bob", "1000000");
     run.trade("BTC-PERP", "alice", "bob", "300", "10000");
+    run
+}
+
+/// The worked example: 300 BTC long from 10,000 with 400,000 USDC; liquidation price about 9,163. At 9,150
+/// the deficit is MM - equity = 148,687.5 - 145,000 = 3,687.5; the top bracket (250-300 BTC,
+/// 10% MM, 2.5% penalty) releases (10% - 2.5%) x 9,150 = 686.25 per BTC, so 5.37340620 BTC
+/// (3,687.5 / 686.25 rounded up) close, all from the top bracket. The venue rules are off here:
+/// this is the exact solve alone (the next test has them on).
+#[test]
+fn design_example_partially_liquidated_highest_bracket_first() {
+    let mut run = alice_long_300(true);
     let dump = run.engine.account_dump("alice").unwrap();
     let liquidation_price = dump.positions["BTC-PERP"].liquidation_price.unwrap();
     assert!(liquidation_price > Price::from_int(9_162).unwrap() && liquidation_price < Price::from_int(9_164).unwrap());
@@ -161,6 +176,75 @@ fn design_example_partially_liquidated_highest_bracket_first() {
     let health = run.engine.health("alice").unwrap();
     assert!(health.equity >= health.maintenance_margin, "{health:?}");
     assert_eq!(run.engine.account("alice").unwrap().positions[0].size, Size::parse("294.6265938").unwrap());
+}
+
+/// The same position under the embedded default's venue rules (Hyperliquid chunks): at 9,150 it
+/// is worth 2,745,000 > 100,000, so one chunk of 20% x 300 = 60 BTC closes (50 from the 10%
+/// bracket, 10 from the 5% one): penalty (50 x 2.5% + 10 x 1%) x 9,150 = 12,352.5, equity
+/// 145,000 - 12,352.5 = 132,647.5 against MM (50 x 2.5% + 190 x 5%) x 9,150 = 98,362.5. A second
+/// later at 8,990 the account is under MM again (94,247.5 < 96,642.5) but above 2/3 of it: the
+/// 30 s cooldown holds it. Once the cooldown is over, the next chunk is again 60 (20% of the
+/// episode's peak of 300), not 20% of 240.
+#[test]
+fn large_position_is_liquidated_in_chunks_with_a_cooldown() {
+    let mut run = alice_long_300(false);
+    let out = five(&mut run, "9150");
+    let chunk_ts = run.ts;
+    assert_eq!(liquidations(&out), vec![("alice".to_string(), Size::from_int(60).unwrap(), q("12352.5"), false)]);
+    let health = run.engine.health("alice").unwrap();
+    assert_eq!((health.equity, health.maintenance_margin), (q("132647.5"), q("98362.5")));
+    let dump = run.engine.market_dump("BTC-PERP").unwrap();
+    assert_eq!(dump.liquidation_episodes["alice"].peak_size, Size::from_int(300).unwrap());
+    assert_eq!(dump.liquidation_episodes["alice"].cooldown_until_ms, chunk_ts + 30_000);
+    let held = five(&mut run, "8990");
+    assert!(liquidations(&held).is_empty(), "the cooldown holds: {held:?}");
+    let health = run.engine.health("alice").unwrap();
+    assert_eq!((health.equity, health.maintenance_margin), (q("94247.5"), q("96642.5")));
+    run.ts = chunk_ts + 29_000;
+    let out = five(&mut run, "8990");
+    assert_eq!(liquidations(&out), vec![("alice".to_string(), Size::from_int(60).unwrap(), q("5394"), false)]);
+    assert_eq!(run.engine.account("alice").unwrap().positions[0].size, Size::from_int(180).unwrap());
+}
+
+/// The safety rule of the cooldown: an account that falls under MM x 2/3 (Hyperliquid's backstop
+/// threshold) is not protected by it. After the 60 BTC chunk at 9,150, a fall to 8,800 within the
+/// cooldown leaves equity 132,647.5 - 240 x 350 = 48,647.5 under 2/3 x MM 94,600 = 63,066.67: the
+/// whole 240 BTC close at once, penalty (50 x 0.5% + 190 x 1%) x 8,800 = 18,920.
+#[test]
+fn below_two_thirds_of_mm_the_cooldown_does_not_protect_the_account() {
+    let mut run = alice_long_300(false);
+    assert_eq!(liquidations(&five(&mut run, "9150")).len(), 1);
+    let out = five(&mut run, "8800");
+    assert_eq!(liquidations(&out), vec![("alice".to_string(), Size::from_int(240).unwrap(), q("18920"), true)]);
+    let health = run.engine.health("alice").unwrap();
+    assert_eq!(health.equity, q("29727.5"));
+    assert!(run.engine.market_dump("BTC-PERP").unwrap().liquidation_episodes.is_empty(), "the episode ends");
+}
+
+/// dYdX's minimum liquidation notional (1,000 USDC in the embedded default) with Drift's buffer
+/// (MM x 1.02): carl is long 2 BTC from 10,000 on 1,000 USDC. At 9,740 his equity is 480 < MM
+/// 2 x 9,740 x 2.5% = 487. The restoring slice is (487 x 1.02 - 480) / ((2.5% x 1.02 - 0.5%) x
+/// 9,740) = 0.0838 BTC, worth 816; the minimum raises it to 1,000 / 9,740 = 0.10266941 BTC
+/// (rounded up), and it stays a partial (1.897 BTC, worth 18,477, remain).
+#[test]
+fn minimum_notional_raises_a_sliver() {
+    let mut run = Run::new(&Config::embedded_default());
+    five(&mut run, "10000");
+    run.deposit("carl", "1000");
+    run.deposit("bob", "1000000");
+    run.trade("BTC-PERP", "carl", "bob", "2", "10000");
+    let out = five(&mut run, "9740");
+    let liq = liquidations(&out);
+    assert_eq!(liq.len(), 1, "{out:?}");
+    let (_, closed, penalty, full) = &liq[0];
+    assert!(!full);
+    let notional = closed.mul_price(Price::from_int(9_740).unwrap());
+    assert!(notional >= q("1000"), "{notional}");
+    assert_eq!(*closed, Size::parse("0.10266941").unwrap());
+    assert_eq!(
+        *penalty,
+        notional.mul_rate(solvent_core::Rate::parse("0.005").unwrap(), solvent_core::Round::Up).unwrap()
+    );
 }
 
 /// A gap through the bankruptcy price: the account's negative equity is paid by the fund.
@@ -489,4 +573,100 @@ fn a_take_on_a_flipped_auction_is_refused() {
     assert_eq!(run.refused(take("02")), "unknown_auction");
     let live = run.engine.markets()[0].auction.unwrap();
     assert!(!live.selling && live.id == 2);
+}
+
+/// The crash of `serve --demo` (crates/node/src/demo.rs), rebuilt tick for tick as events with
+/// a `clock` per tick: 5 sources every 250 ms, BTC 10,000 and ETH 500 falling 30% over 30 s from
+/// 5 s, whale 300 BTC on 400k, carol 50 BTC on 100k, degen 40 BTC on 60k, dave 800 ETH on 50k.
+/// Without the venue rules it liquidated 1,028 times (whale 314), with penalties down to
+/// 0.0000055. With the embedded default: no account more than 5 times, and no partial close
+/// worth less than the minimum notional (so no penalty under 0.5% of it).
+#[test]
+fn demo_crash_takes_a_handful_of_liquidations_none_under_the_minimum() {
+    const M: u64 = u64::MAX;
+    let mut jitter = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        jitter ^= (jitter << 13) & M;
+        jitter ^= jitter >> 7;
+        jitter ^= (jitter << 17) & M;
+        (jitter >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    };
+    let t0 = 1_700_000_000_000u64;
+    let mut lines = vec![format!(r#"{{"type":"clock","ts":{t0}}}"#)];
+    let deposit = |ts: u64, a: &str, n: u64| {
+        format!(r#"{{"type":"deposit","ts":{ts},"account":"{a}","asset":"USDC","amount":"{n}"}}"#)
+    };
+    let trade = |ts: u64, m: &str, b: &str, s: &str, size: &str, p: f64| {
+        format!(
+            r#"{{"type":"trade","ts":{ts},"market":"{m}","buyer":"{b}","seller":"{s}","size":"{size}","price":"{p:.2}"}}"#
+        )
+    };
+    let mut step = 0;
+    for k in 0..240u64 {
+        let (elapsed, ts) = (k as f64 * 0.25, t0 + k * 250);
+        let factor = 1.0 - 0.30 * ((elapsed - 5.0) / 30.0).clamp(0.0, 1.0);
+        lines.push(format!(r#"{{"type":"clock","ts":{ts}}}"#));
+        for (market, base) in [("BTC-PERP", 10_000.0), ("ETH-PERP", 500.0)] {
+            for source in ["s1", "s2", "s3", "s4", "s5"] {
+                let mut price = base * factor * (1.0 + 0.0005 * next());
+                if (12.0..24.0).contains(&elapsed) && source == "s5" {
+                    price *= 1.05;
+                }
+                lines.push(format!(
+                    r#"{{"type":"price","ts":{ts},"market":"{market}","source":"{source}","price":"{price:.2}"}}"#
+                ));
+            }
+        }
+        let script: [(f64, Vec<String>); 4] = [
+            (
+                1.0,
+                [
+                    ("mm1", 5_000_000),
+                    ("mm2", 1_000_000),
+                    ("whale", 400_000),
+                    ("carol", 100_000),
+                    ("degen", 60_000),
+                    ("dave", 50_000),
+                ]
+                .iter()
+                .map(|(a, n)| deposit(ts, a, *n))
+                .collect(),
+            ),
+            (
+                2.0,
+                vec![
+                    trade(ts, "BTC-PERP", "whale", "mm1", "300", 10_000.0),
+                    trade(ts, "BTC-PERP", "carol", "mm1", "50", 10_000.0),
+                    trade(ts, "BTC-PERP", "degen", "mm1", "40", 10_000.0),
+                    trade(ts, "ETH-PERP", "dave", "mm1", "800", 500.0),
+                ],
+            ),
+            (
+                18.0,
+                vec![format!(r#"{{"type":"withdraw","ts":{ts},"account":"whale","asset":"USDC","amount":"100000"}}"#)],
+            ),
+            (40.0, vec![trade(ts, "BTC-PERP", "mm2", "mm1", "1", 10_000.0 * factor)]),
+        ];
+        while step < script.len() && script[step].0 <= elapsed {
+            lines.extend(script[step].1.iter().cloned());
+            step += 1;
+        }
+    }
+    let mut engine = Engine::new(&Config::embedded_default());
+    let mut effects = Vec::new();
+    for (seq, line) in lines.iter().enumerate() {
+        engine.apply_line(seq as u64 + 1, line.as_bytes(), &mut effects);
+    }
+    let minimum = engine.markets()[0].params.rules.min_liquidation_notional;
+    let mut per_account = std::collections::BTreeMap::<String, u32>::new();
+    for effect in &effects {
+        if let EffectKind::Liquidation { account, closed_size, price, full, .. } = &effect.kind {
+            *per_account.entry(account.clone()).or_default() += 1;
+            let notional = closed_size.checked_abs().unwrap().mul_price(*price);
+            assert!(*full || notional >= minimum, "a partial close under the minimum: {}", effect.to_json_line());
+        }
+    }
+    let accounts: Vec<&str> = per_account.keys().map(String::as_str).collect();
+    assert_eq!(accounts, ["carol", "dave", "degen", "whale"], "every leveraged long is liquidated");
+    assert!(per_account.values().all(|&n| n <= 5), "{per_account:?}");
 }

@@ -102,6 +102,12 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
         if matches!(effect.kind, solvent_core::EffectKind::AuctionFill { rebate: Some(_), .. }) {
             *tally.entry("effect auction_fill with a rebate".into()).or_default() += 1;
         }
+        if let solvent_core::EffectKind::Insurance { reason, .. } = &effect.kind {
+            *tally.entry(format!("effect insurance {reason}")).or_default() += 1;
+        }
+    }
+    if harness.engine.markets().iter().any(|m| !m.liquidations.is_empty()) {
+        *tally.entry("chunk episode open".into()).or_default() += 1;
     }
     if let (Outcome::Accepted, Some(Event::Trade(t))) = (&outcome, harness.steps.last().unwrap().meaning()) {
         if t.buyer_isolated || t.seller_isolated {
@@ -209,7 +215,8 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("clock: time_backwards", 15),
         ("raw_line: invalid_json", 25),
         ("effect oracle_frozen", 200),
-        ("effect liquidation", 40),
+        ("effect liquidation", 30),
+        ("chunk episode open", 100),
         ("effect funding", 100),
         ("isolated_margin: accepted", 150),
         ("trade isolated: accepted", 25),

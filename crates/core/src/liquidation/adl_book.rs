@@ -47,6 +47,8 @@ pub(crate) struct WaterfallScratch {
     pub work: u64,
     /// The undo log of the account step being applied: what it is allowed to write, as it was.
     pub undo: Option<StepUndo>,
+    /// Chunk records the account step being applied will write once it commits.
+    pub records: Vec<(MarketId, crate::state::LiquidationRecord)>,
 }
 
 /// Everything one account's waterfall step may write, as it was before the step: accounts are

@@ -30,7 +30,7 @@ use crate::engine::Engine;
 use crate::margin::Health;
 use crate::num::{Overflow, Price, Quote, Size};
 use crate::risk_index::scan::ScanContext;
-use crate::state::{Account, AccountId, Asset, Market, MarketId, Position};
+use crate::state::{Account, AccountId, Asset, LiquidationRecord, Market, MarketId, Position};
 use crate::trade::fill;
 
 /// The markets an account's liquidation step closes, in order (see `Engine::close_order`).
@@ -140,8 +140,10 @@ impl Engine {
     /// Run the waterfall until no account is below maintenance (or the round bound is hit).
     pub(crate) fn settle_risk(&mut self, seq: u64, out: &mut Vec<Effect>) {
         self.waterfall.start();
+        self.prune_liquidation_records();
         self.expire_auctions(seq, out);
         for round in 0..=MAX_ROUNDS {
+            let effects_before_round = out.len();
             self.repay_bad_debt(seq, out);
             let candidates = self.liquidation_candidates();
             if candidates.is_empty() {
@@ -162,9 +164,11 @@ impl Engine {
                 let step = self.liquidate_account(id, seq, out);
                 if step.is_ok() {
                     self.commit_step();
+                    self.write_liquidation_records();
                 } else {
                     // Nothing of the step stays: not the fund's cover, not half an ADL.
                     self.abort_step(out);
+                    self.waterfall.records.clear();
                     let name = self.accounts[id.0 as usize].name.to_string();
                     self.alert(
                         seq,
@@ -176,8 +180,15 @@ impl Engine {
                 }
             }
             self.socialize_pending(seq, out);
+            if out.len() == effects_before_round {
+                // A round that emitted nothing changed nothing: every candidate left is held by
+                // its chunk cooldown (above the backstop threshold), and the next round would
+                // find the same.
+                break;
+            }
         }
         self.waterfall.finish();
+        self.prune_liquidation_records();
         // Liquidations may have sold out or flipped an inventory: end those auctions now.
         self.expire_auctions(seq, out);
         self.start_auctions(seq, out);
@@ -332,16 +343,18 @@ impl Engine {
         };
         debug_assert_eq!(Ok(own_mm), crate::margin::position_mm(&market.params, size_abs, mark));
         let other_mm = before.maintenance_margin.checked_sub(own_mm)?;
-        let partial = sizing::partial_close_given(&market.params, size_abs, mark, before.equity, other_mm, own_mm)?;
-        // The search's own penalty and remaining MM for the size it found; a full close has no
-        // remaining MM.
-        let close = match partial {
-            Some(close) if close.size.is_positive() && close.size < size_abs => close,
-            _ => sizing::Close {
-                size: size_abs,
-                penalty: sizing::penalty(&market.params, size_abs, size_abs, mark)?,
-                remaining_mm: Quote::ZERO,
-            },
+        let step = sizing::Step {
+            size_abs,
+            mark,
+            equity: before.equity,
+            account_mm: before.maintenance_margin,
+            own_mm,
+            record: market.liquidation_record(id).copied(),
+            now_ms: self.last_ts,
+        };
+        let (close, kind) = match sizing::plan(&market.params, &step, other_mm)? {
+            sizing::Plan::Hold => return Ok(before),
+            sizing::Plan::Close { close, kind } => (close, kind),
         };
         debug_assert_eq!(Ok(close.penalty), sizing::penalty(&market.params, size_abs, close.size, mark));
         let (closed_abs, full) = (close.size, close.size == size_abs);
@@ -380,7 +393,71 @@ impl Engine {
         if penalty.is_positive() {
             self.push_insurance(seq, out, "liquidation_penalty", penalty, Some(name));
         }
+        if kind == sizing::PlanKind::Chunk && !full {
+            let market = &self.markets[market_id.0 as usize];
+            let peak = step.record.map_or(size_abs, |r| r.peak.max(size_abs));
+            let cooldown_until_ms = self.last_ts.saturating_add(market.params.rules.liquidation_cooldown_ms);
+            let record = LiquidationRecord { account: id, long: position.size.is_positive(), peak, cooldown_until_ms };
+            self.waterfall.records.push((market_id, record));
+        }
+        if full {
+            return self.sweep_dust(id, market_id, after, seq, out);
+        }
         Ok(after)
+    }
+
+    /// Dust: an account a full close left with no position, no other collateral and a
+    /// settlement balance in (0, `dust_equity`) pays that balance to the insurance fund, so no
+    /// account is left holding a remainder of a few units of 10^-16 (value moved, never created).
+    fn sweep_dust(
+        &mut self,
+        id: AccountId,
+        market_id: MarketId,
+        after: StepHealth,
+        seq: u64,
+        out: &mut Vec<Effect>,
+    ) -> Result<StepHealth, Overflow> {
+        let dust = self.markets[market_id.0 as usize].params.rules.dust_equity;
+        let account = &self.accounts[id.0 as usize];
+        let balance = account.settlement;
+        if !account.positions.is_empty() || !account.collateral.is_empty() || !balance.is_positive() || balance >= dust
+        {
+            return Ok(after);
+        }
+        debug_assert_eq!(after.equity, balance, "a flat account with no other collateral has equity = balance");
+        let (fund, bad_debt) = bankruptcy::fund_after(self.insurance_fund, self.bad_debt, balance)?;
+        self.account_mut(id).settlement = Quote::ZERO;
+        self.write_fund(fund, bad_debt);
+        let name = String::from(&*self.accounts[id.0 as usize].name);
+        self.push_insurance(seq, out, "dust", balance, Some(name));
+        Ok(StepHealth { equity: Quote::ZERO, ..after })
+    }
+
+    /// Keep the chunk records of positions that still exist on the same side; drop the rest
+    /// (closed, flipped, or deleveraged away). Run before and after each waterfall.
+    fn prune_liquidation_records(&mut self) {
+        for i in 0..self.markets.len() {
+            if self.markets[i].liquidations.is_empty() {
+                continue;
+            }
+            let accounts = &self.accounts;
+            let market = MarketId(i as u16);
+            self.markets[i].liquidations.retain(|r| {
+                let size = accounts[r.account.0 as usize].size(market);
+                !size.is_zero() && size.is_positive() == r.long
+            });
+        }
+    }
+
+    /// Write the chunk records of a committed account step (a failed step leaves none).
+    fn write_liquidation_records(&mut self) {
+        for (market_id, record) in std::mem::take(&mut self.waterfall.records) {
+            let records = &mut self.markets[market_id.0 as usize].liquidations;
+            match records.binary_search_by_key(&record.account, |r| r.account) {
+                Ok(i) => records[i] = record,
+                Err(i) => records.insert(i, record),
+            }
+        }
     }
 
     /// Move `closed` (signed, same side as the account's position) from the account to the

@@ -180,6 +180,100 @@ pub fn partial_close_given(
     }
 }
 
+/// What the venue rules ([`crate::config::LiquidationRules`]) make of one position's step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// Close this (a full close when `close.size` is the whole position).
+    Close { close: Close, kind: PlanKind },
+    /// Nothing now: the position is in its chunk cooldown and the account is above the backstop
+    /// threshold.
+    Hold,
+}
+
+/// Which rule sized a close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanKind {
+    /// The smallest restoring slice (raised to the minimum notional), or all of it.
+    Restore,
+    /// One chunk of a large position: a cooldown follows.
+    Chunk,
+    /// Equity under MM x `backstop_mm_fraction`: the whole position at once.
+    Backstop,
+}
+
+/// The position and account a plan is made for.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    pub size_abs: Size,
+    pub mark: Price,
+    /// The account's equity and MM before the step; `own_mm` is this position's MM.
+    pub equity: Quote,
+    pub account_mm: Quote,
+    pub own_mm: Quote,
+    /// The position's chunk record, if it is in an episode.
+    pub record: Option<crate::state::LiquidationRecord>,
+    pub now_ms: u64,
+}
+
+/// Whether equity is under the backstop threshold: equity < ceil(MM x fraction) (rounded up:
+/// the full close comes no later). Always false with the fraction at 0.
+pub fn below_backstop(params: &MarketParams, equity: Quote, account_mm: Quote) -> Result<bool, Overflow> {
+    let fraction = params.rules.backstop_mm_fraction;
+    if !fraction.is_positive() {
+        return Ok(false);
+    }
+    Ok(equity < account_mm.mul_rate(fraction, Round::Up)?)
+}
+
+/// Whether the position is liquidated in chunks: chunks are configured and it is in an episode
+/// already, or it is worth more than `liquidation_chunk_notional` at mark.
+pub fn chunked(params: &MarketParams, step: &Step) -> bool {
+    match params.rules.liquidation_chunk_notional {
+        None => false,
+        Some(limit) => step.record.is_some() || step.size_abs.mul_price(step.mark) > limit,
+    }
+}
+
+/// The venue rules applied to one position (docs/liquidation.md section 3.1), in this order:
+/// under the backstop threshold, everything; a chunked position in its cooldown, nothing; a
+/// chunked position, one chunk (`liquidation_chunk_rate` x the episode's peak size, rounded up);
+/// else the smallest restoring slice. Then a partial close is raised to the minimum notional,
+/// and becomes a full close when what it leaves is worth less than that minimum.
+pub fn plan(params: &MarketParams, step: &Step, other_mm: Quote) -> Result<Plan, Overflow> {
+    let full = |kind| -> Result<Plan, Overflow> {
+        let close = Close {
+            size: step.size_abs,
+            penalty: penalty(params, step.size_abs, step.size_abs, step.mark)?,
+            remaining_mm: Quote::ZERO,
+        };
+        Ok(Plan::Close { close, kind })
+    };
+    if below_backstop(params, step.equity, step.account_mm)? {
+        return full(PlanKind::Backstop);
+    }
+    let (wanted, kind) = if chunked(params, step) {
+        if step.record.is_some_and(|r| step.now_ms < r.cooldown_until_ms) {
+            return Ok(Plan::Hold);
+        }
+        let peak = step.record.map_or(step.size_abs, |r| r.peak.max(step.size_abs));
+        (Some(peak.mul_rate(params.rules.liquidation_chunk_rate, Round::Up)?), PlanKind::Chunk)
+    } else {
+        let close = partial_close_given(params, step.size_abs, step.mark, step.equity, other_mm, step.own_mm)?;
+        (close.map(|c| c.size), PlanKind::Restore)
+    };
+    let Some(mut size) = wanted.filter(|q| q.is_positive() && *q < step.size_abs) else { return full(kind) };
+    let minimum = params.rules.min_liquidation_notional;
+    if minimum.is_positive() {
+        size = size.max(minimum.div_price(step.mark, Round::Up)?);
+        if size >= step.size_abs || step.size_abs.checked_sub(size)?.mul_price(step.mark) < minimum {
+            return full(kind);
+        }
+    }
+    let remaining_mm = margin::position_mm(params, step.size_abs.checked_sub(size)?, step.mark)?;
+    let close = Close { size, penalty: penalty(params, step.size_abs, size, step.mark)?, remaining_mm };
+    Ok(Plan::Close { close, kind })
+}
+
 /// Bisection over raw sizes in [1, size_abs - 1] for the smallest restoring size; 64 steps bound it.
 fn smallest_by_bisection(
     size_abs: Size,
@@ -326,7 +420,98 @@ mod tests {
         let mut params = Config::embedded_default().markets[0].params.clone();
         params.tiers =
             vec![Tier { from_raw: 0, mm_rate: Rate::parse(mm).unwrap(), penalty_rate: Rate::parse(pen).unwrap() }];
+        // The worked examples are stated without the venue rules of the embedded default.
+        params.liquidation_buffer = Rate::ZERO;
+        params.rules = crate::config::LiquidationRules::default();
         params
+    }
+
+    /// A step for a 100-unit long at 100 (one tier at 10% MM: MM 1,000) with `equity`.
+    fn step_at(equity: i64, record: Option<crate::state::LiquidationRecord>, now_ms: u64) -> Step {
+        let mm = Quote::from_int(1_000).unwrap();
+        Step {
+            size_abs: Size::from_int(100).unwrap(),
+            mark: Price::from_int(100).unwrap(),
+            equity: Quote::from_int(equity).unwrap(),
+            account_mm: mm,
+            own_mm: mm,
+            record,
+            now_ms,
+        }
+    }
+
+    fn planned(params: &MarketParams, step: &Step) -> (Size, PlanKind) {
+        match plan(params, step, Quote::ZERO).unwrap() {
+            Plan::Close { close, kind } => (close.size, kind),
+            Plan::Hold => panic!("held"),
+        }
+    }
+
+    #[test]
+    fn minimum_notional_raises_a_sliver_and_closes_a_small_remainder() {
+        let mut params = one_tier("0.10", "0.01");
+        // Without the rule: 1.11111112 (worth 111.11).
+        assert_eq!(planned(&params, &step_at(990, None, 0)), (Size::parse("1.11111112").unwrap(), PlanKind::Restore));
+        // dYdX-style minimum of 1,000 at mark 100: at least 10 units.
+        params.rules.min_liquidation_notional = Quote::from_int(1_000).unwrap();
+        assert_eq!(planned(&params, &step_at(990, None, 0)), (Size::from_int(10).unwrap(), PlanKind::Restore));
+        // 19 units (1,900): the minimum slice of 10 would leave 900 < 1,000, so all 19 close.
+        let mut step = step_at(990, None, 0);
+        step.size_abs = Size::from_int(19).unwrap();
+        step.own_mm = margin::position_mm(&params, step.size_abs, step.mark).unwrap();
+        step.account_mm = step.own_mm;
+        step.equity = step.own_mm.checked_sub(Quote::from_int(1).unwrap()).unwrap();
+        assert_eq!(planned(&params, &step), (Size::from_int(19).unwrap(), PlanKind::Restore));
+        // 20 units: 10 close and 10 (1,000) stay.
+        step.size_abs = Size::from_int(20).unwrap();
+        step.own_mm = margin::position_mm(&params, step.size_abs, step.mark).unwrap();
+        step.account_mm = step.own_mm;
+        step.equity = step.own_mm.checked_sub(Quote::from_int(1).unwrap()).unwrap();
+        assert_eq!(planned(&params, &step), (Size::from_int(10).unwrap(), PlanKind::Restore));
+    }
+
+    #[test]
+    fn large_positions_close_in_chunks_of_the_peak_with_a_cooldown() {
+        let mut params = one_tier("0.10", "0.01");
+        params.rules.liquidation_chunk_notional = Some(Quote::from_int(5_000).unwrap());
+        params.rules.liquidation_cooldown_ms = 30_000;
+        // Worth 10,000 > 5,000: a 20% chunk, though 1.11 would restore.
+        assert_eq!(planned(&params, &step_at(990, None, 0)), (Size::from_int(20).unwrap(), PlanKind::Chunk));
+        // In an episode that peaked at 150: 30 per chunk, once the cooldown is over.
+        let record = crate::state::LiquidationRecord {
+            account: crate::state::AccountId(0),
+            long: true,
+            peak: Size::from_int(150).unwrap(),
+            cooldown_until_ms: 30_000,
+        };
+        assert_eq!(plan(&params, &step_at(990, Some(record), 29_999), Quote::ZERO).unwrap(), Plan::Hold);
+        assert_eq!(
+            planned(&params, &step_at(990, Some(record), 30_000)),
+            (Size::from_int(30).unwrap(), PlanKind::Chunk)
+        );
+    }
+
+    /// The safety rule: under MM x backstop fraction neither the cooldown nor the chunk size
+    /// protects the position; it closes in full at once.
+    #[test]
+    fn below_the_backstop_threshold_the_cooldown_does_not_hold() {
+        let mut params = one_tier("0.10", "0.01");
+        params.rules.liquidation_chunk_notional = Some(Quote::from_int(5_000).unwrap());
+        params.rules.liquidation_cooldown_ms = 30_000;
+        params.rules.backstop_mm_fraction = Rate::parse("0.66666667").unwrap();
+        let record = crate::state::LiquidationRecord {
+            account: crate::state::AccountId(0),
+            long: true,
+            peak: Size::from_int(100).unwrap(),
+            cooldown_until_ms: 30_000,
+        };
+        // ceil(1,000 x 0.66666667) = 666.66667: 667 is above it (held), 666 below (all of it).
+        assert_eq!(plan(&params, &step_at(667, Some(record), 0), Quote::ZERO).unwrap(), Plan::Hold);
+        assert_eq!(
+            planned(&params, &step_at(666, Some(record), 0)),
+            (Size::from_int(100).unwrap(), PlanKind::Backstop)
+        );
+        assert_eq!(planned(&params, &step_at(666, None, 0)), (Size::from_int(100).unwrap(), PlanKind::Backstop));
     }
 
     #[test]

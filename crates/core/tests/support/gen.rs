@@ -191,8 +191,33 @@ pub fn to_json_line(event: &Event) -> String {
                 fields.push(("adl_enabled", enabled.into()));
             }
             perp_fields(&p.perp, &mut fields);
+            rules_fields(&p.rules, &mut fields);
             obj(fields)
         }
+    }
+}
+
+/// The liquidation-rule fields of a `params` line (a removed chunk threshold is written "0").
+fn rules_fields(r: &solvent_core::event::RulesUpdate, fields: &mut Vec<(&'static str, Value)>) {
+    if let Some(v) = r.min_liquidation_notional {
+        fields.push(("min_liquidation_notional", dec(v)));
+    }
+    match r.liquidation_chunk_notional {
+        None => {}
+        Some(None) => fields.push(("liquidation_chunk_notional", "0".into())),
+        Some(Some(v)) => fields.push(("liquidation_chunk_notional", dec(v))),
+    }
+    if let Some(v) = r.liquidation_chunk_rate {
+        fields.push(("liquidation_chunk_rate", dec(v)));
+    }
+    if let Some(v) = r.liquidation_cooldown_ms {
+        fields.push(("liquidation_cooldown_ms", v.into()));
+    }
+    if let Some(v) = r.backstop_mm_fraction {
+        fields.push(("backstop_mm_fraction", dec(v)));
+    }
+    if let Some(v) = r.dust_equity {
+        fields.push(("dust_equity", dec(v)));
     }
 }
 
@@ -396,6 +421,18 @@ pub enum ParamsChange {
     BadIm,
     /// mark = index + EMA of the basis (0: mark = index).
     MarkEma(u64),
+    /// The venue rules of partial liquidation: buffer (bp), minimum notional (units), chunk
+    /// threshold (units; 0: no chunks), chunk rate (%), cooldown (ms), backstop fraction (%),
+    /// dust threshold (units of 0.01).
+    Rules {
+        buffer_bp: u32,
+        min_notional: u32,
+        chunk_notional: u32,
+        chunk_pct: u32,
+        cooldown_ms: u64,
+        backstop_pct: u32,
+        dust_cents: u32,
+    },
     /// Predictive margin: an IM add-on, an MM phase-in and a raise (or cut) of the current target
     /// rates by `raise_pct` percent, same brackets; sometimes an open-interest cap.
     Predictive {
@@ -500,6 +537,18 @@ fn params_change() -> impl Strategy<Value = ParamsChange> {
         1 => Just(ParamsChange::BasisWithoutTiers),
         1 => Just(ParamsChange::BadIm),
         2 => prop_oneof![Just(0u64), 500u64..30_000].prop_map(ParamsChange::MarkEma),
+        3 => (
+            prop_oneof![Just(0u32), 1u32..500],
+            prop_oneof![Just(0u32), 1u32..5_000],
+            prop_oneof![Just(0u32), 1_000u32..200_000],
+            1u32..=100,
+            prop_oneof![Just(0u64), 1_000u64..60_000],
+            prop_oneof![Just(0u32), 1u32..=100],
+            0u32..500,
+        )
+            .prop_map(|(buffer_bp, min_notional, chunk_notional, chunk_pct, cooldown_ms, backstop_pct, dust_cents)| {
+                ParamsChange::Rules { buffer_bp, min_notional, chunk_notional, chunk_pct, cooldown_ms, backstop_pct, dust_cents }
+            }),
         4 => (
             prop_oneof![Just(0u32), 1u32..500],
             prop_oneof![Just(0u64), 100u64..20_000],
@@ -1277,6 +1326,27 @@ fn build_params(engine: &Engine, ts: u64, market: usize, change: &ParamsChange) 
             (ParamsUpdate { tier_basis: Some(other), ..base }, Expect::Reject("invalid_params"))
         }
         ParamsChange::MarkEma(ms) => (ParamsUpdate { mark_ema_ms: Some(*ms), ..base }, Expect::Accept),
+        ParamsChange::Rules {
+            buffer_bp,
+            min_notional,
+            chunk_notional,
+            chunk_pct,
+            cooldown_ms,
+            backstop_pct,
+            dust_cents,
+        } => {
+            let units = |n: u32| Quote::from_raw(i128::from(n) * Quote::ONE_RAW);
+            let rules = solvent_core::event::RulesUpdate {
+                min_liquidation_notional: Some(units(*min_notional)),
+                liquidation_chunk_notional: Some((*chunk_notional > 0).then(|| units(*chunk_notional))),
+                liquidation_chunk_rate: Some(Rate::from_raw(i64::from(*chunk_pct) * 1_000_000)),
+                liquidation_cooldown_ms: Some(*cooldown_ms),
+                backstop_mm_fraction: Some(Rate::from_raw(i64::from(*backstop_pct) * 1_000_000)),
+                dust_equity: Some(Quote::from_raw(i128::from(*dust_cents) * Quote::ONE_RAW / 100)),
+            };
+            let buffer = Some(Rate::from_raw(i64::from(*buffer_bp) * 10_000));
+            (ParamsUpdate { liquidation_buffer: buffer, rules, ..base }, Expect::Accept)
+        }
         ParamsChange::Funding {
             enabled,
             interval_ms,

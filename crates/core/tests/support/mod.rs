@@ -88,7 +88,9 @@ pub fn check_maintenance(engine: &Engine, memo: &mut reference::Memo) -> Result<
         let health = memo.health(account, engine.assets(), engine.markets())?;
         let show = reference::show_raw;
         if account.positions.iter().any(|p| !frozen(p.market)) {
-            if health.equity_raw < health.mm_raw {
+            if health.equity_raw < health.mm_raw
+                && !held_by_cooldown(engine, account, &health.equity_raw, &health.mm_raw)
+            {
                 return Err(format!(
                     "invariant 3: account {} stays below maintenance: equity {} < MM {} with a position in a live \
                      market",
@@ -109,6 +111,27 @@ pub fn check_maintenance(engine: &Engine, memo: &mut reference::Memo) -> Result<
         }
     }
     Ok(())
+}
+
+/// The one exception to invariant 3 (docs/liquidation.md section 3.1): an account may stay under
+/// MM while every live position of it is in a chunk cooldown (Hyperliquid) at the engine clock,
+/// its equity is not negative (bankruptcy is never held) and, in every such market, not under MM
+/// x `backstop_mm_fraction` (exact: equity < MM x fraction is the backstop's full close; the engine
+/// rounds the threshold up, so it closes no later).
+fn held_by_cooldown(engine: &Engine, account: &Account, equity_raw: &BigInt, mm_raw: &BigInt) -> bool {
+    if equity_raw < &BigInt::zero() {
+        return false;
+    }
+    let id = engine.account_id(&account.name).expect("a listed account");
+    account.positions.iter().filter(|p| !engine.markets()[p.market.0 as usize].frozen).all(|p| {
+        let market = &engine.markets()[p.market.0 as usize];
+        let rules = &market.params.rules;
+        let cooling = rules.liquidation_chunk_notional.is_some()
+            && market.liquidation_record(id).is_some_and(|r| engine.last_ts() < r.cooldown_until_ms);
+        let fraction = BigInt::from(rules.backstop_mm_fraction.raw());
+        let one = BigInt::from(solvent_core::Rate::ONE_RAW);
+        cooling && equity_raw * &one >= mm_raw * &fraction
+    })
 }
 
 /// Invariant 1, exact, per asset. Settlement asset: net transfers = account balances + unrealized

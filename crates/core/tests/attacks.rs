@@ -138,7 +138,7 @@ fn off_mark_closing_trade_is_refused() {
 fn mass_bankruptcy(pairs: usize) -> (u64, usize, usize) {
     let mut seq = 0;
     let mut engine = priced_engine(&mut seq);
-    // The embedded default's backstop (a full close under 2/3 of MM) would close most longs
+    // The embedded default's backstop (a full close under 1/3 of MM) would close many longs
     // before they are bankrupt; this measures the work of bankruptcies, so the rules are off.
     let rules_off = r#"{"type":"params","ts":2000,"market":"BTC-PERP","liquidation_buffer":"0","min_liquidation_notional":"0","liquidation_chunk_notional":"0","backstop_mm_fraction":"0","dust_equity":"0"}"#;
     accepted(&mut engine, &mut seq, rules_off);

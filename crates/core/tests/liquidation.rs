@@ -182,7 +182,7 @@ fn design_example_partially_liquidated_highest_bracket_first() {
 /// is worth 2,745,000 > 100,000, so one chunk of 20% x 300 = 60 BTC closes (50 from the 10%
 /// bracket, 10 from the 5% one): penalty (50 x 2.5% + 10 x 1%) x 9,150 = 12,352.5, equity
 /// 145,000 - 12,352.5 = 132,647.5 against MM (50 x 2.5% + 190 x 5%) x 9,150 = 98,362.5. A second
-/// later at 8,990 the account is under MM again (94,247.5 < 96,642.5) but above 2/3 of it: the
+/// later at 8,990 the account is under MM again (94,247.5 < 96,642.5) but above 1/3 of it: the
 /// 30 s cooldown holds it. Once the cooldown is over, the next chunk is again 60 (20% of the
 /// episode's peak of 300), not 20% of 240.
 #[test]
@@ -206,18 +206,19 @@ fn large_position_is_liquidated_in_chunks_with_a_cooldown() {
     assert_eq!(run.engine.account("alice").unwrap().positions[0].size, Size::from_int(180).unwrap());
 }
 
-/// The safety rule of the cooldown: an account that falls under MM x 2/3 (Hyperliquid's backstop
-/// threshold) is not protected by it. After the 60 BTC chunk at 9,150, a fall to 8,800 within the
-/// cooldown leaves equity 132,647.5 - 240 x 350 = 48,647.5 under 2/3 x MM 94,600 = 63,066.67: the
-/// whole 240 BTC close at once, penalty (50 x 0.5% + 190 x 1%) x 8,800 = 18,920.
+/// The safety rule of the cooldown: an account that falls under MM x 1/3 (the embedded
+/// default's backstop threshold; Hyperliquid uses 2/3) is not protected by it. After the 60 BTC
+/// chunk at 9,150, a fall to 8,700 within the cooldown leaves equity 132,647.5 - 240 x 450 =
+/// 24,647.5 under 1/3 x MM (50 x 2.5% + 190 x 5%) x 8,700 / 3 = 31,175: the whole 240 BTC close at
+/// once, penalty (50 x 0.5% + 190 x 1%) x 8,700 = 18,705.
 #[test]
-fn below_two_thirds_of_mm_the_cooldown_does_not_protect_the_account() {
+fn below_the_backstop_threshold_the_cooldown_does_not_protect_the_account() {
     let mut run = alice_long_300(false);
     assert_eq!(liquidations(&five(&mut run, "9150")).len(), 1);
-    let out = five(&mut run, "8800");
-    assert_eq!(liquidations(&out), vec![("alice".to_string(), Size::from_int(240).unwrap(), q("18920"), true)]);
+    let out = five(&mut run, "8700");
+    assert_eq!(liquidations(&out), vec![("alice".to_string(), Size::from_int(240).unwrap(), q("18705"), true)]);
     let health = run.engine.health("alice").unwrap();
-    assert_eq!(health.equity, q("29727.5"));
+    assert_eq!(health.equity, q("5942.5"));
     assert!(run.engine.market_dump("BTC-PERP").unwrap().liquidation_episodes.is_empty(), "the episode ends");
 }
 

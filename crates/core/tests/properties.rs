@@ -219,7 +219,7 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("chunk episode open", 100),
         ("effect funding", 100),
         ("isolated_margin: accepted", 150),
-        ("trade isolated: accepted", 25),
+        ("trade isolated: accepted", 10),
         ("open positions at end", 2_000),
     ];
     let missing: Vec<String> = at_least

@@ -1,6 +1,6 @@
 //! The stress lab end to end, at small sizes (debug builds run these in seconds).
 
-use solvent_core::config::{MarketParams, TierBasis};
+use solvent_core::config::{LiquidationRules, MarketParams, TierBasis};
 use solvent_core::{margin, Config, Engine, Price, Quote, Size};
 use solvent_stress::book::{build_book, Book};
 use solvent_stress::driver::{run_scenario, FloatTiers, RunOutcome, RunRequest};
@@ -40,6 +40,16 @@ fn static_book(options: &StressOptions) -> (Config, Book) {
     let population = load_population(options, &config).unwrap();
     let book = build_book(&config, &population, options, PolicyKind::Static, None).unwrap();
     (config, book)
+}
+
+/// The static book of `options` with every market's venue rules of partial liquidation off.
+fn unpaced_book(options: &StressOptions) -> Book {
+    let mut config = Config::embedded_default();
+    for market in &mut config.markets {
+        market.params.rules = LiquidationRules::default();
+    }
+    let population = load_population(options, &config).unwrap();
+    build_book(&config, &population, options, PolicyKind::Static, None).unwrap()
 }
 
 fn run_one(book: &Book, scenario: &Scenario, dynamic: Option<&DynamicModel>, options: &StressOptions) -> RunOutcome {
@@ -190,11 +200,22 @@ fn liquidations_move_the_price_and_backstop_capacity_decides_what_stays_unsold()
     let exogenous_min = shock.steps.iter().map(|s| s.price_factor).fold(f64::INFINITY, f64::min) * 7_900.0;
     assert!((no_impact.price_min - exogenous_min).abs() < 0.01, "{} vs {exogenous_min}", no_impact.price_min);
     assert!(with_impact.price_min < no_impact.price_min - 1.0, "liquidations pushed the price down");
-    // A 10% fall leaves part of the book standing: impact liquidates more of it (a cascade).
+    // A 10% fall leaves part of the book standing: impact liquidates more of it (a cascade). The
+    // mechanism on its own: a book without the venue's pacing rules (chunks, cooldown, backstop).
     let ten = scenario::shock(0.10, options.seed, 0);
-    let cascade = run_one(&book, &ten, None, &options).metrics;
-    let flat = run_one(&book, &ten, None, &StressOptions { impact_y: 0.0, ..options.clone() }).metrics;
+    let flat_options = StressOptions { impact_y: 0.0, ..options.clone() };
+    let unpaced = unpaced_book(&options);
+    let cascade = run_one(&unpaced, &ten, None, &options).metrics;
+    let flat = run_one(&unpaced, &ten, None, &flat_options).metrics;
     assert!(cascade.liquidated_notional_usdc > flat.liquidated_notional_usdc * 1.05, "{cascade:?} vs {flat:?}");
+    // The embedded default's chunks and cooldown spread the same liquidations over time: impact
+    // still adds to them, by less.
+    let paced = run_one(&book, &ten, None, &options).metrics;
+    let paced_flat = run_one(&book, &ten, None, &flat_options).metrics;
+    let amplification = cascade.liquidated_notional_usdc / flat.liquidated_notional_usdc;
+    let paced_amplification = paced.liquidated_notional_usdc / paced_flat.liquidated_notional_usdc;
+    assert!(paced_amplification > 1.0, "{paced:?} vs {paced_flat:?}");
+    assert!(paced_amplification < amplification, "paced {paced_amplification} vs unpaced {amplification}");
     assert!(with_impact.auction_fills > 0 && with_impact.unsold_inventory_usdc < 1.0, "{with_impact:?}");
     let mut thin = book.clone();
     thin.markets[0].backstop_capacity_base = 0.0;

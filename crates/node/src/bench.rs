@@ -229,29 +229,30 @@ struct RunShape {
 fn one_run(options: &LoadOptions, dir: &std::path::Path, shape: &RunShape) -> Result<LoadRun, NodeError> {
     let RunShape { label, mode, clients, batch, readers } = *shape;
     let server = RunningServer::start(StartOptions::new(dir.to_path_buf(), bench_settings(mode)?))?;
-    let url = format!("http://{}/v1/events", server.local_addr());
+    let addr = server.local_addr();
     let deadline = Instant::now() + options.run_duration;
     let per_client_max = (options.max_events_per_run / clients as u64).max(1);
     let base = format!("http://{}", server.local_addr());
     let period = Duration::from_secs_f64(1.0 / options.reader_rate_per_sec.clamp(0.01, 1_000.0));
     let started = Instant::now();
-    type Outcomes = (Vec<Result<ClientStats, String>>, Vec<Result<Vec<f64>, String>>);
-    let (outcomes, reads): Outcomes = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients)
-            .map(|client| {
-                let url = url.clone();
-                scope.spawn(move || client_loop(&url, client, batch, deadline, per_client_max))
-            })
-            .collect();
+    // The writers' elapsed time, not the run's: writers that reach `max_events_per_run` stop
+    // early while the readers poll on to the deadline.
+    type Outcomes = (Vec<Result<ClientStats, String>>, Duration, Vec<Result<Vec<f64>, String>>);
+    let (outcomes, elapsed, reads): Outcomes = std::thread::scope(|scope| {
+        let writers = scope.spawn(move || {
+            let outcomes = run_clients(addr, clients, batch, deadline, per_client_max);
+            (outcomes, started.elapsed())
+        });
         let pollers: Vec<_> = (0..readers)
             .map(|reader| {
                 let base = base.clone();
                 scope.spawn(move || reader_loop(&base, reader, period, deadline))
             })
             .collect();
-        (handles.into_iter().map(join_thread).collect(), pollers.into_iter().map(join_thread).collect())
+        let (outcomes, elapsed) =
+            writers.join().unwrap_or_else(|_| (vec![Err("client thread panicked".into())], started.elapsed()));
+        (outcomes, elapsed, pollers.into_iter().map(join_thread).collect())
     });
-    let elapsed = started.elapsed();
     server.shutdown()?;
     let mut read_ms = Vec::new();
     for outcome in reads {
@@ -293,9 +294,20 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted.get(((sorted.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0)
 }
 
+/// A keep-alive client whose every phase is bounded by 30 s. Not one global timeout: with a global
+/// (or per-call) timeout ureq resolves the host on a new thread for every request, even an IP
+/// literal on a pooled connection, and that thread start was most of the single-event runs' CPU
+/// (the clients, not the server, were the bottleneck).
 fn agent() -> ureq::Agent {
-    let config =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(30))).build();
+    let phase = Some(Duration::from_secs(30));
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(phase)
+        .timeout_send_request(phase)
+        .timeout_send_body(phase)
+        .timeout_recv_response(phase)
+        .timeout_recv_body(phase)
+        .build();
     ureq::Agent::new_with_config(config)
 }
 
@@ -344,15 +356,15 @@ struct Acknowledgement {
     accepted: u64,
 }
 
-fn client_loop(
-    url: &str,
+async fn client_loop(
+    addr: std::net::SocketAddr,
     client: usize,
     batch: usize,
     deadline: Instant,
     max_events: u64,
 ) -> Result<ClientStats, String> {
-    let agent = agent();
-    let mut stats = ClientStats { events: 0, latencies_ms: Vec::new() };
+    let mut connection = Connection::open(addr).await.map_err(|e| format!("client {client}: {e}"))?;
+    let mut stats = ClientStats { events: 0, latencies_ms: Vec::with_capacity(1 << 16) };
     let mut body = String::with_capacity(batch * 100);
     let mut round = 0u64;
     while Instant::now() < deadline && stats.events < max_events {
@@ -366,14 +378,10 @@ fn client_loop(
         }
         round += 1;
         let sent = Instant::now();
-        let mut response = agent
-            .post(url)
-            .header("Authorization", format!("Bearer {BENCH_TOKEN}"))
-            .content_type("application/x-ndjson")
-            .send(body.as_bytes())
-            .map_err(|e| format!("client {client}: {e}"))?;
-        let status = response.status();
-        let text = response.body_mut().read_to_string().map_err(|e| format!("client {client}: {e}"))?;
+        let answer = tokio::time::timeout(CLIENT_IO_TIMEOUT, connection.post_events(body.as_bytes()))
+            .await
+            .map_err(|_| format!("client {client}: no answer within {CLIENT_IO_TIMEOUT:?}"))?;
+        let (status, text) = answer.map_err(|e| format!("client {client}: {e}"))?;
         stats.latencies_ms.push(sent.elapsed().as_secs_f64() * 1e3);
         if status != 200 {
             return Err(format!("client {client}: HTTP {status}: {text}"));
@@ -382,4 +390,117 @@ fn client_loop(
         stats.events += ack.accepted;
     }
     Ok(stats)
+}
+
+/// Every writing client of a run, each a task with its own connection, on one client thread
+/// (as wrk drives many connections from few threads): on two cores, 64 client threads cost more
+/// in wake-ups and context switches than the server they measured.
+fn run_clients(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    batch: usize,
+    deadline: Instant,
+    max_events: u64,
+) -> Vec<Result<ClientStats, String>> {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => return vec![Err(format!("client runtime: {e}"))],
+    };
+    runtime.block_on(async {
+        let tasks: Vec<_> =
+            (0..clients).map(|client| tokio::spawn(client_loop(addr, client, batch, deadline, max_events))).collect();
+        let mut outcomes = Vec::with_capacity(clients);
+        for task in tasks {
+            outcomes.push(task.await.unwrap_or_else(|e| Err(format!("client task: {e}"))));
+        }
+        outcomes
+    })
+}
+
+/// Most bytes of one answer's head (status line and headers) the load client reads.
+const MAX_RESPONSE_HEAD_BYTES: usize = 16 * 1024;
+/// Most bytes of one answer's body the load client reads.
+const MAX_RESPONSE_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// How long the load client waits to connect or for one answer before it gives up.
+const CLIENT_IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The load generator's HTTP/1.1 keep-alive connection for `POST /v1/events`: one request
+/// written in one `write`, the answer's head parsed by `httparse`, the body read by its
+/// Content-Length. A general client (ureq, a thread per connection) spent more CPU per request
+/// than the server it measured, since on two cores the clients share the machine with the
+/// server, so the single-event runs measured the clients; wrk-style load generators are lean
+/// for the same reason.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    request: Vec<u8>,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: std::net::SocketAddr) -> Result<Self, String> {
+        let stream = tokio::time::timeout(CLIENT_IO_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("no connection within {CLIENT_IO_TIMEOUT:?}"))?
+            .map_err(|e| format!("connect: {e}"))?;
+        stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+        Ok(Connection { stream, request: Vec::with_capacity(1024), buffer: Vec::with_capacity(4096) })
+    }
+
+    /// Post one body of JSON Lines; the answer's status and body.
+    async fn post_events(&mut self, body: &[u8]) -> Result<(u16, String), String> {
+        use std::io::Write;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.request.clear();
+        let _ = write!(
+            self.request,
+            "POST /v1/events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {BENCH_TOKEN}\r\n\
+             Content-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.request.extend_from_slice(body);
+        self.stream.write_all(&self.request).await.map_err(|e| format!("write: {e}"))?;
+        self.buffer.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(head_len) =
+                response.parse(&self.buffer).map_err(|e| format!("answer head: {e}"))?
+            {
+                let status = response.code.ok_or("answer without a status")?;
+                let length = content_length(response.headers)?;
+                if length > MAX_RESPONSE_BODY_BYTES {
+                    return Err(format!("answer body of {length} bytes"));
+                }
+                while self.buffer.len() < head_len + length {
+                    let read = self.stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+                    if read == 0 {
+                        return Err("connection closed inside an answer".into());
+                    }
+                    self.buffer.extend_from_slice(&chunk[..read]);
+                }
+                let text = String::from_utf8_lossy(&self.buffer[head_len..head_len + length]).into_owned();
+                return Ok((status, text));
+            }
+            if self.buffer.len() > MAX_RESPONSE_HEAD_BYTES {
+                return Err("answer head too long".into());
+            }
+            let read = self.stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+            if read == 0 {
+                return Err("connection closed before an answer".into());
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+fn content_length(headers: &[httparse::Header<'_>]) -> Result<usize, String> {
+    let header = headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .ok_or("answer without Content-Length")?;
+    std::str::from_utf8(header.value)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "answer with a bad Content-Length".to_string())
 }

@@ -9,7 +9,7 @@
 
 use crate::config::{MarketParams, TierBasis, TierMode};
 use crate::num::{ceil_div_1e16, div_1e8, Overflow, Price, Quote, Rate, Round, Size};
-use crate::state::{Account, Asset, Market, MarketId};
+use crate::state::{Account, Asset, MarginModel, Market, MarketId};
 use ethnum::I256;
 
 /// 10^8: the factor between `Quote` raw (10^-16) and `Fine` (10^-24).
@@ -198,12 +198,22 @@ pub fn collateral_fine(account: &Account, assets: &[Asset], markets: &[Market]) 
     total
 }
 
-/// Health of `account` at current marks. Positions in a market without a mark are impossible
+/// Health of `account` at current marks: **the one exact definition** of an account's equity and
+/// requirement, for every margin model (`Account::margin_model`). Every fast path elsewhere
+/// (the quick verdicts below, the full scan's bounds, the risk index's boxes, liquidation sizing)
+/// answers only for the models it is written for, agrees with this function wherever it answers,
+/// and leaves every other account to it. Positions in a market without a mark are impossible
 /// (trades need a mark), so every position is valued.
-///
-/// Computed in i128 when every intermediate fits (the common case, several times faster), else in
-/// 256-bit integers; both paths are exact and round the same way, so they give the same result.
 pub fn health(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
+    match account.margin_model {
+        MarginModel::Tiered => tiered_health(account, assets, markets),
+    }
+}
+
+/// The tiered model's health: computed in i128 when every intermediate fits (the common case,
+/// several times faster), else in 256-bit integers; both paths are exact and round the same way,
+/// so they give the same result.
+fn tiered_health(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
     match health_narrow(account, assets, markets) {
         Some(health) => Ok(health),
         None => health_wide(account, assets, markets),
@@ -256,8 +266,14 @@ fn health_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Opt
 /// whenever it answers: the engine rounds equity down and each position's MM up, by less than one
 /// Quote unit each, so a margin of at least (positions + 1) Quote units is never below, and a
 /// negative one always is.
+/// Tiered accounts only (`None` for any other model).
 pub fn below_maintenance_quick(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<bool> {
-    verdict_from_fine_margin(margin_fine_narrow(account, assets, markets)?, account.positions.len())
+    let verdict = verdict_from_fine_margin(margin_fine_narrow(account, assets, markets)?, account.positions.len());
+    debug_assert!(
+        verdict.is_none_or(|v| health(account, assets, markets).is_ok_and(|h| h.below_maintenance() == v)),
+        "the quick maintenance verdict is the exact one"
+    );
+    verdict
 }
 
 /// Whether `account` is below its initial margin, decided without divisions where the exact
@@ -266,8 +282,21 @@ pub fn below_maintenance_quick(account: &Account, assets: &[Asset], markets: &[M
 /// reason of [`below_maintenance_quick`]: equity rounds down and each position's IM up, by less
 /// than one Quote unit each. Compared at 10^-32 (Fine × Rate raw), where each position's exact IM
 /// is its exact MM (Fine) times `im_factor` raw and one Quote unit is 10^16.
+/// Tiered accounts only (`None` for any other model).
 pub fn below_initial_quick(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<bool> {
+    let verdict = below_initial_quick_tiered(account, assets, markets);
+    debug_assert!(
+        verdict.is_none_or(|v| health(account, assets, markets).is_ok_and(|h| h.below_initial() == v)),
+        "the quick initial verdict is the exact one"
+    );
+    verdict
+}
+
+fn below_initial_quick_tiered(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<bool> {
     const QUOTE_UNIT: i128 = 10_000_000_000_000_000; // one Quote raw unit at 10^-32
+    if !account.margin_model.is_tiered() {
+        return None;
+    }
     let mut equity_fine = collateral_fine_narrow(account, assets, markets)?;
     let mut im = 0i128;
     for position in &account.positions {
@@ -381,9 +410,12 @@ pub(crate) fn verdict_from_fine_margin(margin: i128, positions: usize) -> Option
     verdict_outside_slack(margin, (positions as i128 + 1) * FINE_PER_QUOTE)
 }
 
-/// The exact margin, equity − Σ MM before any rounding (Fine units), in i128; `None` where an
-/// intermediate might not fit.
+/// The exact margin of a tiered account, equity − Σ MM before any rounding (Fine units), in
+/// i128; `None` where an intermediate might not fit, and for any other model.
 pub(crate) fn margin_fine_narrow(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<i128> {
+    if !account.margin_model.is_tiered() {
+        return None;
+    }
     let mut margin = collateral_fine_narrow(account, assets, markets)?;
     for position in &account.positions {
         let (value_fine, mm_fine, _) = position_fine_narrow(position, markets)?;
@@ -473,6 +505,20 @@ pub fn liquidation_price(
 /// [`liquidation_price`] with each market's MM rates taken from `rates_of` (the effective
 /// parameters, or the target ones of a running phase-in).
 pub fn liquidation_price_under(
+    account: &Account,
+    market_id: MarketId,
+    assets: &[Asset],
+    markets: &[Market],
+    rates_of: impl Fn(&Market) -> &MarketParams,
+) -> Option<Price> {
+    match account.margin_model {
+        MarginModel::Tiered => tiered_liquidation_price(account, market_id, assets, markets, rates_of),
+    }
+}
+
+/// [`liquidation_price_under`] of a tiered account, solved exactly per linear piece of the tier
+/// table.
+fn tiered_liquidation_price(
     account: &Account,
     market_id: MarketId,
     assets: &[Asset],

@@ -55,11 +55,40 @@ pub struct Account {
     pub settlement: Quote,
     pub collateral: Vec<(AssetId, Size)>,
     pub positions: Vec<Position>,
+    /// How the account's requirement is defined (`margin::health` dispatches on it).
+    pub margin_model: MarginModel,
+}
+
+/// The definition of an account's maintenance and initial margin. `margin::health` is the one
+/// exact definition for every model; each fast path (the quick verdicts, the full scan's bounds,
+/// the risk index's boxes, liquidation sizing) is written for the models it understands and
+/// falls back to the exact definition for the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MarginModel {
+    /// Per position, the market's tier table (docs/margin.md section 1); the account's MM is the
+    /// sum of its positions'.
+    #[default]
+    Tiered,
+}
+
+impl MarginModel {
+    /// Whether the requirement is the tiered sum of per-position figures, which every fast path
+    /// of the core is written for.
+    #[inline(always)]
+    pub fn is_tiered(self) -> bool {
+        self == MarginModel::Tiered
+    }
 }
 
 impl Account {
     pub fn new(name: &str) -> Account {
-        Account { name: name.into(), settlement: Quote::ZERO, collateral: Vec::new(), positions: Vec::new() }
+        Account {
+            name: name.into(),
+            settlement: Quote::ZERO,
+            collateral: Vec::new(),
+            positions: Vec::new(),
+            margin_model: MarginModel::Tiered,
+        }
     }
 
     pub fn position(&self, market: MarketId) -> Option<&Position> {

@@ -118,6 +118,9 @@ fn random_scalar() -> Scalar {
 /// each exposure into brackets as the engine's marginal table does it.
 pub fn account_values(engine: &Engine, account: &str) -> Result<(Vec<PublicMarket>, Hidden), String> {
     let record = engine.account(account).ok_or_else(|| format!("no account {account:?} in the state"))?;
+    if !record.margin_model.is_tiered() {
+        return Err(format!("account {account:?}: the health proof covers tiered margin only"));
+    }
     let collateral = solvent_core::margin::collateral_fine(record, engine.assets(), engine.markets());
     let collateral_fine = i128::try_from(collateral).map_err(|_| "collateral value does not fit in 128 bits")?;
     let mut markets = Vec::new();

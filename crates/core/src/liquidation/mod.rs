@@ -118,6 +118,9 @@ fn health_after_single(
     close: sizing::Close,
 ) -> Option<StepHealth> {
     const BOUND: u128 = 1 << 100; // far from i128's ends: no sum below can overflow
+    if !after.margin_model.is_tiered() {
+        return None; // MM as a sum of per-position figures is the tiered model's
+    }
     let market = &markets[old.market.0 as usize];
     let mark = market.mark_price?;
     let new = match after.positions.as_slice() {

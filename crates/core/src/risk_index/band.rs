@@ -113,6 +113,8 @@ fn tied(market: &Market, mark: i64, index: i64) -> bool {
 
 /// Collect the markets `account` is exposed to into `out`: its positions, and its collateral
 /// whose index market has an index (collateral without one counts zero and can only gain).
+/// Tiered accounts only: the bounds of this module are the tier tables'; any other model is
+/// [`Unbandable`] here.
 pub(crate) fn exposures(
     account: &Account,
     assets: &[Asset],
@@ -120,6 +122,9 @@ pub(crate) fn exposures(
     out: &mut Vec<Exposure>,
 ) -> Result<(), Unbandable> {
     out.clear();
+    if !account.margin_model.is_tiered() {
+        return Err(Unbandable); // the bounds below are the tier tables'
+    }
     for position in &account.positions {
         let market = &markets[position.market.0 as usize];
         let mark = market.mark_price.ok_or(Unbandable)?.raw();
@@ -378,6 +383,9 @@ impl LinearAccount {
     /// `account` as linear exposures, or `None` for any other account, or where i128 might not
     /// hold a value.
     pub(crate) fn of(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<LinearAccount> {
+        if !account.margin_model.is_tiered() {
+            return None;
+        }
         let empty = Linear { market: MarketId(0), mark: 0, slope: 0, cost_fine: 0 };
         let mut out = [empty; LINEAR_MAX];
         let tied_mark = |market: &Market, mark: i64| {

@@ -168,14 +168,18 @@ impl ScanContext {
         (amount.raw().unsigned_abs() < view.end).then(|| i128::from(amount.raw()) * view.per_unit)
     }
 
-    /// Exact margin (equity − Σ MM, Fine) of `account` minus the rounding slack, (positions + 1)
-    /// Quote units, or `None` where a bound is not met.
+    /// Exact margin (equity − Σ MM, Fine) of a tiered `account` minus the rounding slack,
+    /// (positions + 1) Quote units, or `None` where a bound is not met or the account is under
+    /// another margin model (then the exact definition decides).
     ///
     /// The commonest accounts, one position and at most one collateral entry, take straight-line
     /// code: position term below 2^119, collateral term below 2^118, settlement − cost checked and
     /// below 2^97 before it is scaled by F < 2^27 (< 2^124): the result is below 2^125.
     #[inline(always)]
     pub(crate) fn margin_over_slack(&self, account: &Account) -> Option<i128> {
+        if !account.margin_model.is_tiered() {
+            return None;
+        }
         let [position] = account.positions.as_slice() else { return self.margin_over_slack_general(account) };
         let mut fine = self.position_term(position)?;
         match account.collateral.as_slice() {

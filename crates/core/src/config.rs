@@ -115,6 +115,77 @@ pub struct MarketParams {
     /// section 3.1); all off by default, the embedded default sets the venues' figures.
     #[serde(default)]
     pub rules: LiquidationRules,
+    /// The market's part in portfolio margin (`portfolio.rs`, docs/margin.md section 6), read
+    /// only for accounts that opted in.
+    #[serde(default)]
+    pub portfolio: PortfolioParams,
+}
+
+/// A market's portfolio-margin parameters. The scenario grid moves the market by up to
+/// `pm_range` (its volatility over the liquidation horizon) in `pm_buckets` equal steps, plus the
+/// extended table; `pm_correlation` is its loading on the one common factor, so that two
+/// markets' correlation is the product of their loadings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortfolioParams {
+    /// Half-width of the price range, as a fraction of the mark (Deribit: 16%).
+    pub pm_range: Rate,
+    /// Price points over [-range, +range], odd so that 0 is one of them (Deribit: 9).
+    pub pm_buckets: u32,
+    /// Loading on the common factor, in [0, 1]: 0 (the default) gives no offset against any
+    /// other market.
+    pub pm_correlation: Rate,
+    /// MM = this x the portfolio loss (the account takes the largest over its markets).
+    pub pm_mm_factor: Rate,
+    /// IM = MM x this (the largest over the account's markets).
+    pub pm_im_factor: Rate,
+    /// MM is never below this fraction of the sum of the positions' standalone tier MM (the
+    /// largest over the account's markets).
+    pub pm_floor: Rate,
+}
+
+impl Default for PortfolioParams {
+    fn default() -> PortfolioParams {
+        PortfolioParams {
+            pm_range: Rate::from_raw(16_000_000),
+            pm_buckets: 9,
+            pm_correlation: Rate::ZERO,
+            pm_mm_factor: Rate::from_raw(50_000_000),
+            pm_im_factor: Rate::from_raw(200_000_000),
+            pm_floor: Rate::from_raw(50_000_000),
+        }
+    }
+}
+
+/// Most price points in a portfolio-margin range.
+pub const MAX_PM_BUCKETS: u32 = 33;
+
+impl PortfolioParams {
+    /// The bounds (kind `params_out_of_bounds`, naming the field).
+    pub fn validate(&self) -> Result<(), Error> {
+        let out = |field: &str, reason: &str| {
+            Err(Error::ParamsOutOfBounds { field: field.to_string(), reason: reason.to_string() })
+        };
+        if !self.pm_range.is_positive() || self.pm_range >= Rate::ONE {
+            return out("pm_range", "must be in (0, 1)");
+        }
+        if self.pm_buckets < 3 || self.pm_buckets > MAX_PM_BUCKETS || self.pm_buckets.is_multiple_of(2) {
+            return out("pm_buckets", "must be odd, from 3 to 33");
+        }
+        if self.pm_correlation.is_negative() || !self.pm_correlation.is_fraction() {
+            return out("pm_correlation", "must be in [0, 1]");
+        }
+        let ten = Rate::from_raw(10 * Rate::ONE_RAW);
+        if !self.pm_mm_factor.is_positive() || self.pm_mm_factor > ten {
+            return out("pm_mm_factor", "must be in (0, 10]");
+        }
+        if self.pm_im_factor < Rate::ONE || self.pm_im_factor > ten {
+            return out("pm_im_factor", "must be in [1, 10]");
+        }
+        if self.pm_floor.is_negative() || !self.pm_floor.is_fraction() {
+            return out("pm_floor", "must be in [0, 1]");
+        }
+        Ok(())
+    }
 }
 
 /// The venue rules of partial liquidation. With the defaults (all off) a liquidation closes the
@@ -407,6 +478,7 @@ impl MarketParams {
         }
         self.perp.validate()?;
         self.rules.validate()?;
+        self.portfolio.validate()?;
         self.validate_predictive()
     }
 
@@ -574,6 +646,12 @@ pub(crate) struct RawMarket {
     backstop_mm_fraction: Rate,
     #[serde(default)]
     dust_equity: Quote,
+    pm_range: Option<Rate>,
+    pm_buckets: Option<u32>,
+    pm_correlation: Option<Rate>,
+    pm_mm_factor: Option<Rate>,
+    pm_im_factor: Option<Rate>,
+    pm_floor: Option<Rate>,
 }
 
 /// A tier in the config file: a [`TierSpec`] and an optional MM floor (config only).
@@ -818,6 +896,17 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
             liquidation_cooldown_ms: raw.liquidation_cooldown_ms,
             backstop_mm_fraction: raw.backstop_mm_fraction,
             dust_equity: raw.dust_equity,
+        },
+        portfolio: {
+            let d = PortfolioParams::default();
+            PortfolioParams {
+                pm_range: raw.pm_range.unwrap_or(d.pm_range),
+                pm_buckets: raw.pm_buckets.unwrap_or(d.pm_buckets),
+                pm_correlation: raw.pm_correlation.unwrap_or(d.pm_correlation),
+                pm_mm_factor: raw.pm_mm_factor.unwrap_or(d.pm_mm_factor),
+                pm_im_factor: raw.pm_im_factor.unwrap_or(d.pm_im_factor),
+                pm_floor: raw.pm_floor.unwrap_or(d.pm_floor),
+            }
         },
     };
     params.validate().map_err(invalid)?;

@@ -104,6 +104,12 @@ const MARKET_FIELDS: Fields = &[
     ("liquidation_cooldown_ms", false, of::<u64>),
     ("backstop_mm_fraction", false, of::<Rate>),
     ("dust_equity", false, of::<crate::num::Quote>),
+    ("pm_range", false, of::<Rate>),
+    ("pm_buckets", false, of::<u32>),
+    ("pm_correlation", false, of::<Rate>),
+    ("pm_mm_factor", false, of::<Rate>),
+    ("pm_im_factor", false, of::<Rate>),
+    ("pm_floor", false, of::<Rate>),
 ];
 
 fn check_table(table: &Table, path: &str, fields: Fields, known: &[&str], problems: &mut Vec<String>) {

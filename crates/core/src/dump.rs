@@ -178,6 +178,26 @@ pub struct AccountDump {
     /// What a withdrawal of the settlement asset may take now.
     pub free_collateral: Quote,
     pub positions: BTreeMap<String, PositionDump>,
+    /// Portfolio-margined accounts only: the parts of the requirement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub portfolio: Option<PortfolioDump>,
+}
+
+/// The parts of a portfolio-margined account's requirement (`portfolio.rs`), each rounded up to
+/// the settlement asset's unit (the requirement itself is rounded once, from the exact parts).
+#[derive(Serialize)]
+pub struct PortfolioDump {
+    pub margin_model: &'static str,
+    /// Σ per market of its worst scenario loss (S).
+    pub standalone_loss: Quote,
+    /// The worst scenario loss with every market moved together (J).
+    pub joint_loss: Quote,
+    /// ρ: the smallest pair correlation of the account's markets.
+    pub correlation: Rate,
+    /// Σ standalone tier MM of the positions (T).
+    pub tier_maintenance_margin: Quote,
+    /// Which term sets MM: `scenarios`, `tiers_less_offset` or `floor`.
+    pub binding: &'static str,
 }
 
 #[derive(Serialize)]
@@ -302,6 +322,8 @@ impl Engine {
 
     fn account_dump_of(&self, account: &Account, adl_quantile: impl Fn(MarketId) -> Option<u8>) -> AccountDump {
         let health = self.health_of(account).unwrap_or_default();
+        // Per-position MM and IM are the tiered model's; another model has account figures only.
+        let tiered = account.margin_model.is_tiered();
         let mut collateral = BTreeMap::new();
         collateral.insert(self.settlement_name.to_string(), account.settlement.to_string());
         for (asset, balance) in &account.collateral {
@@ -318,8 +340,10 @@ impl Engine {
                     entry_price: p.entry_price(),
                     mark_price: mark,
                     unrealized_pnl: mark.and_then(|m| p.unrealized_pnl(m).ok()),
-                    maintenance_margin: mark.and_then(|m| margin::position_mm(&market.params, p.size, m).ok()),
-                    initial_margin: mark.and_then(|m| {
+                    maintenance_margin: mark
+                        .filter(|_| tiered)
+                        .and_then(|m| margin::position_mm(&market.params, p.size, m).ok()),
+                    initial_margin: mark.filter(|_| tiered).and_then(|m| {
                         let addon = margin::im_addon_rate(account, p, &self.assets, &self.markets);
                         margin::position_im_in(market, p.size, m, addon).ok()
                     }),
@@ -339,7 +363,33 @@ impl Engine {
             initial_margin: health.initial_margin,
             free_collateral: free,
             positions,
+            portfolio: (!tiered).then(|| self.portfolio_dump(account)).flatten(),
         }
+    }
+
+    fn portfolio_dump(&self, account: &Account) -> Option<PortfolioDump> {
+        let p = crate::portfolio::Portfolio::of(account, &self.assets, &self.markets).ok()?;
+        let up = |v: ethnum::I256, digits: u32| {
+            let d = ethnum::I256::from(10i128).pow(digits);
+            let q = v / d + ethnum::I256::from(i128::from(v % d > ethnum::I256::ZERO));
+            i128::try_from(q).ok().map(Quote::from_raw)
+        };
+        let (scenario, offset, floor) = p.terms()?;
+        let binding = if scenario >= offset && scenario >= floor {
+            "scenarios"
+        } else if offset >= floor {
+            "tiers_less_offset"
+        } else {
+            "floor"
+        };
+        Some(PortfolioDump {
+            margin_model: account.margin_model.name(),
+            standalone_loss: up(p.standalone_loss, 24)?,
+            joint_loss: up(p.joint_loss, 24)?,
+            correlation: p.correlation(),
+            tier_maintenance_margin: up(p.tier_mm, 8)?,
+            binding,
+        })
     }
 }
 

@@ -215,6 +215,7 @@ impl Engine {
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
             Event::Signal(s) => self.signal(s),
             Event::IsolatedMargin(m) => self.isolated_margin(m),
+            Event::MarginModel(m) => self.margin_model(m),
         };
         match result {
             Ok(()) => {
@@ -371,7 +372,13 @@ impl Engine {
     /// stays at every price and its requirements do not move: whatever the index last concluded
     /// (a certified safe box, parked, untracked, or a candidate that the next pass rechecks
     /// anyway) still holds. Debug builds check every pass against the full scan.
+    ///
+    /// Under portfolio margin collateral also moves the scenarios' losses, so a deposit to such
+    /// an account queues it like any other write.
     pub(crate) fn account_mut_deposit(&mut self, id: AccountId) -> &mut Account {
+        if !self.accounts[id.0 as usize].margin_model.is_tiered() {
+            return self.account_mut(id);
+        }
         &mut self.accounts[id.0 as usize]
     }
 

@@ -71,6 +71,8 @@ pub enum Error {
     InsufficientMargin { account: String, equity: Quote, required: Quote },
     #[error("account {account}: withdrawal of {amount} exceeds the free collateral {free} (unrealized profit cannot be withdrawn)")]
     WithdrawalExceedsFree { account: String, amount: String, free: Quote },
+    #[error("account {account}: under {model} margin its initial margin would be {initial_margin}, above its equity without profit {equity_without_profit}")]
+    MarginModelRefused { account: String, model: &'static str, equity_without_profit: Quote, initial_margin: Quote },
     #[error("account {account}: balance of {asset} is {balance}, below the {amount} asked")]
     InsufficientBalance { account: String, asset: String, balance: String, amount: String },
     #[error("market {market} is frozen (oracle quorum lost): {what} depends on its held price")]
@@ -142,6 +144,7 @@ impl Error {
             Error::NoMarkPrice(_) => "no_mark_price",
             Error::InsufficientMargin { .. } => "insufficient_margin",
             Error::WithdrawalExceedsFree { .. } => "withdrawal_exceeds_free_collateral",
+            Error::MarginModelRefused { .. } => "margin_model_refused",
             Error::InsufficientBalance { .. } => "insufficient_balance",
             Error::MarketFrozen { .. } => "market_frozen",
             Error::AuctionSizeExceeded { .. } => "auction_size_exceeded",

@@ -35,6 +35,17 @@ pub enum Event {
     /// Settlement collateral moved between an account's cross wallet and its isolated wallet in
     /// one market (`isolated.rs`).
     IsolatedMargin(IsolatedMargin),
+    /// An account's choice of margin model (`portfolio.rs`).
+    MarginModel(MarginModelChoice),
+}
+
+/// `{"type":"margin_model","ts":T,"account":"alice","model":"portfolio"}` (or `"tiered"`): the
+/// account's requirement from now on is defined by that model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarginModelChoice {
+    pub ts: u64,
+    pub account: String,
+    pub model: crate::state::MarginModel,
 }
 
 /// The character that joins an account and a market into the name of the account's isolated
@@ -151,6 +162,19 @@ pub struct ParamsUpdate {
     pub perp: PerpUpdate,
     /// Liquidation rules (`liquidation/sizing.rs`).
     pub rules: RulesUpdate,
+    /// Portfolio-margin parameters (`portfolio.rs`).
+    pub portfolio: PortfolioUpdate,
+}
+
+/// The portfolio-margin fields of a `params` event: `None` keeps the current value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortfolioUpdate {
+    pub pm_range: Option<Rate>,
+    pub pm_buckets: Option<u32>,
+    pub pm_correlation: Option<Rate>,
+    pub pm_mm_factor: Option<Rate>,
+    pub pm_im_factor: Option<Rate>,
+    pub pm_floor: Option<Rate>,
 }
 
 /// The liquidation-rule fields of a `params` event: `None` keeps the current value; for
@@ -192,6 +216,7 @@ impl Event {
             Event::FundDeposit { ts, .. } => *ts,
             Event::Signal(s) => s.ts,
             Event::IsolatedMargin(m) => m.ts,
+            Event::MarginModel(m) => m.ts,
         }
     }
 
@@ -248,6 +273,7 @@ impl Event {
                 }
                 Ok(())
             }
+            Event::MarginModel(m) => id("account", &m.account),
             Event::Params(p) => id("market", &p.market),
             Event::FundDeposit { amount, .. } => positive("amount", amount.is_positive()),
             Event::Signal(s) => {
@@ -297,6 +323,7 @@ impl Event {
             },
             "signal" => Event::Signal(parse_signal(&mut fields)?),
             "isolated_margin" => Event::IsolatedMargin(parse_isolated_margin(&mut fields)?),
+            "margin_model" => Event::MarginModel(parse_margin_model(&mut fields)?),
             other => return Err(Error::UnknownType(truncate(other))),
         };
         fields.finish(&kind)?;
@@ -372,6 +399,7 @@ impl Event {
             Event::Params(p) => pool.give(p.market),
             Event::Signal(s) => [s.name].into_iter().chain(s.market).for_each(|s| pool.give(s)),
             Event::IsolatedMargin(m) => [m.account, m.market].into_iter().for_each(|s| pool.give(s)),
+            Event::MarginModel(m) => pool.give(m.account),
             Event::Clock { .. } | Event::FundDeposit { .. } => {}
         }
     }
@@ -538,6 +566,15 @@ fn parse_isolated_margin(fields: &mut Fields) -> Result<IsolatedMargin, Error> {
     Ok(margin)
 }
 
+fn parse_margin_model(fields: &mut Fields) -> Result<MarginModelChoice, Error> {
+    let ts = required_ts(fields)?;
+    let account = required_id(fields, "account")?;
+    let name = fields.take_string("model")?.ok_or(Error::MissingField("model"))?;
+    let model = crate::state::MarginModel::from_name(&name)
+        .ok_or(Error::InvalidFieldType { field: "model".into(), expected: "\"tiered\" or \"portfolio\"" })?;
+    Ok(MarginModelChoice { ts, account, model })
+}
+
 fn parse_auction_take(fields: &mut Fields) -> Result<AuctionTake, Error> {
     Ok(AuctionTake {
         ts: required_ts(fields)?,
@@ -618,6 +655,25 @@ fn parse_params(fields: &mut Fields) -> Result<ParamsUpdate, Error> {
         incentive_rebate_rate: optional_decimal(fields, "incentive_rebate_rate", Rate::parse)?,
         perp: parse_perp_update(fields)?,
         rules: parse_rules_update(fields)?,
+        portfolio: parse_portfolio_update(fields)?,
+    })
+}
+
+fn parse_portfolio_update(fields: &mut Fields) -> Result<PortfolioUpdate, Error> {
+    let buckets = match fields.take_u64("pm_buckets")? {
+        None => None,
+        Some(n) => Some(u32::try_from(n).map_err(|_| Error::ParamsOutOfBounds {
+            field: "pm_buckets".into(),
+            reason: "must be odd, from 3 to 33".into(),
+        })?),
+    };
+    Ok(PortfolioUpdate {
+        pm_range: optional_decimal(fields, "pm_range", Rate::parse)?,
+        pm_buckets: buckets,
+        pm_correlation: optional_decimal(fields, "pm_correlation", Rate::parse)?,
+        pm_mm_factor: optional_decimal(fields, "pm_mm_factor", Rate::parse)?,
+        pm_im_factor: optional_decimal(fields, "pm_im_factor", Rate::parse)?,
+        pm_floor: optional_decimal(fields, "pm_floor", Rate::parse)?,
     })
 }
 

@@ -103,6 +103,7 @@ impl Engine {
         self.encode_predictive(sink);
         self.encode_perp(sink);
         self.encode_liquidation_rules(sink);
+        self.encode_portfolio(sink);
         // Last, so the ledger part of the encoding is the bytes before the final 32.
         sink.put(&self.effect_chain);
     }
@@ -204,6 +205,34 @@ impl Engine {
                 sink.i64(record.peak.raw());
                 sink.u64(record.cooldown_until_ms);
             }
+        }
+    }
+
+    /// Portfolio-margin parameters and the accounts under portfolio margin (by name), appended
+    /// only when some market's parameters differ from the defaults or some account opted in (so
+    /// a state that uses none of it hashes as before).
+    fn encode_portfolio(&self, sink: &mut impl Sink) {
+        let default = crate::config::PortfolioParams::default();
+        let accounts = self.portfolio_accounts();
+        if accounts.is_empty() && self.markets.iter().all(|m| m.params.portfolio == default) {
+            return;
+        }
+        sink.put(b"portfolio-v1");
+        let mut markets: Vec<&Market> = self.markets.iter().collect();
+        markets.sort_unstable_by_key(|m| &m.name);
+        for market in markets {
+            encode_portfolio_params(&market.params.portfolio, sink);
+            match &market.phase_in {
+                None => sink.u8(0),
+                Some(phase) => {
+                    sink.u8(1);
+                    encode_portfolio_params(&phase.target.portfolio, sink);
+                }
+            }
+        }
+        sink.u64(accounts.len() as u64);
+        for name in accounts {
+            sink.str(name);
         }
     }
 
@@ -367,4 +396,13 @@ fn encode_signals(signals: &crate::signal::Signals, sink: &mut impl Sink) {
         sink.i128(signal.value.raw());
         sink.u64(signal.ts);
     }
+}
+
+fn encode_portfolio_params(p: &crate::config::PortfolioParams, sink: &mut impl Sink) {
+    sink.i64(p.pm_range.raw());
+    sink.u64(u64::from(p.pm_buckets));
+    sink.i64(p.pm_correlation.raw());
+    sink.i64(p.pm_mm_factor.raw());
+    sink.i64(p.pm_im_factor.raw());
+    sink.i64(p.pm_floor.raw());
 }

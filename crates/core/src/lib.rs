@@ -25,6 +25,7 @@ pub mod num;
 pub mod oracle;
 pub mod params;
 pub mod phase_in;
+pub mod portfolio;
 pub mod prefetch;
 pub mod risk_index;
 pub mod signal;

@@ -207,7 +207,40 @@ pub fn collateral_fine(account: &Account, assets: &[Asset], markets: &[Market]) 
 pub fn health(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
     match account.margin_model {
         MarginModel::Tiered => tiered_health(account, assets, markets),
+        MarginModel::Portfolio => crate::portfolio::health(account, assets, markets),
     }
+}
+
+/// The figures every model shares: equity (rounded down), its exact value in Fine units, the
+/// exact unrealized PnL, and equity without profit (rounded down).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EquityFigures {
+    pub exact_fine: I256,
+    pub equity: Quote,
+    pub unrealized_pnl: Quote,
+    pub equity_without_profit: Quote,
+}
+
+/// [`EquityFigures`] of `account` at current marks (256-bit, exact).
+pub(crate) fn equity_figures(
+    account: &Account,
+    assets: &[Asset],
+    markets: &[Market],
+) -> Result<EquityFigures, Overflow> {
+    let collateral = collateral_fine(account, assets, markets);
+    let mut upnl = Quote::ZERO;
+    for position in &account.positions {
+        let mark = markets[position.market.0 as usize].mark_price.ok_or(Overflow)?;
+        upnl = upnl.checked_add(position.unrealized_pnl(mark)?)?;
+    }
+    let upnl_fine = I256::from(upnl.raw()) * I256::from(FINE_PER_QUOTE);
+    let exact_fine = collateral + upnl_fine;
+    Ok(EquityFigures {
+        exact_fine,
+        equity: fine_to_quote(exact_fine, false)?,
+        unrealized_pnl: upnl,
+        equity_without_profit: fine_to_quote(collateral + upnl_fine.min(I256::ZERO), false)?,
+    })
 }
 
 /// The tiered model's health: computed in i128 when every intermediate fits (the common case,
@@ -426,24 +459,20 @@ pub(crate) fn margin_fine_narrow(account: &Account, assets: &[Asset], markets: &
 
 /// [`health`] in 256-bit arithmetic.
 fn health_wide(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
-    let collateral = collateral_fine(account, assets, markets);
-    let mut upnl = Quote::ZERO;
+    let figures = equity_figures(account, assets, markets)?;
     let mut mm = Quote::ZERO;
     let mut im = Quote::ZERO;
     for position in &account.positions {
         let market = &markets[position.market.0 as usize];
         let mark = market.mark_price.ok_or(Overflow)?;
-        upnl = upnl.checked_add(position.unrealized_pnl(mark)?)?;
         mm = mm.checked_add(position_mm(&market.params, position.size, mark)?)?;
         let addon = im_addon_rate(account, position, assets, markets);
         im = im.checked_add(position_im_in(market, position.size, mark, addon)?)?;
     }
-    let upnl_fine = I256::from(upnl.raw()) * I256::from(FINE_PER_QUOTE);
-    let no_profit_fine = collateral + upnl_fine.min(I256::ZERO);
     Ok(Health {
-        equity: fine_to_quote(collateral + upnl_fine, false)?,
-        unrealized_pnl: upnl,
-        equity_without_profit: fine_to_quote(no_profit_fine, false)?,
+        equity: figures.equity,
+        unrealized_pnl: figures.unrealized_pnl,
+        equity_without_profit: figures.equity_without_profit,
         maintenance_margin: mm,
         initial_margin: im,
     })
@@ -513,6 +542,7 @@ pub fn liquidation_price_under(
 ) -> Option<Price> {
     match account.margin_model {
         MarginModel::Tiered => tiered_liquidation_price(account, market_id, assets, markets, rates_of),
+        MarginModel::Portfolio => crate::portfolio::liquidation_price(account, market_id, assets, markets),
     }
 }
 

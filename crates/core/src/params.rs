@@ -87,6 +87,7 @@ pub fn patched(current: &MarketParams, update: &ParamsUpdate) -> Result<MarketPa
     next.incentive_rebate_rate = update.incentive_rebate_rate.unwrap_or(next.incentive_rebate_rate);
     patch_perp(&mut next.perp, &update.perp);
     patch_rules(&mut next.rules, &update.rules);
+    patch_portfolio(&mut next.portfolio, &update.portfolio);
     next.validate()?;
     Ok(next)
 }
@@ -112,4 +113,14 @@ fn patch_rules(next: &mut crate::config::LiquidationRules, update: &crate::event
     next.liquidation_cooldown_ms = update.liquidation_cooldown_ms.unwrap_or(next.liquidation_cooldown_ms);
     next.backstop_mm_fraction = update.backstop_mm_fraction.unwrap_or(next.backstop_mm_fraction);
     next.dust_equity = update.dust_equity.unwrap_or(next.dust_equity);
+}
+
+/// The portfolio-margin fields of a `params` event.
+fn patch_portfolio(next: &mut crate::config::PortfolioParams, update: &crate::event::PortfolioUpdate) {
+    next.pm_range = update.pm_range.unwrap_or(next.pm_range);
+    next.pm_buckets = update.pm_buckets.unwrap_or(next.pm_buckets);
+    next.pm_correlation = update.pm_correlation.unwrap_or(next.pm_correlation);
+    next.pm_mm_factor = update.pm_mm_factor.unwrap_or(next.pm_mm_factor);
+    next.pm_im_factor = update.pm_im_factor.unwrap_or(next.pm_im_factor);
+    next.pm_floor = update.pm_floor.unwrap_or(next.pm_floor);
 }

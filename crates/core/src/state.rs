@@ -69,6 +69,9 @@ pub enum MarginModel {
     /// sum of its positions'.
     #[default]
     Tiered,
+    /// The worst loss over a grid of joint scenarios, offsets between correlated markets
+    /// included, with floors (`portfolio.rs`, docs/margin.md section 6). Opt-in per account.
+    Portfolio,
 }
 
 impl MarginModel {
@@ -77,6 +80,22 @@ impl MarginModel {
     #[inline(always)]
     pub fn is_tiered(self) -> bool {
         self == MarginModel::Tiered
+    }
+
+    /// The model's name in events, the dump and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            MarginModel::Tiered => "tiered",
+            MarginModel::Portfolio => "portfolio",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<MarginModel> {
+        match name {
+            "tiered" => Some(MarginModel::Tiered),
+            "portfolio" => Some(MarginModel::Portfolio),
+            _ => None,
+        }
     }
 }
 

@@ -33,6 +33,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::FundDeposit { .. }) => "fund_deposit",
         Some(Event::Signal(_)) => "signal",
         Some(Event::IsolatedMargin(_)) => "isolated_margin",
+        Some(Event::MarginModel(_)) => "margin_model",
         None => "raw_line",
     }
 }
@@ -101,6 +102,12 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
         *tally.entry(format!("effect {}", effect.type_name())).or_default() += 1;
         if matches!(effect.kind, solvent_core::EffectKind::AuctionFill { rebate: Some(_), .. }) {
             *tally.entry("effect auction_fill with a rebate".into()).or_default() += 1;
+        }
+        if let solvent_core::EffectKind::Liquidation { account, .. } = &effect.kind {
+            let portfolio = harness.engine.account(account).is_some_and(|a| !a.margin_model.is_tiered());
+            if portfolio {
+                *tally.entry("effect liquidation of a portfolio-margined account".into()).or_default() += 1;
+            }
         }
         if let solvent_core::EffectKind::Insurance { reason, .. } = &effect.kind {
             *tally.entry(format!("effect insurance {reason}")).or_default() += 1;
@@ -219,6 +226,8 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("chunk episode open", 100),
         ("effect funding", 100),
         ("isolated_margin: accepted", 150),
+        ("margin_model: accepted", 300),
+        ("margin_model: margin_model_refused", 5),
         ("trade isolated: accepted", 10),
         ("open positions at end", 2_000),
     ];

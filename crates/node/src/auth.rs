@@ -105,6 +105,9 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         Event::Signal(_) => (Role::Admin, "signal"),
         // Collateral moves between an account's wallets, as a deposit or withdrawal does.
         Event::IsolatedMargin(_) => (Role::Treasury, "isolated_margin"),
+        // An account setting that changes what its collateral must cover, judged like a
+        // withdrawal: the venue's account service, not the matcher or an oracle.
+        Event::MarginModel(_) => (Role::Treasury, "margin_model"),
     };
     if token.role != needed {
         let message = format!(
@@ -235,6 +238,10 @@ mod tests {
         let deposit =
             Event::parse_str(r#"{"type":"deposit","ts":1,"account":"a","asset":"USDC","amount":"1"}"#).unwrap();
         assert!(matches!(authorize_event(oracle, &deposit), Err(AuthError::Forbidden(_))));
+        let model = Event::parse_str(r#"{"type":"margin_model","ts":1,"account":"a","model":"portfolio"}"#).unwrap();
+        assert!(matches!(authorize_event(oracle, &model), Err(AuthError::Forbidden(_))));
+        let treasury = auth.token(auth.authenticate(Some(b"Bearer tok-t")).unwrap());
+        assert_eq!(authorize_event(treasury, &model), Ok(()));
         assert_eq!(auth.check_rate(0), Ok(()));
         assert_eq!(auth.check_rate(0), Ok(()));
         assert!(matches!(auth.check_rate(0), Err(AuthError::RateLimited(_))));

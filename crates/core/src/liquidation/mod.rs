@@ -341,7 +341,7 @@ impl Engine {
         // The account's MM is the sum of its positions' (each rounded up): with one position,
         // that position's MM is the account's.
         let own_mm = match account.positions.len() {
-            1 => before.maintenance_margin,
+            1 if account.margin_model.is_tiered() => before.maintenance_margin,
             _ => crate::margin::position_mm(&market.params, size_abs, mark)?,
         };
         debug_assert_eq!(Ok(own_mm), crate::margin::position_mm(&market.params, size_abs, mark));
@@ -355,7 +355,11 @@ impl Engine {
             record: market.liquidation_record(id).copied(),
             now_ms: self.last_ts,
         };
-        let (close, kind) = match sizing::plan(&market.params, &step, other_mm)? {
+        let planned = match account.margin_model.is_tiered() {
+            true => sizing::plan(&market.params, &step, other_mm)?,
+            false => sizing::plan_with(&market.params, &step, || self.exact_restoring_close(id, market_id, &step))?,
+        };
+        let (close, kind) = match planned {
             sizing::Plan::Hold => return Ok(before),
             sizing::Plan::Close { close, kind } => (close, kind),
         };
@@ -407,6 +411,42 @@ impl Engine {
             return self.sweep_dust(id, market_id, after, seq, out);
         }
         Ok(after)
+    }
+
+    /// The smallest slice of the position in `market_id` whose close at mark, with its penalty,
+    /// leaves equity >= MM x (1 + buffer) by the exact definition (`margin::health`), or `None`
+    /// when only all of it will do: the sizing of margin models other than tiers, where the MM
+    /// released by a close is not a function of the position alone (closing one leg of a hedge
+    /// can raise it). A bisection over raw sizes (64 steps): the slice it returns restores the
+    /// account; it is the smallest where restoring is monotone in the size closed.
+    fn exact_restoring_close(
+        &self,
+        id: AccountId,
+        market_id: MarketId,
+        step: &sizing::Step,
+    ) -> Result<Option<sizing::Close>, Overflow> {
+        let params = &self.markets[market_id.0 as usize].params;
+        let account = &self.accounts[id.0 as usize];
+        let position = *account.position(market_id).ok_or(Overflow)?;
+        let factor = crate::num::Rate::ONE.checked_add(params.liquidation_buffer)?;
+        let scratch = std::cell::RefCell::new(account.clone());
+        let check = |closed_abs: Size| -> Result<Option<sizing::Close>, Overflow> {
+            let penalty = sizing::penalty(params, step.size_abs, closed_abs, step.mark)?;
+            let closed = if position.size.is_negative() { closed_abs } else { closed_abs.checked_neg()? };
+            let result = fill(position, closed, step.mark)?;
+            let mut after = scratch.borrow_mut();
+            after.settlement = account.settlement.checked_add(result.realized_pnl)?.checked_sub(penalty)?;
+            after.positions.clone_from(&account.positions);
+            after.set_position(result.position);
+            let health = crate::margin::health(&after, &self.assets, &self.markets)?;
+            let target = health.maintenance_margin.mul_rate(factor, crate::num::Round::Up)?;
+            let remaining_mm = crate::margin::position_mm(params, step.size_abs.checked_sub(closed_abs)?, step.mark)?;
+            Ok((health.equity >= target).then_some(sizing::Close { size: closed_abs, penalty, remaining_mm }))
+        };
+        match sizing::smallest_by_bisection(step.size_abs, |q| Ok(check(q)?.is_some()))? {
+            Some(q) => check(q),
+            None => Ok(None),
+        }
     }
 
     /// Dust: an account a full close left with no position, no other collateral and a

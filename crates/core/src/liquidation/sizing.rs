@@ -240,6 +240,17 @@ pub fn chunked(params: &MarketParams, step: &Step) -> bool {
 /// else the smallest restoring slice. Then a partial close is raised to the minimum notional,
 /// and becomes a full close when what it leaves is worth less than that minimum.
 pub fn plan(params: &MarketParams, step: &Step, other_mm: Quote) -> Result<Plan, Overflow> {
+    let restore = || partial_close_given(params, step.size_abs, step.mark, step.equity, other_mm, step.own_mm);
+    plan_with(params, step, restore)
+}
+
+/// [`plan`] with the smallest restoring slice found by `restore` (the tier tables' search for
+/// tiered accounts, the exact definition's for any other margin model).
+pub fn plan_with(
+    params: &MarketParams,
+    step: &Step,
+    restore: impl FnOnce() -> Result<Option<Close>, Overflow>,
+) -> Result<Plan, Overflow> {
     let full = |kind| -> Result<Plan, Overflow> {
         let close = Close {
             size: step.size_abs,
@@ -258,8 +269,7 @@ pub fn plan(params: &MarketParams, step: &Step, other_mm: Quote) -> Result<Plan,
         let peak = step.record.map_or(step.size_abs, |r| r.peak.max(step.size_abs));
         (Some(peak.mul_rate(params.rules.liquidation_chunk_rate, Round::Up)?), PlanKind::Chunk)
     } else {
-        let close = partial_close_given(params, step.size_abs, step.mark, step.equity, other_mm, step.own_mm)?;
-        (close.map(|c| c.size), PlanKind::Restore)
+        (restore()?.map(|c| c.size), PlanKind::Restore)
     };
     let Some(mut size) = wanted.filter(|q| q.is_positive() && *q < step.size_abs) else { return full(kind) };
     let minimum = params.rules.min_liquidation_notional;
@@ -275,7 +285,7 @@ pub fn plan(params: &MarketParams, step: &Step, other_mm: Quote) -> Result<Plan,
 }
 
 /// Bisection over raw sizes in [1, size_abs - 1] for the smallest restoring size; 64 steps bound it.
-fn smallest_by_bisection(
+pub(crate) fn smallest_by_bisection(
     size_abs: Size,
     pred: impl Fn(Size) -> Result<bool, Overflow>,
 ) -> Result<Option<Size>, Overflow> {

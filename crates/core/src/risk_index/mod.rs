@@ -347,6 +347,14 @@ impl RiskIndex {
                 return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
             }
         }
+        if !account.margin_model.is_tiered() {
+            // The model's own certified box (or a point box), from the exact figures.
+            match crate::portfolio::safe_box(account, engine.assets, engine.markets, &mut self.scratch.bands) {
+                Ok(()) => self.insert_box(id),
+                Err(band::Unbandable) => self.always.push(id),
+            }
+            return false;
+        }
         let positions = account.positions.len();
         if linear.and_then(|l| band::derive_linear(&l, positions, &mut self.scratch.bands)).is_some() {
             #[cfg(debug_assertions)]

@@ -15,6 +15,7 @@ use proptest::prelude::*;
 use serde_json::Value;
 use solvent_core::config::{CliffRange, TierBasis, TierMode, TierSpec};
 use solvent_core::event::{AuctionTake, ParamsUpdate, PriceTick, Trade, Transfer};
+use solvent_core::state::MarginModel;
 use solvent_core::state::{Market, MarketId};
 use solvent_core::{Config, Engine, Event, Price, Quote, Rate, Size};
 
@@ -115,6 +116,12 @@ pub fn to_json_line(event: &Event) -> String {
         Event::FundDeposit { ts, amount } => {
             obj(vec![("type", "fund_deposit".into()), ("ts", (*ts).into()), ("amount", dec(amount))])
         }
+        Event::MarginModel(m) => obj(vec![
+            ("type", "margin_model".into()),
+            ("ts", m.ts.into()),
+            ("account", m.account.as_str().into()),
+            ("model", m.model.name().into()),
+        ]),
         Event::Signal(signal) => {
             let mut fields = vec![
                 ("type", "signal".into()),
@@ -192,6 +199,7 @@ pub fn to_json_line(event: &Event) -> String {
             }
             perp_fields(&p.perp, &mut fields);
             rules_fields(&p.rules, &mut fields);
+            portfolio_fields(&p.portfolio, &mut fields);
             obj(fields)
         }
     }
@@ -218,6 +226,25 @@ fn rules_fields(r: &solvent_core::event::RulesUpdate, fields: &mut Vec<(&'static
     }
     if let Some(v) = r.dust_equity {
         fields.push(("dust_equity", dec(v)));
+    }
+}
+
+/// The portfolio-margin fields of a `params` line.
+fn portfolio_fields(p: &solvent_core::event::PortfolioUpdate, fields: &mut Vec<(&'static str, Value)>) {
+    let rates = [
+        ("pm_range", p.pm_range),
+        ("pm_correlation", p.pm_correlation),
+        ("pm_mm_factor", p.pm_mm_factor),
+        ("pm_im_factor", p.pm_im_factor),
+        ("pm_floor", p.pm_floor),
+    ];
+    for (name, value) in rates {
+        if let Some(v) = value {
+            fields.push((name, dec(v)));
+        }
+    }
+    if let Some(n) = p.pm_buckets {
+        fields.push(("pm_buckets", n.into()));
     }
 }
 
@@ -341,6 +368,11 @@ pub enum Op {
         market: usize,
         change: ParamsChange,
     },
+    /// An account chooses portfolio margin (or goes back to tiers).
+    MarginModel {
+        account: usize,
+        portfolio: bool,
+    },
     /// A backstop maker takes bp / 10,000 of a market's auctioned inventory (up to 120%: some
     /// exceed what is left); without an auction, a take of an unknown auction.
     AuctionTake {
@@ -432,6 +464,15 @@ pub enum ParamsChange {
         cooldown_ms: u64,
         backstop_pct: u32,
         dust_cents: u32,
+    },
+    /// Portfolio margin: range (%), buckets (odd), correlation loading (%), MM factor (%),
+    /// floor (%).
+    Portfolio {
+        range_pct: u32,
+        buckets: u32,
+        correlation_pct: u32,
+        mm_factor_pct: u32,
+        floor_pct: u32,
     },
     /// Predictive margin: an IM add-on, an MM phase-in and a raise (or cut) of the current target
     /// rates by `raise_pct` percent, same brackets; sometimes an open-interest cap.
@@ -565,6 +606,14 @@ fn params_change() -> impl Strategy<Value = ParamsChange> {
             }),
         1 => (1u32..=6, 1_000u64..20_000, 50u32..1_000)
             .prop_map(|(quorum, max_age_ms, max_deviation_bp)| ParamsChange::Oracle { quorum, max_age_ms, max_deviation_bp }),
+        2 => (1u32..40, prop_oneof![Just(3u32), Just(9u32), Just(15u32)], 0u32..=100, 10u32..200, 0u32..=100)
+            .prop_map(|(range_pct, buckets, correlation_pct, mm_factor_pct, floor_pct)| ParamsChange::Portfolio {
+                range_pct,
+                buckets,
+                correlation_pct,
+                mm_factor_pct,
+                floor_pct,
+            }),
     ]
 }
 
@@ -661,6 +710,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         5 => (0usize..3, params_change()).prop_map(|(market, change)| Op::Params { market, change }),
         4 => (0usize..3, 0usize..8, prop_oneof![3 => 1u32..3_000, 1 => 3_000u32..12_000]).prop_map(|(market, bidder, frac_bp)| Op::AuctionTake { market, bidder, frac_bp }),
         4 => Just(Op::Clock),
+        2 => (0usize..8, prop_oneof![3 => Just(true), 1 => Just(false)])
+            .prop_map(|(account, portfolio)| Op::MarginModel { account, portfolio }),
         1 => any::<u64>().prop_map(|seed| Op::FundDeposit { seed }),
         1 => (proptest::option::of(0usize..3), any::<u64>()).prop_map(|(market, seed)| Op::Signal { market, seed }),
         6 => invalid().prop_map(Op::Invalid),
@@ -908,6 +959,14 @@ impl<'a> Resolver<'a> {
                     account: name.to_string(),
                     market: MARKETS[*market].to_string(),
                     amount,
+                }))
+            }
+            Op::MarginModel { account, portfolio } => {
+                let model = if *portfolio { MarginModel::Portfolio } else { MarginModel::Tiered };
+                wrap(Event::MarginModel(solvent_core::event::MarginModelChoice {
+                    ts,
+                    account: self.name(*account).to_string(),
+                    model,
                 }))
             }
             Op::Params { market, change } => {
@@ -1346,6 +1405,18 @@ fn build_params(engine: &Engine, ts: u64, market: usize, change: &ParamsChange) 
             };
             let buffer = Some(Rate::from_raw(i64::from(*buffer_bp) * 10_000));
             (ParamsUpdate { liquidation_buffer: buffer, rules, ..base }, Expect::Accept)
+        }
+        ParamsChange::Portfolio { range_pct, buckets, correlation_pct, mm_factor_pct, floor_pct } => {
+            let pct = |n: u32| Rate::from_raw(i64::from(n) * 1_000_000);
+            let portfolio = solvent_core::event::PortfolioUpdate {
+                pm_range: Some(pct(*range_pct)),
+                pm_buckets: Some(*buckets),
+                pm_correlation: Some(pct(*correlation_pct)),
+                pm_mm_factor: Some(pct(*mm_factor_pct)),
+                pm_im_factor: None,
+                pm_floor: Some(pct(*floor_pct)),
+            };
+            (ParamsUpdate { portfolio, ..base }, Expect::Accept)
         }
         ParamsChange::Funding {
             enabled,

@@ -829,8 +829,30 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
         // Auction rules (price, size, the taker's margin) are the liquidation tests' business.
         Event::AuctionTake(_) => verdict.must_accept = false,
         Event::IsolatedMargin(m) => isolated_rule(engine, m, &mut verdict),
+        Event::MarginModel(m) => margin_model_rule(engine, m, &mut verdict),
     }
     verdict
+}
+
+/// A margin-model choice: the account must exist; a change must not depend on a frozen market
+/// and must leave collateral + min(0, unrealized PnL) at or above the initial margin under the
+/// new model (the reference's); choosing the model in force is accepted and changes nothing.
+fn margin_model_rule(engine: &Engine, m: &solvent_core::event::MarginModelChoice, verdict: &mut Admission) {
+    let Some(account) = engine.account(&m.account) else {
+        verdict.error("unknown_account");
+        return;
+    };
+    if account.margin_model == m.model {
+        return;
+    }
+    let mut after = account.clone();
+    after.margin_model = m.model;
+    frozen_rule(engine, &after, m.ts, verdict);
+    match reference::account_health(&after, engine.assets(), engine.markets()) {
+        Ok(health) if health.may_withdraw() => {}
+        Ok(_) => verdict.error("margin_model_refused"),
+        Err(_) => verdict.error("overflow"),
+    }
 }
 
 /// An isolated-margin move: the market must exist, the giving side (the cross account for a

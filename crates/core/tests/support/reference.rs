@@ -289,6 +289,11 @@ pub fn account_health(account: &Account, assets: &[Asset], markets: &[Market]) -
             im_raw: im_pos,
         });
     }
+    if account.margin_model == solvent_core::state::MarginModel::Portfolio {
+        let (mm, im) = portfolio_requirement(account, assets, markets)?;
+        mm_raw = to_quote_raw(&mm, true);
+        im_raw = to_quote_raw(&im, true);
+    }
     let equity_exact = &collateral_exact + &upnl_exact;
     let losses_only = if upnl_exact.is_negative() { upnl_exact.clone() } else { BigRational::zero() };
     let upnl_scaled = &upnl_exact * ten_to(Quote::DECIMALS);
@@ -334,7 +339,8 @@ pub fn im_addon_rate(account: &Account, position: &Position, assets: &[Asset], m
 struct Inputs {
     account: Account,
     markets: Vec<(Option<Price>, solvent_core::config::MarketParams, solvent_core::config::MarketParams)>,
-    assets: Vec<(Rate, Option<Price>)>,
+    /// Weight, index and (read by portfolio margin) the index market's parameters.
+    assets: Vec<(Rate, Option<Price>, solvent_core::config::PortfolioParams)>,
 }
 
 fn inputs_of(account: &Account, assets: &[Asset], markets: &[Market]) -> Inputs {
@@ -353,7 +359,8 @@ fn inputs_of(account: &Account, assets: &[Asset], markets: &[Market]) -> Inputs 
             .iter()
             .map(|(id, _)| {
                 let asset = &assets[id.0 as usize];
-                (asset.weight, markets[asset.index_market.0 as usize].index_price)
+                let market = &markets[asset.index_market.0 as usize];
+                (asset.weight, market.index_price, market.params.portfolio.clone())
             })
             .collect(),
     }
@@ -536,4 +543,86 @@ pub fn expected_skew_fees(market: &Market, size_traded: Size) -> (Quote, Quote) 
     }
     let q = |v: &BigInt| Quote::from_raw(i128::try_from(v).expect("fees fit"));
     (q(&out[0]), q(&out[1]))
+}
+
+/// `value` rounded to a multiple of 10^-8, away from zero.
+fn to_rate_grid(value: &BigRational) -> BigRational {
+    let scaled = value * ten_to(Rate::DECIMALS);
+    let magnitude = scaled.abs().ceil();
+    let signed = if scaled.is_negative() { -magnitude } else { magnitude };
+    signed / BigRational::from(ten_to(Rate::DECIMALS))
+}
+
+/// Portfolio margin by its definition (docs/margin.md section 6), in exact rationals: the exact
+/// MM and IM before their final rounding up.
+pub fn portfolio_requirement(
+    account: &Account,
+    assets: &[Asset],
+    markets: &[Market],
+) -> Result<(BigRational, BigRational), String> {
+    use std::collections::BTreeMap;
+    // Per market: (value moved by the scenarios, standalone tier MM).
+    let mut legs: BTreeMap<u16, (BigRational, BigRational)> = BTreeMap::new();
+    for position in &account.positions {
+        let market = &markets[position.market.0 as usize];
+        let mark = market.mark_price.ok_or("position without a mark")?;
+        let leg = legs.entry(position.market.0).or_insert((BigRational::zero(), BigRational::zero()));
+        leg.0 += size(position.size) * price(mark);
+        leg.1 += exact_position_mm(&market.params, position.size, mark);
+    }
+    for (asset_id, amount) in &account.collateral {
+        let asset = &assets[asset_id.0 as usize];
+        if let Some(index) = markets[asset.index_market.0 as usize].index_price {
+            let leg = legs.entry(asset.index_market.0).or_insert((BigRational::zero(), BigRational::zero()));
+            leg.0 += size(*amount) * price(index) * rate(asset.weight);
+        }
+    }
+    let params = |m: u16| &markets[m as usize].params.portfolio;
+    let buckets = legs.keys().map(|m| params(*m).pm_buckets).max().unwrap_or(9);
+    let moves = [-66i64, -33, 50, 100, 200, 300, 400, 500];
+    let one = BigRational::from_integer(1.into());
+    let scenario = |m: u16, s: usize| -> (BigRational, BigRational) {
+        let range = rate(params(m).pm_range);
+        if s < buckets as usize {
+            let steps = BigRational::from_integer(BigInt::from(buckets - 1));
+            let k = BigRational::from_integer(BigInt::from(2 * s as i64 - (buckets as i64 - 1)));
+            (to_rate_grid(&(&range * k / steps)), one.clone())
+        } else {
+            let mv = BigRational::new(BigInt::from(moves[s - buckets as usize]), BigInt::from(100));
+            let weight = (&range / mv.abs()).min(one.clone());
+            (mv, weight)
+        }
+    };
+    let count = buckets as usize + moves.len();
+    let (mut standalone, mut tier) = (BigRational::zero(), BigRational::zero());
+    let mut totals = vec![BigRational::zero(); count];
+    for (m, (value, tier_mm)) in &legs {
+        let mut worst = BigRational::zero();
+        for (s, total) in totals.iter_mut().enumerate() {
+            let (mv, weight) = scenario(*m, s);
+            let loss = -(value * mv * weight);
+            *total += &loss;
+            worst = worst.max(loss);
+        }
+        standalone += worst;
+        tier += tier_mm;
+    }
+    let joint = totals.into_iter().max().unwrap_or_else(BigRational::zero).max(BigRational::zero());
+    let mut loadings: Vec<BigRational> = legs.keys().map(|m| rate(params(*m).pm_correlation)).collect();
+    loadings.sort();
+    let rho = match loadings.as_slice() {
+        [a, b, ..] => {
+            (a * b * BigRational::from(ten_to(Rate::DECIMALS))).floor() / BigRational::from(ten_to(Rate::DECIMALS))
+        }
+        _ => BigRational::zero(),
+    };
+    let largest = |f: fn(&solvent_core::config::PortfolioParams) -> Rate| {
+        legs.keys().map(|m| rate(f(params(*m)))).max().unwrap_or_else(BigRational::zero)
+    };
+    let (mm_factor, im_factor, floor) =
+        (largest(|p| p.pm_mm_factor), largest(|p| p.pm_im_factor), largest(|p| p.pm_floor));
+    let loss = &rho * &joint + (&one - &rho) * &standalone;
+    let mm = (&mm_factor * &loss).max(&tier - &mm_factor * (&standalone - &loss)).max(&floor * &tier);
+    let im = &mm * im_factor;
+    Ok((mm, im))
 }

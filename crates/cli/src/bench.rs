@@ -30,6 +30,8 @@ pub struct BenchOptions {
     pub json: Option<PathBuf>,
     /// Phases to run; empty means all.
     pub only: Vec<Phase>,
+    /// Percent of the main book's pairs built as hedged portfolio-margined pairs.
+    pub portfolio_percent: u32,
 }
 
 /// A phase of the bench, for `--only`.
@@ -110,6 +112,9 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     if options.accounts < 2 {
         return Err("--accounts must be at least 2".into());
     }
+    if options.portfolio_percent > 100 {
+        return Err(format!("--portfolio-percent must be at most 100, not {}", options.portfolio_percent));
+    }
     start_counting();
     let n = options.accounts;
     let mut figures = Vec::new();
@@ -124,7 +129,7 @@ pub fn run(options: &BenchOptions) -> Result<(), String> {
     }
     let samples = ladder_samples(n);
     let bar = accounts_bar(n + samples * 6, "building the book");
-    let (mut book, ladder, built) = phases::build_book(n, samples, options.seed, &bar);
+    let (mut book, ladder, built) = phases::build_book(n, samples, (options.seed, options.portfolio_percent), &bar);
     bar.finish_and_clear();
     figures.extend(built);
     eprintln!("solvent bench: book built; measuring");

@@ -82,6 +82,10 @@ enum Command {
         /// phase other than `memory` runs; `ticks` reports the scan ratio only with `scan`.
         #[arg(long, value_enum, value_delimiter = ',')]
         only: Vec<bench::Phase>,
+        /// Percent of the book's pairs built as hedged portfolio-margined pairs (two or three
+        /// markets each); 0 builds the same book as without the option.
+        #[arg(long, default_value_t = 0)]
+        portfolio_percent: u32,
     },
     /// Write a new engine key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub (docs/proofs.md).
     Keygen {
@@ -324,8 +328,8 @@ fn main() -> ExitCode {
         }
         Command::Man { out_dir } => done(man(out_dir.as_deref())),
         Command::Stress(args) => args.run(),
-        Command::Bench { accounts, seed, json, only } => {
-            match bench::run(&bench::BenchOptions { accounts, seed, json, only }) {
+        Command::Bench { accounts, seed, json, only, portfolio_percent } => {
+            match bench::run(&bench::BenchOptions { accounts, seed, json, only, portfolio_percent }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => fail(&message),
             }

@@ -45,3 +45,34 @@ fn bench_runs_every_phase_and_writes_json() {
     assert_eq!(value("rechecks_per_tick"), 0.0, "the tick walk stays inside every band");
     assert!(figures.iter().filter(|f| f.get("target").is_some()).all(|f| f["met"].is_boolean()));
 }
+
+/// With `--portfolio-percent`, a share of the pairs is built hedged and portfolio-margined:
+/// nothing is refused (opt-ins included), the latency samples still liquidate exactly the planned
+/// accounts, and an out-of-range percent is a clear error.
+#[test]
+fn bench_builds_portfolio_margined_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(["bench", "--accounts", "2000", "--portfolio-percent", "30", "--only", "scan,ticks,latency", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let document: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let figures = document["figures"].as_array().unwrap();
+    let value = |name: &str| {
+        figures.iter().find(|f| f["name"] == name).and_then(|f| f["value"].as_f64()).unwrap_or_else(|| panic!("{name}"))
+    };
+    let portfolio = value("book_portfolio_accounts");
+    assert!((400.0..800.0).contains(&portfolio), "about 30% of 2,000 accounts: {portfolio}");
+    for zero in ["book_build_refused", "ticks_refused", "latency_samples_mismatched"] {
+        assert_eq!(value(zero), 0.0, "{zero}");
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_solvent"))
+        .args(["bench", "--accounts", "100", "--portfolio-percent", "101"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--portfolio-percent"), "{refused:?}");
+}

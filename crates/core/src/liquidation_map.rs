@@ -99,6 +99,9 @@ struct MapContext<'a> {
     /// Per side, the market tables at each level (each built on first need: the exact path is
     /// rare).
     at_level: [Vec<std::cell::OnceCell<Vec<Market>>>; 2],
+    /// The full scan's context at each level (built on first use): its portfolio-margin bound
+    /// clears most levels of portfolio-margined accounts without the exact health.
+    scan_at_level: [Vec<std::cell::OnceCell<ScanContext>>; 2],
 }
 
 /// Per side, per level: Σ |size| and the number of accounts.
@@ -205,6 +208,7 @@ impl<'a> MapContext<'a> {
             live,
             asset_slope,
             at_level: [(); 2].map(|()| (0..buckets).map(|_| std::cell::OnceCell::new()).collect()),
+            scan_at_level: [(); 2].map(|()| (0..buckets).map(|_| std::cell::OnceCell::new()).collect()),
         })
     }
 
@@ -396,8 +400,16 @@ impl<'a> MapContext<'a> {
     #[inline(never)]
     fn first_level_exact(&self, account: &Account, side: Side, from: usize) -> Option<usize> {
         let tables = &self.at_level[side as usize];
+        let tiered = account.margin_model.is_tiered();
         (from..tables.len()).find(|&k| {
             let markets = tables[k].get_or_init(|| self.table(self.levels[side as usize][k]));
+            if !tiered {
+                let scan =
+                    self.scan_at_level[side as usize][k].get_or_init(|| ScanContext::new(&self.engine.assets, markets));
+                if scan.certainly_above(account) {
+                    return false;
+                }
+            }
             margin::health(account, &self.engine.assets, markets).is_ok_and(|h| h.below_maintenance())
         })
     }

@@ -46,9 +46,13 @@ pub(crate) fn mul_i128_i64(a: i128, b: i64) -> Option<i128> {
 }
 
 fn fine_to_quote(fine: I256, round_up: bool) -> Result<Quote, Overflow> {
+    if let Ok(narrow) = i128::try_from(fine) {
+        let round = if round_up { Round::Up } else { Round::Down };
+        return Ok(Quote::from_raw(div_1e8(narrow, round)));
+    }
     let divisor = I256::from(FINE_PER_QUOTE);
     let mut q = fine / divisor;
-    let r = fine % divisor;
+    let r = fine - q * divisor;
     if r != I256::ZERO {
         if round_up && r > I256::ZERO {
             q += I256::ONE;

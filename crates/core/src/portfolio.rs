@@ -4,14 +4,15 @@
 //! **Legs.** The account's exposure per market: its position there (valued at the mark) and the
 //! weighted collateral indexed on it (valued at the index): `value_m` = size x mark + W x index.
 //!
-//! **Scenarios.** Every leg moves by the same scenario index: `pm_buckets` points spread evenly
-//! over [-pm_range, +pm_range] of its own market (the account takes the most buckets of its
-//! markets, so that the joint grid lines up), then the extended table ([`EXTENDED_MOVES`]:
-//! -66%, -33%, +50%, +100%, +200%, +300%, +400%, +500%), each weighted min(1, pm_range / |move|).
-//! A leg's loss in a scenario is `-value x move x weight`. Every leg the engine holds is linear
-//! in its price, so move x weight is exactly the move clamped to [-pm_range, +pm_range]: the
-//! extended table bounds what a jump costs and never rounds. Grid moves between the ends round
-//! away from zero (against the account).
+//! **Scenarios.** Every leg moves by the same scenario: a grid of `pm_buckets` points spread
+//! evenly (exactly) over [-pm_range, +pm_range] of its own market, then the extended table
+//! ([`EXTENDED_MOVES`]: -66%, -33%, +50%, +100%, +200%, +300%, +400%, +500%), each weighted
+//! min(1, pm_range / |move|). A leg's loss in a scenario is `-value x move x weight`. Every leg
+//! the engine holds is linear in its price, so move x weight is exactly the move clamped to
+//! [-pm_range, +pm_range], and a grid point inside the range loses a fraction of what an end
+//! loses: only the two ends and the clamped jumps can be worst ([`scenarios`]); `pm_buckets`
+//! changes nothing for these legs (it will for options). When every leg's range is at most 33%,
+//! every scenario is a common fraction of the ranges and S = Σ |V r|, J = |Σ V r| exactly.
 //!
 //! **Requirement** (all exact, in 256-bit integers, rounded up once):
 //!
@@ -36,7 +37,7 @@
 //! and T is at most its value at the band tops (tier MM never falls as the mark rises). The
 //! largest certified box of k = 1..[`MAX_SHIFT`] is kept; if none is, a point box.
 
-use crate::config::{PortfolioParams, MAX_PM_BUCKETS};
+use crate::config::PortfolioParams;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::event::MarginModelChoice;
@@ -51,7 +52,12 @@ pub const EXTENDED_MOVES: [i64; 8] =
     [-66_000_000, -33_000_000, 50_000_000, 100_000_000, 200_000_000, 300_000_000, 400_000_000, 500_000_000];
 
 /// Most scenarios of one account.
-const MAX_SCENARIOS: usize = MAX_PM_BUCKETS as usize + EXTENDED_MOVES.len();
+const MAX_SCENARIOS: usize = 2 + EXTENDED_MOVES.len();
+
+/// The smallest |move| of the extended table: when every leg's range is at most this, every
+/// scenario moves every leg by a common fraction of its range and the requirement has a closed
+/// form (see [`Portfolio::of`]).
+pub(crate) const SMALLEST_JUMP: i64 = 33_000_000;
 
 /// Smallest box tried by the risk index: a half-width of 2^-MAX_SHIFT of the mark.
 pub(crate) const MAX_SHIFT: u32 = 24;
@@ -59,7 +65,10 @@ pub(crate) const MAX_SHIFT: u32 = 24;
 const ONE: i128 = Rate::ONE_RAW as i128;
 
 fn pow10(n: u32) -> I256 {
-    I256::from(10i128).pow(n)
+    match n {
+        0..=38 => I256::from(10i128.pow(n)),
+        _ => I256::from(10i128.pow(n - 38)) * I256::from(10i128.pow(38)),
+    }
 }
 
 /// One market's part of the portfolio.
@@ -83,7 +92,6 @@ pub(crate) struct Leg {
 /// The account-wide knobs (Rate raw).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Knobs {
-    pub buckets: u32,
     pub rho: i128,
     pub mm_factor: i128,
     pub im_factor: i128,
@@ -103,24 +111,24 @@ pub struct Portfolio {
     pub tier_mm: I256,
 }
 
-/// The moves (Rate raw, signed) and weights (Rate raw) of a market's scenarios: `buckets` grid
-/// points, then the extended table. Returns how many were written.
-fn scenarios(params: &PortfolioParams, buckets: u32, out: &mut [(i64, i64); MAX_SCENARIOS]) -> usize {
-    debug_assert!(buckets % 2 == 1 && (3..=MAX_PM_BUCKETS).contains(&buckets));
+/// The moves (Rate raw, signed) and weights (Rate raw) of the scenarios of a market that can be
+/// a leg's worst: the two ends of its grid, then the extended table. Returns how many.
+///
+/// The grid's inner points are exact fractions t of the range (t = (2k - steps) / steps), and
+/// every leg is linear in its price, so a joint inner point loses exactly t x what the joint +1
+/// end loses (or |t| x the -1 end): it never exceeds the worse end, nor does a single leg's. The
+/// zero move is covered by the floor of J and S at 0.
+fn scenarios(params: &PortfolioParams, out: &mut [(i64, i64); MAX_SCENARIOS]) -> usize {
     let range = i128::from(params.pm_range.raw());
-    let steps = i128::from(buckets - 1);
-    for (k, slot) in out.iter_mut().take(buckets as usize).enumerate() {
-        let numerator = range * (2 * k as i128 - steps);
-        let magnitude = (numerator.abs() + steps - 1) / steps; // away from zero
-        *slot = ((magnitude * numerator.signum()) as i64, ONE as i64);
-    }
+    out[0] = (-range as i64, ONE as i64);
+    out[1] = (range as i64, ONE as i64);
     // Weighted min(1, range / |move|): for a leg linear in its price, move x weight is the move
     // clamped to the range, exactly (no rounding).
     for (i, &mv) in EXTENDED_MOVES.iter().enumerate() {
         let clamped = i128::from(mv).clamp(-range, range);
-        out[buckets as usize + i] = (clamped as i64, ONE as i64);
+        out[2 + i] = (clamped as i64, ONE as i64);
     }
-    buckets as usize + EXTENDED_MOVES.len()
+    2 + EXTENDED_MOVES.len()
 }
 
 /// The account's legs, sorted by market. `None` when a position's market has no mark.
@@ -180,7 +188,6 @@ fn knobs(legs: &[Leg], markets: &[Market]) -> Knobs {
         _ => 0,
     };
     Knobs {
-        buckets: legs.iter().map(|l| params(l).pm_buckets).max().unwrap_or(default.pm_buckets),
         rho,
         mm_factor: max(|p| i128::from(p.pm_mm_factor.raw())),
         im_factor: max(|p| i128::from(p.pm_im_factor.raw())),
@@ -213,24 +220,40 @@ impl Portfolio {
     pub fn of(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Portfolio, Overflow> {
         let mut legs = legs(account, assets, markets).ok_or(Overflow)?;
         let knobs = knobs(&legs, markets);
-        let mut totals = [I256::ZERO; MAX_SCENARIOS];
-        let mut table = [(0i64, 0i64); MAX_SCENARIOS];
+        let closed = legs.iter().all(|l| markets[l.market.0 as usize].params.portfolio.pm_range.raw() <= SMALLEST_JUMP);
         let (mut standalone, mut tier_mm) = (I256::ZERO, I256::ZERO);
-        let mut count = 0;
-        for leg in &mut legs {
-            count = scenarios(&markets[leg.market.0 as usize].params.portfolio, knobs.buckets, &mut table);
-            let mut worst = I256::ZERO; // the zero move is a grid point
-            for (total, &(mv, weight)) in totals.iter_mut().zip(&table[..count]) {
-                let factor = i128::from(mv) * i128::from(weight); // below 2^56
-                let loss = -(leg.value * I256::from(factor));
-                worst = worst.max(loss);
-                *total += loss;
-                leg.reach = leg.reach.max(factor.abs());
+        let joint = if closed {
+            // Every scenario moves leg m by t x its range with t in [-1, 1] common to all legs,
+            // and t = ±1 are scenarios: S = Σ |V r|, J = |Σ V r|.
+            let mut signed = I256::ZERO;
+            for leg in &mut legs {
+                let factor = i128::from(markets[leg.market.0 as usize].params.portfolio.pm_range.raw()) * ONE;
+                let at_end = leg.value * I256::from(factor); // the loss at t = -1 (10^-40)
+                standalone += at_end.abs();
+                signed += at_end;
+                tier_mm += leg.tier_mm;
+                leg.reach = factor;
             }
-            standalone += worst;
-            tier_mm += leg.tier_mm;
-        }
-        let joint = totals[..count].iter().copied().max().unwrap_or(I256::ZERO).max(I256::ZERO);
+            signed.abs()
+        } else {
+            let mut totals = [I256::ZERO; MAX_SCENARIOS];
+            let mut table = [(0i64, 0i64); MAX_SCENARIOS];
+            let mut count = 0;
+            for leg in &mut legs {
+                count = scenarios(&markets[leg.market.0 as usize].params.portfolio, &mut table);
+                let mut worst = I256::ZERO; // the zero move is a grid point
+                for (total, &(mv, weight)) in totals.iter_mut().zip(&table[..count]) {
+                    let factor = i128::from(mv) * i128::from(weight); // below 2^56
+                    let loss = -(leg.value * I256::from(factor));
+                    worst = worst.max(loss);
+                    *total += loss;
+                    leg.reach = leg.reach.max(factor.abs());
+                }
+                standalone += worst;
+                tier_mm += leg.tier_mm;
+            }
+            totals[..count].iter().copied().max().unwrap_or(I256::ZERO).max(I256::ZERO)
+        };
         debug_assert!(joint <= standalone, "the joint loss never exceeds the standalone sum");
         Ok(Portfolio { legs, knobs, standalone_loss: standalone, joint_loss: joint, tier_mm })
     }
@@ -256,8 +279,8 @@ impl Portfolio {
 /// `value` / 10^`digits`, rounded up (value >= 0), as a Quote.
 fn ceil_quote(value: I256, digits: u32) -> Result<Quote, Overflow> {
     let divisor = pow10(digits);
-    let mut q = value / divisor;
-    if value % divisor > I256::ZERO {
+    let mut q = value / divisor; // one 256-bit division; the remainder by a multiplication
+    if value - q * divisor > I256::ZERO {
         q += I256::ONE;
     }
     i128::try_from(q).map(Quote::from_raw).map_err(|_| Overflow)
@@ -266,17 +289,28 @@ fn ceil_quote(value: I256, digits: u32) -> Result<Quote, Overflow> {
 /// The health of a portfolio-margined account: the tiered model's equity figures, MM and IM
 /// from the scenarios (each rounded up).
 pub(crate) fn health(account: &Account, assets: &[Asset], markets: &[Market]) -> Result<Health, Overflow> {
+    health_and_parts(account, assets, markets).map(|(health, _, _)| health)
+}
+
+/// [`health`], with the parts it computed (the portfolio and the exact equity, Fine) for the
+/// risk index's box.
+pub(crate) fn health_and_parts(
+    account: &Account,
+    assets: &[Asset],
+    markets: &[Market],
+) -> Result<(Health, Portfolio, I256), Overflow> {
     let figures = margin::equity_figures(account, assets, markets)?;
     let portfolio = Portfolio::of(account, assets, markets)?;
     let mm = portfolio.requirement()?;
     let im = mm.checked_mul(I256::from(portfolio.knobs.im_factor)).ok_or(Overflow)?;
-    Ok(Health {
+    let health = Health {
         equity: figures.equity,
         unrealized_pnl: figures.unrealized_pnl,
         equity_without_profit: figures.equity_without_profit,
         maintenance_margin: ceil_quote(mm, 40)?,
         initial_margin: ceil_quote(im, 48)?,
-    })
+    };
+    Ok((health, portfolio, figures.exact_fine))
 }
 
 /// One leg's band at shift `k`: its mark and index widened by mark / 2^k on each side (the low
@@ -317,10 +351,13 @@ fn certified(p: &Portfolio, equity_fine: I256, k: u32, markets: &[Market]) -> Op
 /// = index in every leg), else [`Unbandable`]. Collateral whose index market has no price yet
 /// would start to count (and move the scenarios) when it gets one, which no band sees: such an
 /// account is [`Unbandable`].
+/// `parts` are the account's portfolio and exact equity (Fine) at the current prices
+/// ([`health_and_parts`]).
 pub(crate) fn safe_box(
     account: &Account,
     assets: &[Asset],
     markets: &[Market],
+    parts: (&Portfolio, I256),
     bands: &mut Vec<Band>,
 ) -> Result<(), Unbandable> {
     bands.clear();
@@ -331,9 +368,8 @@ pub(crate) fn safe_box(
     {
         return Err(Unbandable);
     }
-    let portfolio = Portfolio::of(account, assets, markets).map_err(|_| Unbandable)?;
-    let equity = margin::equity_figures(account, assets, markets).map_err(|_| Unbandable)?.exact_fine;
-    let ok = |k: u32| certified(&portfolio, equity, k, markets) == Some(true);
+    let (portfolio, equity) = parts;
+    let ok = |k: u32| certified(portfolio, equity, k, markets) == Some(true);
     if !ok(MAX_SHIFT) {
         for leg in &portfolio.legs {
             if leg.mark != leg.index {

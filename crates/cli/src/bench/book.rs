@@ -12,6 +12,12 @@
 //!   price ladder between 9,900 and 9,950 (see `phases::latency`). They are built first, then BTC
 //!   walks down to 10,000 and the book is built there. BTC-PERP's `liquidation_buffer` is 0.5 (a
 //!   liquidated victim is restored to 1.5 x MM and does not cross again at the next step).
+//! - With `--portfolio-percent P`, P% of the pairs are **hedged portfolio-margined** pairs: each
+//!   account holds opposite legs in two or three markets (one long BTC and short ETH (and SOL),
+//!   the other the reverse, equal notionals), deposits 6% to 16% of its total notional, trades
+//!   under tiers and then opts into portfolio margin. The markets' factor loadings are set
+//!   first: BTC 1, ETH 0.9, SOL 0.8. With P = 0 (the default) the book is the same as without
+//!   the option, draw for draw.
 
 use indicatif::ProgressBar;
 use solvent_core::event::{PriceTick, Trade, Transfer};
@@ -59,6 +65,8 @@ pub struct Book {
     pub out: Vec<Effect>,
     /// Events refused while building (should stay 0).
     pub refused: u64,
+    /// Fraction of pairs built as hedged portfolio-margined pairs (0: none, no draw taken).
+    pub portfolio_share: f64,
 }
 
 pub fn price_raw(units: f64) -> i64 {
@@ -102,7 +110,8 @@ pub fn account_name(i: usize) -> String {
 impl Book {
     pub fn new(seed: u64) -> Book {
         let engine = Engine::new(&Config::embedded_default());
-        Book { engine, seq: 0, clock_ts: 1, tick_ts: 1, rng: Rng(seed), out: Vec::with_capacity(64), refused: 0 }
+        let out = Vec::with_capacity(64);
+        Book { engine, seq: 0, clock_ts: 1, tick_ts: 1, rng: Rng(seed), out, refused: 0, portfolio_share: 0.0 }
     }
 
     /// Apply one event; a refusal is counted (the builders only send valid events).
@@ -170,8 +179,77 @@ fn usdc(amount: f64) -> Quote {
     Quote::from_raw((amount.max(1.0) * 10_000.0).round() as i128 * (Quote::ONE_RAW / 10_000))
 }
 
+/// The factor loadings of the portfolio-margined pairs: BTC 1, ETH 0.9, SOL 0.8.
+pub fn set_portfolio_loadings(book: &mut Book) {
+    for (market, loading) in MARKETS.iter().zip(["1", "0.9", "0.8"]) {
+        let update = solvent_core::event::ParamsUpdate {
+            ts: book.clock_ts,
+            market: (*market).into(),
+            portfolio: solvent_core::event::PortfolioUpdate {
+                pm_correlation: solvent_core::Rate::parse(loading).ok(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        book.apply(&Event::Params(Box::new(update)));
+    }
+}
+
+/// A hedged portfolio-margined pair: opposite legs in BTC and ETH (and SOL half of the time),
+/// equal notionals; deposits, trades under tiers, then both opt in.
+fn build_portfolio_pair(book: &mut Book, a: &str, b: &str) {
+    let rng = &mut book.rng;
+    let markets: &[usize] = if rng.unit() < 0.5 { &[0, 1] } else { &[0, 1, 2] };
+    let leg = 100.0 * 10f64.powf(4.0 * rng.unit());
+    let total = leg * markets.len() as f64;
+    let shares = [0.06 + 0.1 * rng.unit(), 0.06 + 0.1 * rng.unit()];
+    // a: long the first leg, short the others; b the reverse.
+    let sizes: Vec<Size> = (0..markets.len())
+        .map(|k| size_for(if k == 0 { leg * (markets.len() - 1) as f64 } else { leg }, BASE[markets[k]] as f64))
+        .collect();
+    // Under tiers the legs need their IM while they open (large legs reach higher brackets).
+    let mut tier_im = Quote::ZERO;
+    for (market, size) in markets.iter().zip(&sizes) {
+        let params = &book.engine.markets()[*market].params;
+        let im = solvent_core::margin::position_im(params, *size, Price::from_raw(price_raw(BASE[*market] as f64)));
+        tier_im = tier_im.checked_add(im.unwrap_or(Quote::ZERO)).unwrap_or(tier_im);
+    }
+    let ts = book.clock_ts;
+    for (name, share) in [a, b].into_iter().zip(shares) {
+        let amount = usdc(total * share * 1.02).max(Quote::from_raw(tier_im.raw() / 100 * 103));
+        book.apply(&deposit(ts, name, "USDC", amount));
+    }
+    for (k, (market, size)) in markets.iter().zip(&sizes).enumerate() {
+        let (buyer, seller) = if k == 0 { (a, b) } else { (b, a) };
+        book.apply(&trade(ts, *market, buyer, seller, *size, price_raw(BASE[*market] as f64)));
+    }
+    for name in [a, b] {
+        // Large legs reach the higher tier brackets, whose floor can need more than the deposit:
+        // top the account up to its portfolio IM first (so the opt-in is never refused).
+        let mut opted = book.engine.account(name).expect("just created").clone();
+        opted.margin_model = solvent_core::state::MarginModel::Portfolio;
+        let engine = &book.engine;
+        if let Ok(health) = solvent_core::margin::health(&opted, engine.assets(), engine.markets()) {
+            let short = health.initial_margin.checked_sub(health.equity_without_profit).unwrap_or(Quote::ZERO);
+            if short.is_positive() {
+                let top_up = short.raw() / 100 * 102 + Quote::ONE_RAW;
+                book.apply(&deposit(ts, name, "USDC", Quote::from_raw(top_up)));
+            }
+        }
+        let choice = solvent_core::event::MarginModelChoice {
+            ts,
+            account: name.into(),
+            model: solvent_core::state::MarginModel::Portfolio,
+        };
+        book.apply(&Event::MarginModel(choice));
+    }
+}
+
 /// One pair of the main book: deposits for both, then their trades.
 fn build_pair(book: &mut Book, a: &str, b: &str) {
+    if book.portfolio_share > 0.0 && book.rng.unit() < book.portfolio_share {
+        return build_portfolio_pair(book, a, b);
+    }
     let rng = &mut book.rng;
     let markets: Vec<usize> = if rng.unit() < 0.15 {
         let first = rng.below(3) as usize;

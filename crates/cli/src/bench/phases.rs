@@ -47,12 +47,14 @@ pub fn memory_one_position(accounts: usize, seed: u64, progress: &indicatif::Pro
 pub fn build_book(
     accounts: usize,
     samples: usize,
-    seed: u64,
+    options: (u64, u32),
     progress: &indicatif::ProgressBar,
 ) -> (Book, Ladder, Vec<Figure>) {
+    let (seed, portfolio_percent) = options;
     let before = Snapshot::now();
     let started = Instant::now();
     let mut book = Book::new(seed);
+    book.portfolio_share = f64::from(portfolio_percent) / 100.0;
     open_at_base(&mut book);
     // A liquidated victim is restored to 1.5 x MM, so it does not cross again at the next step
     // of the latency ladder (with the default buffer 0 it would sit exactly at MM).
@@ -68,15 +70,20 @@ pub fn build_book(
     let ladder = book::build_victims(&mut book, samples, progress);
     book.walk(0, open, book::price_raw(BASE[0] as f64));
     let victims = book.engine.accounts().len();
+    if portfolio_percent > 0 {
+        book::set_portfolio_loadings(&mut book);
+    }
     book::build_main(&mut book, 0, accounts, progress);
     book.out = Vec::new();
     let after = Snapshot::now();
     let total = book.engine.accounts().len();
     let positions: usize = book.engine.accounts().iter().map(|a| a.positions.len()).sum();
+    let portfolio = book.engine.accounts().iter().filter(|a| !a.margin_model.is_tiered()).count();
     let figures = vec![
         Figure::new("book_accounts", total as f64, "accounts")
             .note(format!("{victims} of them latency victims + 1 market maker")),
         Figure::new("book_positions", positions as f64, "positions"),
+        Figure::new("book_portfolio_accounts", portfolio as f64, "accounts").note("under portfolio margin"),
         Figure::new("book_build_time", started.elapsed().as_secs_f64(), "s").note("through Engine::apply"),
         Figure::new("book_build_refused", book.refused as f64, "events"),
         Figure::new(

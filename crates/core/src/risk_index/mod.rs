@@ -315,6 +315,9 @@ impl RiskIndex {
         for (asset, _) in &account.collateral {
             self.set_holder(engine.assets[asset.0 as usize].index_market, id);
         }
+        if !account.margin_model.is_tiered() {
+            return self.classify_portfolio(engine, id);
+        }
         // Linear accounts (the commonest) give their exact margin and their box from one pass.
         let linear = band::LinearAccount::of(account, engine.assets, engine.markets);
         let margin = match &linear {
@@ -347,14 +350,6 @@ impl RiskIndex {
                 return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
             }
         }
-        if !account.margin_model.is_tiered() {
-            // The model's own certified box (or a point box), from the exact figures.
-            match crate::portfolio::safe_box(account, engine.assets, engine.markets, &mut self.scratch.bands) {
-                Ok(()) => self.insert_box(id),
-                Err(band::Unbandable) => self.always.push(id),
-            }
-            return false;
-        }
         let positions = account.positions.len();
         if linear.and_then(|l| band::derive_linear(&l, positions, &mut self.scratch.bands)).is_some() {
             #[cfg(debug_assertions)]
@@ -367,6 +362,30 @@ impl RiskIndex {
         let boxed = band::exposures(account, engine.assets, engine.markets, &mut self.scratch.exposures)
             .and_then(|()| band::derive(settlement, positions, headroom, engine.markets, &mut self.scratch));
         match boxed {
+            Ok(()) => self.insert_box(id),
+            Err(band::Unbandable) => self.always.push(id),
+        }
+        false
+    }
+
+    /// [`RiskIndex::classify`] of a portfolio-margined account: the exact verdict and, when it
+    /// is not below maintenance, the model's own certified box (or a point box), from the same
+    /// exact figures.
+    fn classify_portfolio(&mut self, engine: Tables, id: u32) -> bool {
+        let account = &engine.accounts[id as usize];
+        let (health, portfolio, equity) =
+            match crate::portfolio::health_and_parts(account, engine.assets, engine.markets) {
+                Ok(parts) => parts,
+                Err(_) => {
+                    self.always.push(id); // the full scan skips it; so do we, at every pass
+                    return false;
+                }
+            };
+        if health.below_maintenance() {
+            return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
+        }
+        let parts = (&portfolio, equity);
+        match crate::portfolio::safe_box(account, engine.assets, engine.markets, parts, &mut self.scratch.bands) {
             Ok(()) => self.insert_box(id),
             Err(band::Unbandable) => self.always.push(id),
         }

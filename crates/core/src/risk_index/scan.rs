@@ -20,7 +20,7 @@
 //! is `None` and the caller computes the exact health.
 
 use crate::config::{MarketParams, TierBasis, TierMode};
-use crate::margin::FINE_PER_QUOTE;
+use crate::margin::{mul_i128, FINE_PER_QUOTE};
 use crate::num::Size;
 use crate::state::{Account, Asset, AssetId, Market, Position};
 
@@ -62,6 +62,59 @@ pub(crate) struct ScanContext {
     beyond_ranges: Vec<(u32, u32)>,
     beyond: Vec<Bracket>,
     assets: Vec<AssetView>,
+    /// Per asset, its index market, and its value per raw unit at Quote raw (down, up).
+    asset_markets: Vec<u16>,
+    asset_values: Vec<(i128, i128)>,
+    /// Per market, what portfolio margin's closed form reads (see [`PortfolioView`]).
+    portfolio: Vec<PortfolioView>,
+}
+
+/// The smallest |move| of the extended table: a leg whose range is at most this is moved by
+/// every scenario within [-range, +range], both ends included (`portfolio.rs`).
+const SMALLEST_JUMP: i64 = crate::portfolio::SMALLEST_JUMP;
+
+/// One market as portfolio margin's closed form reads it, in basis points (10^-4), each rounded
+/// the way that makes the bound larger.
+///
+/// Every leg the engine holds is linear in its price, so when every leg's `pm_range` is at most
+/// the smallest jump of the extended table, each scenario moves leg m by a fraction t of its
+/// range with t in [-1, 1] common to all legs, and t = ±1 are scenarios. Then, with V_m the
+/// leg's value: S = Σ |V_m| r_m and J = |Σ V_m r_m| (up to the grid's rounding of inner points
+/// away from zero, less than one raw unit of move per leg). The scan bounds MM from these in
+/// i128 with multiplications only (values at Quote raw, rates in basis points), and compares
+/// with exact equity.
+#[derive(Clone, Copy, Debug, Default)]
+struct PortfolioView {
+    /// Mark raw (0: no mark, no fast path).
+    mark: i64,
+    /// `pm_range` rounded down and up to basis points; `range_hi` = 0 when it exceeds
+    /// [`SMALLEST_JUMP`] (no fast path).
+    range_lo: i128,
+    range_hi: i128,
+    /// `pm_correlation` rounded down (a lower ρ never lowers the bound: S >= J).
+    loading: i128,
+    /// `pm_mm_factor` rounded down and up; `pm_floor` rounded up.
+    mm_factor_lo: i128,
+    mm_factor_hi: i128,
+    floor_hi: i128,
+}
+
+/// What [`ScanContext::portfolio_parts`] bounds (10^-28, and the floor rate in basis points).
+struct PortfolioParts {
+    scenario_hi: i128,
+    credit_lo: i128,
+    floor_hi: i128,
+}
+
+/// Basis points in one (Rate raw per basis point: 10^4).
+const BP: i64 = 10_000;
+
+fn bp_down(rate: i64) -> i128 {
+    i128::from(rate.div_euclid(BP))
+}
+
+fn bp_up(rate: i64) -> i128 {
+    i128::from(rate.div_euclid(BP) + i64::from(rate.rem_euclid(BP) != 0))
 }
 
 /// Whether `x` lies in [−2^bits, 2^bits).
@@ -117,16 +170,23 @@ fn brackets(params: &MarketParams, mark: i64) -> Vec<Bracket> {
     out
 }
 
+/// Per asset, Fine per raw unit at the scan's index (index x weight; 0 while its index market
+/// has no index: the asset then counts zero).
+fn assets_view(assets: &[Asset], markets: &[Market]) -> Vec<AssetView> {
+    assets
+        .iter()
+        .map(|a| {
+            let index = markets[a.index_market.0 as usize].index_price;
+            let per_unit = index.map_or(0, |i| i128::from(i.raw()) * i128::from(a.weight.raw()));
+            AssetView { per_unit, end: term_end(per_unit.unsigned_abs()) }
+        })
+        .collect()
+}
+
 impl ScanContext {
     pub fn new(assets: &[Asset], markets: &[Market]) -> ScanContext {
-        let assets = assets
-            .iter()
-            .map(|a| {
-                let index = markets[a.index_market.0 as usize].index_price;
-                let per_unit = index.map_or(0, |i| i128::from(i.raw()) * i128::from(a.weight.raw()));
-                AssetView { per_unit, end: term_end(per_unit.unsigned_abs()) }
-            })
-            .collect();
+        let asset_views = assets_view(assets, markets);
+        let asset_markets = assets.iter().map(|a| a.index_market.0).collect();
         let (mut firsts, mut beyond_ranges, mut beyond) = (Vec::new(), Vec::new(), Vec::new());
         for m in markets {
             let all = m.mark_price.map_or_else(Vec::new, |mark| brackets(&m.params, mark.raw()));
@@ -135,7 +195,177 @@ impl ScanContext {
             beyond.extend(all.iter().skip(1));
             beyond_ranges.push((start, beyond.len() as u32));
         }
-        ScanContext { markets: firsts, beyond_ranges, beyond, assets }
+        let portfolio = markets
+            .iter()
+            .map(|m| {
+                let p = &m.params.portfolio;
+                let eligible = p.pm_range.raw() <= SMALLEST_JUMP;
+                PortfolioView {
+                    mark: m.mark_price.map_or(0, |p| p.raw()),
+                    range_lo: bp_down(p.pm_range.raw()),
+                    range_hi: if eligible { bp_up(p.pm_range.raw()) } else { 0 },
+                    loading: bp_down(p.pm_correlation.raw()),
+                    mm_factor_lo: bp_down(p.pm_mm_factor.raw()),
+                    mm_factor_hi: bp_up(p.pm_mm_factor.raw()),
+                    floor_hi: bp_up(p.pm_floor.raw()),
+                }
+            })
+            .collect();
+        // Per asset, its value per raw unit at Quote raw (index x weight / 10^8), down and up.
+        let asset_values = assets
+            .iter()
+            .map(|a| {
+                let index = markets[a.index_market.0 as usize].index_price.map_or(0, |i| i128::from(i.raw()));
+                let fine = index * i128::from(a.weight.raw());
+                (fine / FINE_PER_QUOTE, (fine + FINE_PER_QUOTE - 1) / FINE_PER_QUOTE)
+            })
+            .collect();
+        ScanContext {
+            markets: firsts,
+            beyond_ranges,
+            beyond,
+            assets: asset_views,
+            asset_markets,
+            asset_values,
+            portfolio,
+        }
+    }
+
+    /// Whether a portfolio-margined account is certainly not below maintenance, from the closed
+    /// form of [`PortfolioView`]: exact equity minus an upper bound of MM is at least two Quote
+    /// units (equity rounds down and MM up, once each). `None` where a bound of the i128
+    /// arithmetic is not met or a leg's range is beyond the closed form. Units: values V at
+    /// Quote raw, rates in basis points; S and J at 10^-20, the MM terms at 10^-28.
+    fn portfolio_certainly_above(&self, account: &Account) -> Option<bool> {
+        const LEGS: usize = 8;
+        let (positions, collateral) = (account.positions.as_slice(), account.collateral.as_slice());
+        if positions.len() > LEGS || collateral.len() > LEGS {
+            return None;
+        }
+        if collateral.is_empty() {
+            return self.portfolio_positions_only(account);
+        }
+        // Legs: (market, value down, value up): exact for positions, collateral in an interval.
+        let mut legs = [(u16::MAX, 0i128, 0i128); 2 * LEGS];
+        let mut count = 0;
+        let mut equity = mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?; // Fine, exact
+        for p in positions {
+            let view = self.portfolio.get(p.market.0 as usize)?;
+            let value = i128::from(p.size.raw()) * i128::from(view.mark); // exact, < 2^126
+            if view.mark == 0 || !fits(value, 100) || !fits(p.cost.raw(), 100) {
+                return None;
+            }
+            equity = equity.checked_add(mul_i128(value - p.cost.raw(), FINE_PER_QUOTE)?)?;
+            legs[count] = (p.market.0, value, value); // positions are sorted by market: distinct
+            count += 1;
+        }
+        for (asset, amount) in collateral {
+            let view = self.assets.get(asset.0 as usize)?;
+            if view.per_unit == 0 || amount.raw().unsigned_abs() >= view.end {
+                return None; // no index yet, or a zero weight: the exact path decides
+            }
+            equity = equity.checked_add(i128::from(amount.raw()) * view.per_unit)?;
+            let (down, up) = *self.asset_values.get(asset.0 as usize)?;
+            let (down, up) = (mul_i128(i128::from(amount.raw()), down)?, mul_i128(i128::from(amount.raw()), up)?);
+            let market = *self.asset_markets.get(asset.0 as usize)?;
+            match legs[..count].iter_mut().find(|l| l.0 == market) {
+                Some(leg) => {
+                    leg.1 = leg.1.checked_add(down)?;
+                    leg.2 = leg.2.checked_add(up)?;
+                }
+                None => {
+                    legs[count] = (market, down, up);
+                    count += 1;
+                }
+            }
+        }
+        let parts = self.portfolio_parts(legs[..count].iter().copied())?;
+        self.portfolio_verdict(account, equity, &parts)
+    }
+
+    /// [`ScanContext::portfolio_certainly_above`] of an account without collateral other than
+    /// the settlement asset: its legs are its positions, one per market.
+    #[inline(always)]
+    fn portfolio_positions_only(&self, account: &Account) -> Option<bool> {
+        let mut equity = mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?; // Fine, exact
+        let mut bad = false;
+        let legs = account.positions.iter().map(|p| {
+            let mark = self.portfolio.get(p.market.0 as usize).map_or(0, |v| v.mark);
+            let value = i128::from(p.size.raw()) * i128::from(mark); // exact, < 2^126
+            bad |= mark == 0 || !fits(value, 100) || !fits(p.cost.raw(), 100);
+            if !bad {
+                // |value − cost| < 2^101 and F < 2^27: the product fits.
+                equity = equity.saturating_add((value - p.cost.raw()) * FINE_PER_QUOTE);
+            }
+            (p.market.0, value, value)
+        });
+        let parts = self.portfolio_parts(legs)?;
+        if bad || !fits(equity, 125) {
+            return None;
+        }
+        self.portfolio_verdict(account, equity, &parts)
+    }
+
+    /// Exact equity (Fine) less the bound of MM from `parts` and the exact tier sum, against the
+    /// slack of two Quote units.
+    #[inline(always)]
+    fn portfolio_verdict(&self, account: &Account, equity: i128, parts: &PortfolioParts) -> Option<bool> {
+        let positions = account.positions.len();
+        // T: exact tiered MM = equity − exact tiered margin (Fine).
+        let tiered_margin = self.tiered_margin_over_slack(account)? + (positions as i128 + 1) * FINE_PER_QUOTE;
+        let tier = equity.checked_sub(tiered_margin)?;
+        let tier28 = mul_i128(tier, i128::from(BP))?;
+        let offset = tier28.checked_sub(parts.credit_lo)?;
+        let floor_term = mul_i128(tier, parts.floor_hi)?;
+        let mm = parts.scenario_hi.max(offset).max(floor_term);
+        let slack = 2 * FINE_PER_QUOTE * i128::from(BP);
+        Some(mul_i128(equity, i128::from(BP))?.checked_sub(mm)? >= slack)
+    }
+
+    /// The scenario term's upper bound, the offset credit's lower bound (10^-28) and the floor
+    /// rate (basis points, up) of legs `(market, value down, value up)`.
+    #[inline(always)]
+    fn portfolio_parts(&self, legs: impl Iterator<Item = (u16, i128, i128)>) -> Option<PortfolioParts> {
+        let one = i128::from(BP);
+        let mut count = 0usize;
+        let (mut s_hi, mut s_lo, mut sum, mut error) = (0i128, 0i128, 0i128, 0i128);
+        let (mut low, mut second) = (i128::MAX, i128::MAX);
+        let (mut mm_lo, mut mm_hi, mut floor_hi) = (0i128, 0i128, 0i128);
+        for (market, down, up) in legs {
+            count += 1;
+            let view = self.portfolio.get(usize::from(market))?;
+            if view.range_hi == 0 {
+                return None;
+            }
+            let biggest = down.checked_abs()?.max(up.checked_abs()?);
+            let smallest = if down <= 0 && up >= 0 { 0 } else { down.abs().min(up.abs()) };
+            s_hi = s_hi.checked_add(mul_i128(biggest, view.range_hi)?)?;
+            s_lo = s_lo.checked_add(mul_i128(smallest, view.range_lo)?)?;
+            sum = sum.checked_add(mul_i128(down, view.range_lo)?)?;
+            // |Σ V r| moves by at most the value's width x r and |V| x the range's rounding; the
+            // grid's inner points add less than |V| x one raw unit of move (below one basis point).
+            let width = mul_i128(up - down, view.range_hi)?;
+            let rounding = mul_i128(biggest, view.range_hi - view.range_lo + 1)?;
+            error = error.checked_add(width)?.checked_add(rounding)?;
+            if view.loading < low {
+                second = low;
+                low = view.loading;
+            } else if view.loading < second {
+                second = view.loading;
+            }
+            mm_lo = mm_lo.max(view.mm_factor_lo);
+            mm_hi = mm_hi.max(view.mm_factor_hi);
+            floor_hi = floor_hi.max(view.floor_hi);
+        }
+        let j_hi = sum.checked_abs()?.checked_add(error)?;
+        // Loadings are at most 10^4 basis points: the product fits i64, whose division by a
+        // constant is a multiplication (i128's is a library call).
+        let rho = if count >= 2 { i128::from((low as i64 * second as i64) / BP) } else { 0 }; // down
+        let loss = mul_i128(rho, j_hi)?.checked_add(mul_i128(one - rho, s_hi)?)?;
+        let scenario_hi = mul_i128(mm_hi, loss)?;
+        let spread_lo = (s_lo - j_hi).max(0);
+        let credit_lo = mul_i128(mul_i128(mm_lo, rho)?, spread_lo)?;
+        Some(PortfolioParts { scenario_hi, credit_lo, floor_hi })
     }
 
     /// The Fine term of a position beyond its market's first bracket (|size| × per unit +
@@ -180,6 +410,12 @@ impl ScanContext {
         if !account.margin_model.is_tiered() {
             return None;
         }
+        self.tiered_margin_over_slack(account)
+    }
+
+    /// [`ScanContext::margin_over_slack`] by the tier tables whatever the account's model.
+    #[inline(always)]
+    fn tiered_margin_over_slack(&self, account: &Account) -> Option<i128> {
         let [position] = account.positions.as_slice() else { return self.margin_over_slack_general(account) };
         let mut fine = self.position_term(position)?;
         match account.collateral.as_slice() {
@@ -227,6 +463,9 @@ impl ScanContext {
     /// each position's MM up, by less than one unit each). `false` means "not known".
     #[inline(always)]
     pub fn certainly_above(&self, account: &Account) -> bool {
+        if !account.margin_model.is_tiered() {
+            return self.portfolio_certainly_above(account) == Some(true);
+        }
         self.margin_over_slack(account).is_some_and(|m| m >= 0)
     }
 
@@ -273,6 +512,57 @@ mod tests {
             .zip(rates)
             .map(|(from, mm_rate)| Tier { from_raw: from * unit, mm_rate, penalty_rate: Rate::ZERO })
             .collect();
+    }
+
+    /// The portfolio-margin bound never clears an account the exact definition finds below
+    /// maintenance, across parameters, tier bases and modes, collateral and leverage; and it
+    /// clears most accounts that are far from their requirement.
+    #[test]
+    fn portfolio_bound_is_sound() {
+        let engine = crate::Engine::new(&Config::embedded_default());
+        let assets = engine.assets().to_vec();
+        let mut markets = engine.markets().to_vec();
+        set_tiers(&mut markets[1], TierBasis::Notional, TierMode::Marginal);
+        set_tiers(&mut markets[2], TierBasis::Size, TierMode::Whole);
+        let mut next = crate::num::xorshift(0x9a11_0c0f_fee5_0001);
+        let (mut cleared, mut far) = (0, 0);
+        for round in 0..6_000 {
+            for m in markets.iter_mut() {
+                let p = &mut m.params.portfolio;
+                p.pm_range = Rate::from_raw(1_000_000 + (next() % 50_000_000) as i64);
+                p.pm_correlation = Rate::from_raw((next() % 100_000_001) as i64);
+                p.pm_mm_factor = Rate::from_raw(10_000_000 + (next() % 200_000_000) as i64);
+                p.pm_floor = Rate::from_raw((next() % 100_000_001) as i64);
+                m.mark_price = Some(Price::from_raw(((next() >> 40) as i64).max(1) * 1_000));
+                m.index_price = m.mark_price;
+            }
+            let mut account = Account::new("a");
+            account.margin_model = crate::state::MarginModel::Portfolio;
+            if next().is_multiple_of(3) {
+                account.collateral.push((AssetId((next() % 2) as u16), Size::from_raw((next() >> 30) as i64)));
+            }
+            for market in 0..3u16 {
+                if next().is_multiple_of(2) {
+                    let magnitude = ((next() >> (20 + next() % 30)) as i64).max(1);
+                    let size = Size::from_raw(if next().is_multiple_of(2) { magnitude } else { -magnitude });
+                    let cost = size.mul_price(markets[market as usize].mark_price.unwrap());
+                    account.positions.push(Position { market: MarketId(market), size, cost });
+                }
+            }
+            let Ok(before) = health(&account, &assets, &markets) else { continue };
+            // Settlement from well below to well above the requirement.
+            let leverage = [-1i128, 0, 1, 2, 4, 10, 100][round % 7];
+            account.settlement = Quote::from_raw(before.maintenance_margin.raw() * leverage - before.equity.raw());
+            let Ok(health) = health(&account, &assets, &markets) else { continue };
+            let context = ScanContext::new(&assets, &markets);
+            let clear = context.certainly_above(&account);
+            if clear {
+                assert!(!health.below_maintenance(), "round {round}: {account:?} {health:?}");
+                cleared += 1;
+            }
+            far += usize::from(leverage >= 10 && !account.positions.is_empty());
+        }
+        assert!(cleared * 10 > far * 7, "the bound clears most accounts far from the requirement ({cleared} of {far})");
     }
 
     /// A size raw whose exposure is within two units of a bracket bound of `market`.

@@ -545,14 +545,6 @@ pub fn expected_skew_fees(market: &Market, size_traded: Size) -> (Quote, Quote) 
     (q(&out[0]), q(&out[1]))
 }
 
-/// `value` rounded to a multiple of 10^-8, away from zero.
-fn to_rate_grid(value: &BigRational) -> BigRational {
-    let scaled = value * ten_to(Rate::DECIMALS);
-    let magnitude = scaled.abs().ceil();
-    let signed = if scaled.is_negative() { -magnitude } else { magnitude };
-    signed / BigRational::from(ten_to(Rate::DECIMALS))
-}
-
 /// Portfolio margin by its definition (docs/margin.md section 6), in exact rationals: the exact
 /// MM and IM before their final rounding up.
 pub fn portfolio_requirement(
@@ -586,7 +578,7 @@ pub fn portfolio_requirement(
         if s < buckets as usize {
             let steps = BigRational::from_integer(BigInt::from(buckets - 1));
             let k = BigRational::from_integer(BigInt::from(2 * s as i64 - (buckets as i64 - 1)));
-            (to_rate_grid(&(&range * k / steps)), one.clone())
+            (&range * k / steps, one.clone())
         } else {
             let mv = BigRational::new(BigInt::from(moves[s - buckets as usize]), BigInt::from(100));
             let weight = (&range / mv.abs()).min(one.clone());

@@ -112,6 +112,16 @@ const MARKET_FIELDS: Fields = &[
     ("pm_floor", false, of::<Rate>),
 ];
 
+/// The keys a `[[markets]]` entry accepts (the config struct's, by serde introspection).
+pub fn market_keys() -> &'static [&'static str] {
+    serde_fields::<RawMarket>()
+}
+
+/// The market keys whose value types are checked one by one here.
+pub fn market_checked_keys() -> Vec<&'static str> {
+    MARKET_FIELDS.iter().map(|(key, _, _)| *key).collect()
+}
+
 fn check_table(table: &Table, path: &str, fields: Fields, known: &[&str], problems: &mut Vec<String>) {
     let at = |key: &str| if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
     for (key, required, check) in fields.iter().filter(|(key, _, _)| known.contains(key)) {

@@ -280,7 +280,10 @@ impl ScanContext {
             }
         }
         let parts = self.portfolio_parts(legs[..count].iter().copied())?;
-        self.portfolio_verdict(account, equity, &parts)
+        // T: exact tiered MM = equity − exact tiered margin (Fine).
+        let tiered_margin = self.tiered_margin_over_slack(account)? + (positions.len() as i128 + 1) * FINE_PER_QUOTE;
+        let tier = equity.checked_sub(tiered_margin)?;
+        Self::portfolio_verdict(equity, tier, &parts)
     }
 
     /// [`ScanContext::portfolio_certainly_above`] of an account without collateral other than
@@ -288,32 +291,32 @@ impl ScanContext {
     #[inline(always)]
     fn portfolio_positions_only(&self, account: &Account) -> Option<bool> {
         let mut equity = mul_i128(account.settlement.raw(), FINE_PER_QUOTE)?; // Fine, exact
+        let mut tier = 0i128; // Σ tier MM, Fine, exact
         let mut bad = false;
         let legs = account.positions.iter().map(|p| {
             let mark = self.portfolio.get(p.market.0 as usize).map_or(0, |v| v.mark);
             let value = i128::from(p.size.raw()) * i128::from(mark); // exact, < 2^126
-            bad |= mark == 0 || !fits(value, 100) || !fits(p.cost.raw(), 100);
+            let term = self.position_term(p); // F x value − tier MM, below 2^119
+            bad |= mark == 0 || !fits(value, 100) || !fits(p.cost.raw(), 100) || term.is_none();
             if !bad {
-                // |value − cost| < 2^101 and F < 2^27: the product fits.
-                equity = equity.saturating_add((value - p.cost.raw()) * FINE_PER_QUOTE);
+                // |value − cost| < 2^101 and F < 2^27: the products fit; at most 8 positions.
+                let fine = value * FINE_PER_QUOTE;
+                equity = equity.saturating_add(fine - p.cost.raw() * FINE_PER_QUOTE);
+                tier = tier.saturating_add(fine - term.unwrap_or(0));
             }
             (p.market.0, value, value)
         });
         let parts = self.portfolio_parts(legs)?;
-        if bad || !fits(equity, 125) {
+        if bad || !fits(equity, 125) || !fits(tier, 125) {
             return None;
         }
-        self.portfolio_verdict(account, equity, &parts)
+        Self::portfolio_verdict(equity, tier, &parts)
     }
 
-    /// Exact equity (Fine) less the bound of MM from `parts` and the exact tier sum, against the
-    /// slack of two Quote units.
+    /// Exact equity (Fine) less the bound of MM from `parts` and the exact tier sum `tier`
+    /// (Fine), against the slack of two Quote units.
     #[inline(always)]
-    fn portfolio_verdict(&self, account: &Account, equity: i128, parts: &PortfolioParts) -> Option<bool> {
-        let positions = account.positions.len();
-        // T: exact tiered MM = equity − exact tiered margin (Fine).
-        let tiered_margin = self.tiered_margin_over_slack(account)? + (positions as i128 + 1) * FINE_PER_QUOTE;
-        let tier = equity.checked_sub(tiered_margin)?;
+    fn portfolio_verdict(equity: i128, tier: i128, parts: &PortfolioParts) -> Option<bool> {
         let tier28 = mul_i128(tier, i128::from(BP))?;
         let offset = tier28.checked_sub(parts.credit_lo)?;
         let floor_term = mul_i128(tier, parts.floor_hi)?;

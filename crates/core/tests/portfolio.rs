@@ -388,3 +388,54 @@ fn risk_index_boxes_agree_with_the_full_scan() {
     let portfolio = engine.accounts().iter().filter(|a| a.margin_model == MarginModel::Portfolio).count();
     assert!(portfolio >= accounts * 9 / 10, "{portfolio}");
 }
+
+/// Random hedged and one-sided portfolio books through random price walks, every event under the
+/// harness's checks (the reference's exact MM and IM for every account, conservation, zero-sum,
+/// no account left below maintenance while its markets are live): the waterfall's exact sizing,
+/// bankruptcy, ADL and the risk index on portfolio accounts, many times over.
+#[test]
+fn random_portfolio_books_liquidate_under_every_check() {
+    let mut next = xorshift(0x0bad_cafe_f00d_0001);
+    let (mut liquidations, mut partial, mut opted) = (0, 0, 0);
+    for round in 0..6 {
+        let mut run = Run::new(&config(["0.8", "0.9", "0.95", "1"][round % 4]));
+        run.prices("20000", "2000");
+        run.deposit("maker", "100000000");
+        for i in 0..12 {
+            let name = format!("p{i}");
+            let (btc_hundredths, eth_units) = (100 + next() % 300, 10 + next() % 30);
+            let notional = btc_hundredths * 200 + eth_units * 2_000; // BTC at 20,000, ETH at 2,000
+            run.deposit(&name, &(notional * (6 + next() % 8) / 100).to_string());
+            let btc = format!("{}.{:02}", btc_hundredths / 100, btc_hundredths % 100);
+            let eth = eth_units.to_string();
+            let long_btc = next().is_multiple_of(2);
+            let hedged = !next().is_multiple_of(3);
+            let (b, s) = if long_btc { (name.as_str(), "maker") } else { ("maker", name.as_str()) };
+            run.trade("BTC-PERP", b, s, &btc, "20000");
+            let (b, s) = if hedged == long_btc { (s, b) } else { (b, s) };
+            run.trade("ETH-PERP", b, s, &eth, "2000");
+            run.model(&name, "portfolio"); // refused when the book needs more under portfolio margin
+        }
+        opted += run.engine().accounts().iter().filter(|a| !a.margin_model.is_tiered()).count();
+        let (mut btc, mut eth) = (20_000i64, 2_000i64);
+        for _ in 0..40 {
+            let common = (next() % 601) as i64 - 300; // bp
+            btc = (btc * (10_000 + common + (next() % 201) as i64 - 100) / 10_000).max(1);
+            eth = (eth * (10_000 + common + (next() % 601) as i64 - 300) / 10_000).max(1);
+            let before = run.harness.effects.len();
+            run.prices(&btc.to_string(), &eth.to_string());
+            for effect in &run.harness.effects[before..] {
+                if let solvent_core::EffectKind::Liquidation { account, full, .. } = &effect.kind {
+                    if run.engine().account(account).is_some_and(|a| !a.margin_model.is_tiered()) {
+                        liquidations += 1;
+                        partial += usize::from(!full);
+                    }
+                }
+            }
+        }
+    }
+    println!("{opted} accounts opted in; {liquidations} liquidations of portfolio accounts, {partial} partial");
+    assert!(opted >= 25, "accounts opted in ({opted})");
+    assert!(liquidations >= 20, "portfolio accounts were liquidated ({liquidations})");
+    assert!(partial >= 5, "some partially ({partial})");
+}

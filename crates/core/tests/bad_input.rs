@@ -139,6 +139,17 @@ fn corpus() -> Vec<(Vec<u8>, &'static str)> {
         (r#"{"type":"signal","ts":5000,"name":"bad name","value":"1"}"#, "invalid_id"),
         (r#"{"type":"signal","ts":5000,"name":"iv","value":"1","market":"NOPE"}"#, "unknown_market"),
         (r#"{"type":"signal","ts":1,"name":"iv","value":"1"}"#, "time_backwards"),
+        (r#"{"type":"margin_model","ts":5000,"account":"nobody","model":"portfolio"}"#, "unknown_account"),
+        (r#"{"type":"margin_model","ts":5000,"account":"alice","model":"spread"}"#, "invalid_field_type"),
+        (r#"{"type":"margin_model","ts":5000,"account":"alice"}"#, "missing_field"),
+        (r#"{"type":"margin_model","ts":5000,"account":"bad name","model":"portfolio"}"#, "invalid_id"),
+        (r#"{"type":"margin_model","ts":1,"account":"alice","model":"portfolio"}"#, "time_backwards"),
+        // alice's 300 BTC alone need IM 2 x 0.5 x 16% of 3.15 M under portfolio margin.
+        (r#"{"type":"margin_model","ts":5000,"account":"alice","model":"portfolio"}"#, "margin_model_refused"),
+        (r#"{"type":"params","ts":5000,"market":"BTC-PERP","pm_buckets":8}"#, "params_out_of_bounds"),
+        (r#"{"type":"params","ts":5000,"market":"BTC-PERP","pm_range":"1.5"}"#, "params_out_of_bounds"),
+        (r#"{"type":"params","ts":5000,"market":"BTC-PERP","pm_im_factor":"0.5"}"#, "params_out_of_bounds"),
+        (r#"{"type":"params","ts":5000,"market":"BTC-PERP","pm_correlation":"-0.1"}"#, "params_out_of_bounds"),
     ];
     let mut corpus: Vec<(Vec<u8>, &'static str)> = text.iter().map(|(l, k)| (l.as_bytes().to_vec(), *k)).collect();
     let long_id =

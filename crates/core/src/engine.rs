@@ -373,10 +373,11 @@ impl Engine {
     /// (a certified safe box, parked, untracked, or a candidate that the next pass rechecks
     /// anyway) still holds. Debug builds check every pass against the full scan.
     ///
-    /// Under portfolio margin collateral also moves the scenarios' losses, so a deposit to such
-    /// an account queues it like any other write.
-    pub(crate) fn account_mut_deposit(&mut self, id: AccountId) -> &mut Account {
-        if !self.accounts[id.0 as usize].margin_model.is_tiered() {
+    /// Under portfolio margin, collateral other than the settlement asset (`collateral`) also
+    /// moves the scenarios' losses, so such a deposit to such an account queues it like any
+    /// other write; a settlement deposit only raises equity there too.
+    pub(crate) fn account_mut_deposit(&mut self, id: AccountId, collateral: bool) -> &mut Account {
+        if collateral && !self.accounts[id.0 as usize].margin_model.is_tiered() {
             return self.account_mut(id);
         }
         &mut self.accounts[id.0 as usize]

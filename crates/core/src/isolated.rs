@@ -52,7 +52,7 @@ impl Engine {
         };
         self.account_mut(from_id).settlement = left;
         // Receiving only adds collateral: as a deposit, it leaves the risk index's verdict valid.
-        self.account_mut_deposit(to_id).settlement = received;
+        self.account_mut_deposit(to_id, false).settlement = received;
         Ok(())
     }
 

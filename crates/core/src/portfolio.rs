@@ -34,8 +34,9 @@
 //! **Risk index box** ([`safe_box`]): a box of relative half-width 2^-k around each leg's mark
 //! and index, certified by exact bounds: equity falls by at most Σ D_m, each loss moves by at
 //! most D_m x reach_m (D_m = (|size| + W) x band width, reach_m = the largest |move| x weight),
-//! and T is at most its value at the band tops (tier MM never falls as the mark rises). The
-//! largest certified box of k = 1..[`MAX_SHIFT`] is kept; if none is, a point box.
+//! and T is at most its value at the band tops (tier MM never falls as the mark rises). A
+//! certified box of k in 1..[`MAX_SHIFT`] is kept, found from one probe (the largest, or one
+//! step smaller); if none is, a point box.
 
 use crate::config::PortfolioParams;
 use crate::engine::Engine;
@@ -326,6 +327,11 @@ fn band_at(leg: &Leg, k: u32) -> (i64, i64) {
 /// upper bound of MM over it is at least two Quote units (equity rounds down and MM up, each by
 /// less than one).
 fn certified(p: &Portfolio, equity_fine: I256, k: u32, markets: &[Market]) -> Option<bool> {
+    certification_margin(p, equity_fine, k, markets).map(|m| m >= I256::ZERO)
+}
+
+/// The bound of [`certified`] less its slack (10^-56): certified when it is at least 0.
+fn certification_margin(p: &Portfolio, equity_fine: I256, k: u32, markets: &[Market]) -> Option<I256> {
     let fine = I256::from(FINE_PER_QUOTE);
     let (mut drop, mut eps, mut tier_hi) = (I256::ZERO, I256::ZERO, I256::ZERO);
     for leg in &p.legs {
@@ -343,7 +349,49 @@ fn certified(p: &Portfolio, equity_fine: I256, k: u32, markets: &[Market]) -> Op
     let spread = (s - j).checked_sub(eps.checked_mul(I256::from(2))?)?.max(I256::ZERO);
     let upper = requirement_of(s.checked_add(eps)?, j.checked_add(eps)?, spread, tier_hi, &p.knobs)?;
     let floor = equity_fine.checked_sub(drop)?.checked_mul(pow10(32))?;
-    Some(floor.checked_sub(upper)? >= I256::from(2) * pow10(40))
+    floor.checked_sub(upper)?.checked_sub(I256::from(2) * pow10(40))
+}
+
+/// The box shift a probe starts from: a half-width of 1/16 of the mark.
+const PROBE_SHIFT: u32 = 4;
+
+/// The smallest shift in [1, MAX_SHIFT] whose box is certified, given that MAX_SHIFT's is (with
+/// margin `at_max`), or a shift at most one above it: certification margins fall about in
+/// proportion to the box's width (2^-k of the mark), so one probe estimates the crossing, and
+/// every shift returned has been certified. At most MAX_SHIFT evaluations; usually three.
+fn smallest_certified_shift(at_max: I256, margin: impl Fn(u32) -> Option<I256>) -> u32 {
+    match margin(PROBE_SHIFT) {
+        Some(m) if m >= I256::ZERO => {
+            let mut k = PROBE_SHIFT;
+            while k > 1 && margin(k - 1).is_some_and(|m| m >= I256::ZERO) {
+                k -= 1;
+            }
+            k
+        }
+        probe => {
+            // m(k) ≈ at_max − lost × 2^(PROBE − k), with lost = at_max − m(PROBE): certified from
+            // 2^(k − PROBE) ≥ lost / at_max.
+            let estimate = match probe {
+                Some(m) if at_max > I256::ZERO => {
+                    let ratio = (at_max - m) / at_max;
+                    PROBE_SHIFT + (256 - ratio.leading_zeros()).min(MAX_SHIFT)
+                }
+                _ => MAX_SHIFT,
+            };
+            let mut k = estimate.clamp(PROBE_SHIFT + 1, MAX_SHIFT);
+            if margin(k).is_some_and(|m| m >= I256::ZERO) {
+                // One step toward a larger box when that certifies too.
+                if k > PROBE_SHIFT + 1 && margin(k - 1).is_some_and(|m| m >= I256::ZERO) {
+                    k -= 1;
+                }
+                return k;
+            }
+            while k < MAX_SHIFT && margin(k).is_none_or(|m| m < I256::ZERO) {
+                k += 1;
+            }
+            k
+        }
+    }
 }
 
 /// The risk index's box for a portfolio-margined account that is not below maintenance now
@@ -369,8 +417,9 @@ pub(crate) fn safe_box(
         return Err(Unbandable);
     }
     let (portfolio, equity) = parts;
-    let ok = |k: u32| certified(portfolio, equity, k, markets) == Some(true);
-    if !ok(MAX_SHIFT) {
+    let margin = |k: u32| certification_margin(portfolio, equity, k, markets);
+    let at_max = margin(MAX_SHIFT).filter(|m| *m >= I256::ZERO);
+    let Some(at_max) = at_max else {
         for leg in &portfolio.legs {
             if leg.mark != leg.index {
                 return Err(Unbandable);
@@ -378,20 +427,11 @@ pub(crate) fn safe_box(
             bands.push(Band { market: leg.market, lo: Some(leg.mark), hi: Some(leg.mark) });
         }
         return Ok(());
-    }
-    // Certification is monotone in k (a smaller box has smaller bounds): the smallest k that
-    // certifies, by bisection over [1, MAX_SHIFT].
-    let (mut lo, mut hi) = (1u32, MAX_SHIFT);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if ok(mid) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
+    };
+    let shift = smallest_certified_shift(at_max, margin);
+    debug_assert!(certified(portfolio, equity, shift, markets) == Some(true), "the box is certified");
     for leg in &portfolio.legs {
-        let (low, high) = band_at(leg, hi);
+        let (low, high) = band_at(leg, shift);
         bands.push(Band { market: leg.market, lo: Some(low), hi: Some(high) });
     }
     Ok(())

@@ -48,7 +48,7 @@ impl Engine {
             }
         };
         let account = match existing {
-            Some(id) => self.account_mut_deposit(id),
+            Some(id) => self.account_mut_deposit(id, matches!(balance, Balance::Asset(..))),
             None => {
                 let id = self.create_account(&transfer.account);
                 self.account_mut(id)

@@ -653,3 +653,199 @@ fn a_deficit_far_beyond_a_tiny_position_is_resolved_not_skipped() {
     assert!(bob.positions.is_empty(), "the bankrupt's position was closed: {:?}", bob.positions);
     assert!(h.effects.iter().any(|e| e.type_name() == "adl"), "ADL took the position at a bounded price");
 }
+
+/// A sequence the main property found once: a portfolio-margined account without positions
+/// (negative settlement balance, ETH collateral) whose collateral scenarios put MM above its
+/// equity while the equity was still positive: below maintenance but not a candidate, so the risk
+/// index kept no box for it; when ETH fell further and its equity turned negative, only the full
+/// scan saw it. Such accounts are now rechecked at every pass.
+#[test]
+fn portfolio_account_below_maintenance_without_positions_stays_watched() {
+    let scenario = gen::Scenario {
+        accounts: vec!["carol", "dave", "judy"],
+        funded: 3,
+        opening: vec![
+            gen::Opening { usdc: 0, btc: None, eth: None },
+            gen::Opening { usdc: 0, btc: None, eth: None },
+            gen::Opening { usdc: 581718611574713395, btc: None, eth: Some(1611057536171102000) },
+            gen::Opening { usdc: 0, btc: None, eth: None },
+            gen::Opening { usdc: 0, btc: None, eth: None },
+            gen::Opening { usdc: 0, btc: None, eth: None },
+            gen::Opening { usdc: 0, btc: None, eth: None },
+            gen::Opening { usdc: 0, btc: None, eth: None },
+        ],
+        opening_ticks: [0, 0, 3],
+        order_keys: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        ops: vec![
+            gen::Timed {
+                dt: 0,
+                json: false,
+                op: gen::Op::TickRound {
+                    market: 1,
+                    first: 0,
+                    count: 3,
+                    step_bps: 0,
+                    gap_bps: 0,
+                    noise_bps: [0, -1, 0, 0, 0],
+                    lag: 0,
+                },
+            },
+            gen::Timed {
+                dt: 0,
+                json: false,
+                op: gen::Op::Trade {
+                    market: 2,
+                    a: 2,
+                    b: 2,
+                    a_buys: false,
+                    size: gen::SizeMode::Reduce(1),
+                    price_bps: 0,
+                    fine: 0,
+                    fees: None,
+                    isolated: 0,
+                },
+            },
+            gen::Timed {
+                dt: 0,
+                json: false,
+                op: gen::Op::Params {
+                    market: 2,
+                    change: gen::ParamsChange::Funding {
+                        enabled: true,
+                        interval_ms: 1000,
+                        interest: 0,
+                        clamp: 0,
+                        cap: 2000,
+                        skew_scale_units: 50,
+                        velocity_pct: 0,
+                        skew_alert_units: 0,
+                    },
+                },
+            },
+            gen::Timed { dt: 0, json: false, op: gen::Op::MarginModel { account: 2, portfolio: true } },
+            gen::Timed {
+                dt: 0,
+                json: false,
+                op: gen::Op::Trade {
+                    market: 2,
+                    a: 2,
+                    b: 2,
+                    a_buys: false,
+                    size: gen::SizeMode::Reduce(652),
+                    price_bps: 0,
+                    fine: 0,
+                    fees: None,
+                    isolated: 0,
+                },
+            },
+            gen::Timed {
+                dt: 0,
+                json: false,
+                op: gen::Op::Tick {
+                    market: 1,
+                    source: 2,
+                    step_bps: -3,
+                    gap_bps: 0,
+                    noise_bps: 0,
+                    fine: 5375049971634438678,
+                    conf_bp: None,
+                    lag: 492,
+                },
+            },
+            gen::Timed {
+                dt: 19,
+                json: true,
+                op: gen::Op::TickRound {
+                    market: 0,
+                    first: 0,
+                    count: 4,
+                    step_bps: 69,
+                    gap_bps: 0,
+                    noise_bps: [13, -3, 22, -32, 24],
+                    lag: 257,
+                },
+            },
+            gen::Timed {
+                dt: 91,
+                json: true,
+                op: gen::Op::Withdraw { account: 0, asset: 1, mode: gen::WithdrawMode::Free { plus_one: true } },
+            },
+            gen::Timed {
+                dt: 115,
+                json: false,
+                op: gen::Op::Tick {
+                    market: 2,
+                    source: 3,
+                    step_bps: 38,
+                    gap_bps: 0,
+                    noise_bps: -29,
+                    fine: 3199919107198962541,
+                    conf_bp: None,
+                    lag: 569,
+                },
+            },
+            gen::Timed { dt: 0, json: false, op: gen::Op::Deposit { account: 8, asset: 0, seed: 6067985437514082846 } },
+            gen::Timed { dt: 93, json: false, op: gen::Op::MarginModel { account: 2, portfolio: true } },
+            gen::Timed { dt: 69, json: true, op: gen::Op::AuctionTake { market: 0, bidder: 6, frac_bp: 1361 } },
+            gen::Timed {
+                dt: 117,
+                json: false,
+                op: gen::Op::Params {
+                    market: 2,
+                    change: gen::ParamsChange::Funding {
+                        enabled: true,
+                        interval_ms: 3804,
+                        interest: 152,
+                        clamp: 352,
+                        cap: 3689,
+                        skew_scale_units: 100000,
+                        velocity_pct: 220,
+                        skew_alert_units: 1,
+                    },
+                },
+            },
+            gen::Timed {
+                dt: 25,
+                json: true,
+                op: gen::Op::TickRound {
+                    market: 2,
+                    first: 4,
+                    count: 5,
+                    step_bps: -118,
+                    gap_bps: -580,
+                    noise_bps: [7, 11, 17, 9, 8],
+                    lag: 172,
+                },
+            },
+            gen::Timed {
+                dt: 994,
+                json: true,
+                op: gen::Op::TickRound {
+                    market: 1,
+                    first: 3,
+                    count: 4,
+                    step_bps: -124,
+                    gap_bps: -635,
+                    noise_bps: [-21, -4, 9, 35, -16],
+                    lag: 789,
+                },
+            },
+            gen::Timed {
+                dt: 0,
+                json: true,
+                op: gen::Op::Trade {
+                    market: 2,
+                    a: 7,
+                    b: 2,
+                    a_buys: true,
+                    size: gen::SizeMode::Flip(8125),
+                    price_bps: -97,
+                    fine: 566654765312326612,
+                    fees: Some((292, 627)),
+                    isolated: 0,
+                },
+            },
+        ],
+    };
+    run_scenario(&scenario).unwrap();
+}

@@ -382,7 +382,18 @@ impl RiskIndex {
                 }
             };
         if health.below_maintenance() {
-            return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
+            if crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets) {
+                return true;
+            }
+            // Below maintenance and not a candidate: waiting on a frozen market (rechecked on
+            // thaw), or, unlike any tiered account, an account without positions whose
+            // collateral's scenarios put MM above its equity while that equity is not yet
+            // negative (a candidate only once it is). No box holds for it: recheck it at every
+            // pass.
+            if account.positions.is_empty() {
+                self.always.push(id);
+            }
+            return false;
         }
         let parts = (&portfolio, equity);
         match crate::portfolio::safe_box(account, engine.assets, engine.markets, parts, &mut self.scratch.bands) {

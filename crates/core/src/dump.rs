@@ -369,11 +369,7 @@ impl Engine {
 
     fn portfolio_dump(&self, account: &Account) -> Option<PortfolioDump> {
         let p = crate::portfolio::Portfolio::of(account, &self.assets, &self.markets).ok()?;
-        let up = |v: ethnum::I256, digits: u32| {
-            let d = ethnum::I256::from(10i128).pow(digits);
-            let q = v / d + ethnum::I256::from(i128::from(v % d > ethnum::I256::ZERO));
-            i128::try_from(q).ok().map(Quote::from_raw)
-        };
+        let up = |v, digits| crate::portfolio::ceil_quote(v, digits).ok();
         let (scenario, offset, floor) = p.terms()?;
         let binding = if scenario >= offset && scenario >= floor {
             "scenarios"

@@ -176,18 +176,48 @@ fn legs(account: &Account, assets: &[Asset], markets: &[Market]) -> Option<Vec<L
     Some(legs)
 }
 
+/// The two smallest of the values pushed (the factor loadings of an account's legs, whose
+/// product is ρ), without a buffer or a sort.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TwoLowest {
+    low: i128,
+    second: i128,
+    count: usize,
+}
+
+impl Default for TwoLowest {
+    fn default() -> TwoLowest {
+        TwoLowest { low: i128::MAX, second: i128::MAX, count: 0 }
+    }
+}
+
+impl TwoLowest {
+    #[inline(always)]
+    pub(crate) fn push(&mut self, value: i128) {
+        self.count += 1;
+        if value < self.low {
+            self.second = self.low;
+            self.low = value;
+        } else if value < self.second {
+            self.second = value;
+        }
+    }
+
+    /// The smallest and second smallest, once two values were pushed.
+    pub(crate) fn pair(self) -> Option<(i128, i128)> {
+        (self.count >= 2).then_some((self.low, self.second))
+    }
+}
+
 /// The knobs of an account with these legs: the most buckets, the smallest pair correlation
 /// (rounded down), the largest factors and floor.
 fn knobs(legs: &[Leg], markets: &[Market]) -> Knobs {
     let params = |l: &Leg| &markets[l.market.0 as usize].params.portfolio;
     let default = PortfolioParams::default();
     let max = |f: fn(&PortfolioParams) -> i128| legs.iter().map(|l| f(params(l))).max().unwrap_or(f(&default));
-    let mut loadings: Vec<i128> = legs.iter().map(|l| i128::from(params(l).pm_correlation.raw())).collect();
-    loadings.sort_unstable();
-    let rho = match loadings.as_slice() {
-        [a, b, ..] => a * b / ONE,
-        _ => 0,
-    };
+    let mut loadings = TwoLowest::default();
+    legs.iter().for_each(|l| loadings.push(i128::from(params(l).pm_correlation.raw())));
+    let rho = loadings.pair().map_or(0, |(a, b)| a * b / ONE);
     Knobs {
         rho,
         mm_factor: max(|p| i128::from(p.pm_mm_factor.raw())),
@@ -278,7 +308,7 @@ impl Portfolio {
 }
 
 /// `value` / 10^`digits`, rounded up (value >= 0), as a Quote.
-fn ceil_quote(value: I256, digits: u32) -> Result<Quote, Overflow> {
+pub(crate) fn ceil_quote(value: I256, digits: u32) -> Result<Quote, Overflow> {
     let divisor = pow10(digits);
     let mut q = value / divisor; // one 256-bit division; the remainder by a multiplication
     if value - q * divisor > I256::ZERO {

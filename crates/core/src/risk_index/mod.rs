@@ -347,7 +347,7 @@ impl RiskIndex {
                 }
             };
             if health.below_maintenance() {
-                return crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets);
+                return self.file_below_maintenance(engine, id, &health);
             }
         }
         let positions = account.positions.len();
@@ -368,6 +368,22 @@ impl RiskIndex {
         false
     }
 
+    /// File account `id`, found below maintenance with `health`: true when it is a candidate.
+    /// Otherwise it waits: on a frozen market (parked: its holders are queued on thaw), or, with
+    /// no position and an equity not yet negative (possible only where collateral carries a
+    /// requirement, as under portfolio margin), for its equity to turn negative: no box holds
+    /// for it, so it is rechecked at every pass.
+    fn file_below_maintenance(&mut self, engine: Tables, id: u32, health: &crate::margin::Health) -> bool {
+        let account = &engine.accounts[id as usize];
+        if crate::liquidation::needs_liquidation_given(account, health, engine.assets, engine.markets) {
+            return true;
+        }
+        if account.positions.is_empty() && !health.equity.is_negative() {
+            self.always.push(id);
+        }
+        false
+    }
+
     /// [`RiskIndex::classify`] of a portfolio-margined account: the exact verdict and, when it
     /// is not below maintenance, the model's own certified box (or a point box), from the same
     /// exact figures.
@@ -382,18 +398,7 @@ impl RiskIndex {
                 }
             };
         if health.below_maintenance() {
-            if crate::liquidation::needs_liquidation_given(account, &health, engine.assets, engine.markets) {
-                return true;
-            }
-            // Below maintenance and not a candidate: waiting on a frozen market (rechecked on
-            // thaw), or, unlike any tiered account, an account without positions whose
-            // collateral's scenarios put MM above its equity while that equity is not yet
-            // negative (a candidate only once it is). No box holds for it: recheck it at every
-            // pass.
-            if account.positions.is_empty() {
-                self.always.push(id);
-            }
-            return false;
+            return self.file_below_maintenance(engine, id, &health);
         }
         let parts = (&portfolio, equity);
         match crate::portfolio::safe_box(account, engine.assets, engine.markets, parts, &mut self.scratch.bands) {

@@ -69,18 +69,14 @@ pub(crate) struct ScanContext {
     portfolio: Vec<PortfolioView>,
 }
 
-/// The smallest |move| of the extended table: a leg whose range is at most this is moved by
-/// every scenario within [-range, +range], both ends included (`portfolio.rs`).
-const SMALLEST_JUMP: i64 = crate::portfolio::SMALLEST_JUMP;
-
 /// One market as portfolio margin's closed form reads it, in basis points (10^-4), each rounded
 /// the way that makes the bound larger.
 ///
 /// Every leg the engine holds is linear in its price, so when every leg's `pm_range` is at most
 /// the smallest jump of the extended table, each scenario moves leg m by a fraction t of its
 /// range with t in [-1, 1] common to all legs, and t = ±1 are scenarios. Then, with V_m the
-/// leg's value: S = Σ |V_m| r_m and J = |Σ V_m r_m| (up to the grid's rounding of inner points
-/// away from zero, less than one raw unit of move per leg). The scan bounds MM from these in
+/// leg's value: S = Σ |V_m| r_m and J = |Σ V_m r_m| exactly (the closed form of
+/// `portfolio::Portfolio::of`). The scan bounds MM from these in
 /// i128 with multiplications only (values at Quote raw, rates in basis points), and compares
 /// with exact equity.
 #[derive(Clone, Copy, Debug, Default)]
@@ -88,7 +84,7 @@ struct PortfolioView {
     /// Mark raw (0: no mark, no fast path).
     mark: i64,
     /// `pm_range` rounded down and up to basis points; `range_hi` = 0 when it exceeds
-    /// [`SMALLEST_JUMP`] (no fast path).
+    /// [`crate::portfolio::SMALLEST_JUMP`] (no fast path).
     range_lo: i128,
     range_hi: i128,
     /// `pm_correlation` rounded down (a lower ρ never lowers the bound: S >= J).
@@ -199,7 +195,7 @@ impl ScanContext {
             .iter()
             .map(|m| {
                 let p = &m.params.portfolio;
-                let eligible = p.pm_range.raw() <= SMALLEST_JUMP;
+                let eligible = p.pm_range.raw() <= crate::portfolio::SMALLEST_JUMP;
                 PortfolioView {
                     mark: m.mark_price.map_or(0, |p| p.raw()),
                     range_lo: bp_down(p.pm_range.raw()),
@@ -330,12 +326,10 @@ impl ScanContext {
     #[inline(always)]
     fn portfolio_parts(&self, legs: impl Iterator<Item = (u16, i128, i128)>) -> Option<PortfolioParts> {
         let one = i128::from(BP);
-        let mut count = 0usize;
         let (mut s_hi, mut s_lo, mut sum, mut error) = (0i128, 0i128, 0i128, 0i128);
-        let (mut low, mut second) = (i128::MAX, i128::MAX);
+        let mut loadings = crate::portfolio::TwoLowest::default();
         let (mut mm_lo, mut mm_hi, mut floor_hi) = (0i128, 0i128, 0i128);
         for (market, down, up) in legs {
-            count += 1;
             let view = self.portfolio.get(usize::from(market))?;
             if view.range_hi == 0 {
                 return None;
@@ -345,17 +339,12 @@ impl ScanContext {
             s_hi = s_hi.checked_add(mul_i128(biggest, view.range_hi)?)?;
             s_lo = s_lo.checked_add(mul_i128(smallest, view.range_lo)?)?;
             sum = sum.checked_add(mul_i128(down, view.range_lo)?)?;
-            // |Σ V r| moves by at most the value's width x r and |V| x the range's rounding; the
-            // grid's inner points add less than |V| x one raw unit of move (below one basis point).
+            // |Σ V r| moves by at most the value's width x r and |V| x the range's rounding to
+            // basis points (the grid's inner points are exact fractions of the range).
             let width = mul_i128(up - down, view.range_hi)?;
-            let rounding = mul_i128(biggest, view.range_hi - view.range_lo + 1)?;
+            let rounding = mul_i128(biggest, view.range_hi - view.range_lo)?;
             error = error.checked_add(width)?.checked_add(rounding)?;
-            if view.loading < low {
-                second = low;
-                low = view.loading;
-            } else if view.loading < second {
-                second = view.loading;
-            }
+            loadings.push(view.loading);
             mm_lo = mm_lo.max(view.mm_factor_lo);
             mm_hi = mm_hi.max(view.mm_factor_hi);
             floor_hi = floor_hi.max(view.floor_hi);
@@ -363,7 +352,7 @@ impl ScanContext {
         let j_hi = sum.checked_abs()?.checked_add(error)?;
         // Loadings are at most 10^4 basis points: the product fits i64, whose division by a
         // constant is a multiplication (i128's is a library call).
-        let rho = if count >= 2 { i128::from((low as i64 * second as i64) / BP) } else { 0 }; // down
+        let rho = loadings.pair().map_or(0, |(a, b)| i128::from((a as i64 * b as i64) / BP)); // down
         let loss = mul_i128(rho, j_hi)?.checked_add(mul_i128(one - rho, s_hi)?)?;
         let scenario_hi = mul_i128(mm_hi, loss)?;
         let spread_lo = (s_lo - j_hi).max(0);

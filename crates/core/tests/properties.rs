@@ -558,7 +558,7 @@ fn typed_events_are_validated_like_lines() {
     let mut accepted = Vec::new();
     for (what, event) in cases {
         // The line form of each is refused by the parser.
-        let line = gen::to_json_line(&event);
+        let line = support::json_line::to_json_line(&event);
         assert!(Event::parse_str(&line).is_err(), "{what}: the parser accepts {line}");
         let mut engine = base.engine.clone();
         let hash = engine.state_hash();
@@ -661,21 +661,22 @@ fn a_deficit_far_beyond_a_tiny_position_is_resolved_not_skipped() {
 /// scan saw it. Such accounts are now rechecked at every pass.
 #[test]
 fn portfolio_account_below_maintenance_without_positions_stays_watched() {
+    let empty = || gen::Opening { usdc: 0, btc: None, eth: None };
     let scenario = gen::Scenario {
         accounts: vec!["carol", "dave", "judy"],
         funded: 3,
         opening: vec![
-            gen::Opening { usdc: 0, btc: None, eth: None },
-            gen::Opening { usdc: 0, btc: None, eth: None },
+            empty(),
+            empty(),
             gen::Opening { usdc: 581718611574713395, btc: None, eth: Some(1611057536171102000) },
-            gen::Opening { usdc: 0, btc: None, eth: None },
-            gen::Opening { usdc: 0, btc: None, eth: None },
-            gen::Opening { usdc: 0, btc: None, eth: None },
-            gen::Opening { usdc: 0, btc: None, eth: None },
-            gen::Opening { usdc: 0, btc: None, eth: None },
+            empty(),
+            empty(),
+            empty(),
+            empty(),
+            empty(),
         ],
         opening_ticks: [0, 0, 3],
-        order_keys: vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        order_keys: vec![0; 24],
         ops: vec![
             gen::Timed {
                 dt: 0,

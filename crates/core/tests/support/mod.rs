@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod gen;
+pub mod json_line;
 pub mod reference;
 
 use num_bigint::BigInt;
@@ -364,7 +365,7 @@ impl Step {
         Step { input: Input::Event(event), expect: Expect::Any }
     }
     pub fn line_of(event: Event) -> Step {
-        let bytes = gen::to_json_line(&event).into_bytes();
+        let bytes = json_line::to_json_line(&event).into_bytes();
         Step { input: Input::Line { bytes, meaning: Some(event) }, expect: Expect::Any }
     }
     pub fn raw(line: &str) -> Step {
@@ -384,7 +385,7 @@ impl Step {
     /// One line for a reproduction: the JSON line, tagged with the path it took.
     pub fn describe(&self) -> String {
         match &self.input {
-            Input::Event(e) => format!("apply      {}", gen::to_json_line(e)),
+            Input::Event(e) => format!("apply      {}", json_line::to_json_line(e)),
             Input::Line { bytes, .. } => format!("apply_line {}", String::from_utf8_lossy(bytes)),
         }
     }

@@ -458,7 +458,7 @@ impl ScanContext {
         if !account.margin_model.is_tiered() {
             return self.portfolio_certainly_above(account) == Some(true);
         }
-        self.margin_over_slack(account).is_some_and(|m| m >= 0)
+        self.tiered_margin_over_slack(account).is_some_and(|m| m >= 0)
     }
 
     /// Exact margin (equity − Σ MM, Fine) of `account`, or `None` where a bound is not met.

@@ -45,5 +45,40 @@ pub fn accounts_table(engine: &Engine) -> String {
         );
     }
     let _ = writeln!(text, "insurance fund {}  fees collected {}", dump.insurance_fund, dump.fees_collected);
+    match &dump.protocol {
+        Some(book) => protocol_section(&mut text, book),
+        None => {
+            let _ = writeln!(text, "protocol: the book overflows");
+        }
+    }
     text
+}
+
+/// The protocol's own book: its liquidation inventory per market at mark, and the net position
+/// (fund + inventory PnL - bad debt) as the headline solvency figure.
+fn protocol_section(text: &mut String, book: &solvent_core::protocol_book::ProtocolBook) {
+    let _ = writeln!(text, "protocol:");
+    if book.inventory.is_empty() {
+        let _ = writeln!(text, "  inventory  none");
+    }
+    for (market, inventory) in &book.inventory {
+        let show = |p: Option<solvent_core::Price>| p.map_or("-".to_string(), |p| p.to_string());
+        let auction = inventory.auction.as_deref().map_or(String::new(), |a| format!("  (auction {a})"));
+        let _ = writeln!(
+            text,
+            "  inventory  {market:<10} size {:>14} @ {:>12}  cost {:>16}  mark {:>12}  notional {:>16}  PnL {:>16}{auction}",
+            inventory.size.to_string(),
+            show(inventory.entry_price),
+            inventory.cost_basis.to_string(),
+            show(inventory.mark_price),
+            inventory.notional_at_mark.to_string(),
+            inventory.unrealized_pnl.to_string(),
+        );
+    }
+    let verdict = if book.solvent { "solvent".to_string() } else { "INSOLVENT".to_string() };
+    let _ = writeln!(
+        text,
+        "  net position {} = insurance fund {} + inventory PnL {} - bad debt {}  ({verdict})",
+        book.net_position, book.insurance_fund, book.inventory_unrealized_pnl, book.bad_debt
+    );
 }

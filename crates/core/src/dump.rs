@@ -16,6 +16,9 @@ pub struct StateDump {
     pub insurance_fund: Quote,
     pub bad_debt: Quote,
     pub fees_collected: Quote,
+    /// The protocol's own book: fund, bad debt, liquidation inventory at mark with its cost
+    /// basis, and the net position (`protocol_book.rs`); absent only if it overflows.
+    pub protocol: Option<crate::protocol_book::ProtocolBook>,
     pub markets: BTreeMap<String, MarketDump>,
     pub accounts: BTreeMap<String, AccountDump>,
     /// Latest market-less `signal` values by name.
@@ -39,6 +42,9 @@ pub struct MarketDump {
     /// The protocol's own net exposure: its inventory's size and notional at mark.
     pub protocol_delta: Size,
     pub protocol_delta_notional: Option<Quote>,
+    /// The inventory's exact cost basis and its unrealized PnL at mark (`protocol_book.rs`).
+    pub inventory_cost_basis: Quote,
+    pub inventory_unrealized_pnl: Option<Quote>,
     /// Funding and skew-fee parameters and state; absent while the market uses none of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub funding: Option<FundingDump>,
@@ -229,6 +235,7 @@ impl Engine {
             insurance_fund: self.insurance_fund,
             bad_debt: self.bad_debt,
             fees_collected: self.fees_collected,
+            protocol: self.protocol_book().ok(),
             markets: self
                 .markets
                 .iter()
@@ -403,6 +410,8 @@ fn market_dump(market: &Market) -> MarketDump {
         skew: crate::funding::traders_skew(market),
         protocol_delta: market.inventory.size,
         protocol_delta_notional: market.mark_price.map(|mark| market.inventory.size.mul_price(mark)),
+        inventory_cost_basis: market.inventory.cost,
+        inventory_unrealized_pnl: market.mark_price.and_then(|mark| market.inventory.unrealized_pnl(mark).ok()),
         funding: funding_dump(market),
         unknown_source_ticks: market.unknown_source_ticks,
         auction: market.auction.map(|a| AuctionDump {

@@ -58,6 +58,10 @@ pub struct Engine {
     /// every funding and alert path off the hot path.
     #[serde(skip)]
     pub(crate) perp_markets: u32,
+    /// The protocol's net position was negative at the end of the last accepted event
+    /// (`protocol_book.rs`): derived, so neither hashed nor snapshotted; recomputed on load.
+    #[serde(skip)]
+    pub(crate) protocol_underwater: bool,
 }
 
 /// Which collateral asset a name refers to.
@@ -133,6 +137,7 @@ impl Engine {
             waterfall: Default::default(),
             phase_ins: 0,
             perp_markets: config.markets.iter().filter(|m| m.params.perp.used()).count() as u32,
+            protocol_underwater: false,
             effect_chain: crate::effect::CHAIN_GENESIS,
             signals: Vec::new(),
         }
@@ -154,6 +159,7 @@ impl Engine {
         engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
         engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
         engine.perp_markets = engine.markets.iter().filter(|m| m.perp.is_some()).count() as u32;
+        engine.protocol_underwater = engine.protocol_underwater_of();
         Ok(engine)
     }
 
@@ -239,6 +245,7 @@ impl Engine {
                 // waterfall so that no live account is left below maintenance.
                 self.settle_risk(seq, out);
                 self.exposure_alerts(seq, self.last_ts, out);
+                self.solvency_alert(seq, out);
                 self.chain_effects(&out[effects_before..]);
                 Ok(())
             }

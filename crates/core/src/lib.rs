@@ -27,6 +27,7 @@ pub mod params;
 pub mod phase_in;
 pub mod portfolio;
 pub mod prefetch;
+pub mod protocol_book;
 pub mod risk_index;
 pub mod signal;
 pub mod state;

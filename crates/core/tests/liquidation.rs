@@ -544,8 +544,11 @@ fn an_unabsorbable_loss_becomes_bad_debt_once() {
         run.ts
     ));
     let kinds: Vec<&str> = out.iter().map(|e| e.type_name()).collect();
-    assert_eq!(kinds, vec!["bankruptcy", "alert"], "{out:?}");
+    assert_eq!(kinds, vec!["bankruptcy", "alert", "alert"], "{out:?}");
+    // The bad debt puts the protocol's net position below zero: the second alert says so.
+    assert!(matches!(&out[2].kind, EffectKind::Alert { alert, .. } if alert == "protocol_insolvent"), "{out:?}");
     assert_eq!(run.engine.bad_debt(), q("3000"));
+    assert_eq!(run.engine.protocol_book().unwrap().net_position, q("-3000"));
     assert_eq!(run.engine.health("alice").unwrap().equity, Quote::ZERO);
     let later = run.line(format!(r#"{{"type":"clock","ts":{}}}"#, run.ts + 1_000));
     assert!(later.is_empty(), "nothing is raised again: {later:?}");
@@ -670,4 +673,55 @@ fn demo_crash_takes_a_handful_of_liquidations_none_under_the_minimum() {
     let accounts: Vec<&str> = per_account.keys().map(String::as_str).collect();
     assert_eq!(accounts, ["carol", "dave", "degen", "whale"], "every leveraged long is liquidated");
     assert!(per_account.values().all(|&n| n <= 5), "{per_account:?}");
+}
+
+/// The protocol's book: a takeover nobody buys puts the inventory at the protocol's risk; when
+/// the mark falls under its cost by more than the fund holds, the net position (fund + inventory
+/// PnL at mark - bad debt) goes negative with one `protocol_insolvent` alert, stays silent while
+/// it stays negative, and says `protocol_solvent` once a fund deposit puts it back above zero.
+#[test]
+fn the_protocol_net_position_counts_the_inventory_at_mark_and_alerts_once_per_crossing() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.0", "1.5", true));
+    run.price("X-PERP", "100");
+    run.deposit("alice", "150");
+    run.deposit("bob", "100000");
+    run.trade("X-PERP", "alice", "bob", "10", "100");
+    // At 90 alice has equity 50 against MM 90: the smallest slice restoring MM (no penalty, no
+    // buffer) is q with 0.1 x 90 x (10 - q) <= 50, q = 4.4444444444.. rounded up to 1e-8.
+    let out = run.price("X-PERP", "90");
+    assert!(out.iter().any(|e| e.type_name() == "liquidation"), "{out:?}");
+    let book = run.engine.protocol_book().unwrap();
+    let inventory = &book.inventory["X-PERP"];
+    assert_eq!(inventory.size, Size::parse("4.44444445").unwrap());
+    assert_eq!(inventory.cost_basis, q("400.0000005"));
+    assert_eq!((inventory.unrealized_pnl, book.net_position, book.solvent), (Quote::ZERO, Quote::ZERO, true));
+    run.deposit("alice", "1000");
+    let alerts = |out: &[Effect]| -> Vec<String> {
+        out.iter()
+            .filter_map(|e| match &e.kind {
+                EffectKind::Alert { alert, .. } => Some(alert.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // At 89 the inventory is 4.44444445 under its cost and the fund holds nothing.
+    let out = run.price("X-PERP", "89");
+    assert_eq!(alerts(&out), vec!["protocol_insolvent"], "{out:?}");
+    let book = run.engine.protocol_book().unwrap();
+    assert_eq!(
+        (book.inventory_unrealized_pnl, book.net_position, book.solvent),
+        (q("-4.44444445"), q("-4.44444445"), false)
+    );
+    assert_eq!(book.inventory_notional, q("395.55555605"));
+    let out = run.price("X-PERP", "88");
+    assert!(alerts(&out).is_empty(), "one alert per crossing: {out:?}");
+    assert_eq!(run.engine.protocol_net_position().unwrap(), q("-8.8888889"));
+    let out = run.line(format!(r#"{{"type":"fund_deposit","ts":{},"amount":"10"}}"#, run.ts));
+    assert_eq!(alerts(&out), vec!["protocol_solvent"], "{out:?}");
+    assert_eq!(run.engine.protocol_book().unwrap().net_position, q("1.1111111"));
+    // The dump carries the same book, and the market its inventory's cost and PnL.
+    let dump = serde_json::to_value(run.engine.dump()).unwrap();
+    assert_eq!(dump["protocol"]["net_position"], "1.1111111");
+    assert_eq!(dump["protocol"]["inventory"]["X-PERP"]["cost_basis"], "400.0000005");
+    assert_eq!(dump["markets"]["X-PERP"]["inventory_unrealized_pnl"], "-8.8888889");
 }

@@ -5,13 +5,24 @@
 //! (whale 300 BTC on 400k, carol 50 BTC on 100k, degen 40 BTC on 60k, dave 800 ETH on 50k) against
 //! two market makers; from 5 s prices fall 30% over 30 s (source s5 reports 5% high for a while:
 //! an outlier the oracle drops); whale tries to withdraw paper money mid-crash (rejected); then
-//! prices hold at the bottom. Every leveraged long ends below maintenance margin (whale at about
-//! -8%, dave -10%, degen -13%, carol -18%): once the liquidation waterfall is in the core, those
-//! are liquidations. The feed stops after `max_duration`.
+//! prices hold at the bottom. Every leveraged long goes below maintenance margin and is
+//! liquidated under the venue rules (buffer, minimum notional, 20% chunks 30 s apart for large
+//! positions), into the protocol's inventory, which is auctioned.
+//!
+//! Two backstop makers (`backstop1` on BTC-PERP, `backstop2` on ETH-PERP) take a live auction
+//! once it has run 15 s (its price has decayed from 1% above mark to mark), except from 15 s to
+//! 45 s, when they stop bidding (as keepers froze on Black Thursday): the protocol then carries
+//! what it took over into the fall, its net position (fund + inventory PnL at mark - bad debt)
+//! goes below zero with a `protocol_insolvent` alert, and comes back when the makers return and
+//! buy the inventory. The status line shows the net position. The feed stops after
+//! `max_duration`.
+//!
+//! The script is a pure function of the elapsed time and the engine's state ([`DemoScript`]),
+//! so a test drives it against an engine in simulated time and checks the story.
 
 use crate::sequencer::{SequencerHandle, Shared};
 use crate::worker::quote_as_f64;
-use solvent_core::margin;
+use solvent_core::{margin, Engine};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +47,14 @@ const CRASH_SECS: f64 = 30.0;
 const CRASH_FRACTION: f64 = 0.30;
 const SOURCES: [&str; 5] = ["s1", "s2", "s3", "s4", "s5"];
 const MARKETS: [(&str, f64); 2] = [("BTC-PERP", 10_000.0), ("ETH-PERP", 500.0)];
+/// The backstop makers do not bid in this window (seconds from start).
+pub const QUIET_SECS: std::ops::Range<f64> = 20.0..50.0;
+/// A maker takes a live auction once it has run this long (its price is then at mark).
+const TAKE_AFTER_MS: u64 = 2_000;
+/// A maker takes the same auction again (what joined it since) at most this often.
+const RETAKE_MS: u64 = 1_000;
+/// Per market, the backstop maker that bids on its auctions.
+const BACKSTOPS: [(&str, &str); 2] = [("BTC-PERP", "backstop1"), ("ETH-PERP", "backstop2")];
 
 fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -102,6 +121,8 @@ fn scripted(step: &mut usize, elapsed_secs: f64, ts: u64) -> Vec<Vec<u8>> {
                 deposit(ts, "carol", 100_000),
                 deposit(ts, "degen", 60_000),
                 deposit(ts, "dave", 50_000),
+                deposit(ts, "backstop1", 8_000_000),
+                deposit(ts, "backstop2", 2_000_000),
             ],
         ),
         (
@@ -128,11 +149,61 @@ fn scripted(step: &mut usize, elapsed_secs: f64, ts: u64) -> Vec<Vec<u8>> {
     due
 }
 
+/// The demo's events as a function of time and of the engine's state: prices, the scripted
+/// one-off events, and the backstop makers' auction takes.
+pub struct DemoScript {
+    jitter: Jitter,
+    step: usize,
+    /// Per auction id, the engine time of the maker's last take: at most one take per auction
+    /// per [`RETAKE_MS`], whatever the view's lag.
+    taken: BTreeMap<u64, u64>,
+}
+
+impl Default for DemoScript {
+    fn default() -> Self {
+        DemoScript { jitter: Jitter(0x9E37_79B9_7F4A_7C15), step: 0, taken: Default::default() }
+    }
+}
+
+impl DemoScript {
+    /// Everything due at `elapsed_secs` (engine time `ts`), given the latest state `engine`.
+    pub fn lines(&mut self, elapsed_secs: f64, ts: u64, engine: &Engine) -> Vec<Vec<u8>> {
+        let mut lines = price_lines(elapsed_secs, ts, &mut self.jitter);
+        lines.extend(scripted(&mut self.step, elapsed_secs, ts));
+        lines.extend(self.backstop_takes(elapsed_secs, ts, engine));
+        lines
+    }
+
+    /// Outside the quiet window, each market's maker takes the whole inventory of a live auction
+    /// that has run [`TAKE_AFTER_MS`].
+    fn backstop_takes(&mut self, elapsed_secs: f64, ts: u64, engine: &Engine) -> Vec<Vec<u8>> {
+        if QUIET_SECS.contains(&elapsed_secs) {
+            return Vec::new();
+        }
+        let mut lines = Vec::new();
+        for (market_name, bidder) in BACKSTOPS {
+            let Some(market) = engine.markets().iter().find(|m| &*m.name == market_name) else { continue };
+            let Some(auction) = market.auction else { continue };
+            let size = market.inventory.size.checked_abs().unwrap_or(solvent_core::Size::ZERO);
+            let recently = self.taken.get(&auction.id).is_some_and(|last| ts < last.saturating_add(RETAKE_MS));
+            if ts < auction.start_ts.saturating_add(TAKE_AFTER_MS) || size.is_zero() || recently {
+                continue;
+            }
+            self.taken.insert(auction.id, ts);
+            let line = format!(
+                r#"{{"type":"auction_take","ts":{ts},"auction":"{}","bidder":"{bidder}","size":"{size}"}}"#,
+                auction.id
+            );
+            lines.push(line.into_bytes());
+        }
+        lines
+    }
+}
+
 /// The feed: runs until `max_duration` has passed.
 pub async fn run(options: DemoOptions, handle: SequencerHandle, shared: Arc<Shared>) {
     let started = Instant::now();
-    let mut jitter = Jitter(0x9E37_79B9_7F4A_7C15);
-    let mut step = 0usize;
+    let mut script = DemoScript::default();
     let mut last_status = Instant::now();
     if let Err(error) = handle.submit(vec![format!(r#"{{"type":"clock","ts":{}}}"#, wall_ms()).into_bytes()]).await {
         tracing::error!(%error, "demo feed could not start");
@@ -144,8 +215,7 @@ pub async fn run(options: DemoOptions, handle: SequencerHandle, shared: Arc<Shar
         interval.tick().await;
         let elapsed_secs = started.elapsed().as_secs_f64();
         let ts = wall_ms();
-        let mut lines = price_lines(elapsed_secs, ts, &mut jitter);
-        lines.extend(scripted(&mut step, elapsed_secs, ts));
+        let lines = script.lines(elapsed_secs, ts, shared.view.load().engine());
         if let Err(error) = handle.submit(lines).await {
             tracing::warn!(%error, "demo feed: submission refused");
         }
@@ -177,11 +247,28 @@ fn status_line(shared: &Shared, elapsed_secs: f64) -> String {
         }
     }
     let below = if below.is_empty() { "none".to_string() } else { below.join(", ") };
+    let protocol = protocol_status(engine);
+    let quiet = if QUIET_SECS.contains(&elapsed_secs) { " | backstop makers not bidding" } else { "" };
     format!(
-        "[demo t={elapsed_secs:>4.0}s seq {}] marks: {} | below maintenance: {below}",
+        "[demo t={elapsed_secs:>4.0}s seq {}] marks: {} | {protocol}{quiet} | below maintenance: {below}",
         engine.last_seq(),
         marks.join(", ")
     )
+}
+
+/// The protocol's book in one phrase: net position = fund + inventory PnL at mark - bad debt.
+pub fn protocol_status(engine: &Engine) -> String {
+    match engine.protocol_book() {
+        Ok(book) => format!(
+            "protocol net {} (fund {} + inventory PnL {} - bad debt {}){}",
+            book.net_position,
+            book.insurance_fund,
+            book.inventory_unrealized_pnl,
+            book.bad_debt,
+            if book.solvent { "" } else { " INSOLVENT" }
+        ),
+        Err(_) => "protocol book overflows".to_string(),
+    }
 }
 
 /// Print effects as they happen: at most 3 lines per effect type per second, the rest counted.

@@ -330,7 +330,16 @@ impl Sequencer {
             let name = market.name.to_string();
             metrics::gauge!(t::MARKET_SKEW, "market" => name.clone())
                 .set(size(solvent_core::funding::traders_skew(market)));
+            metrics::gauge!(t::INVENTORY_COST_BASIS, "market" => name.clone())
+                .set(worker::quote_as_f64(market.inventory.cost));
+            let pnl = market.mark_price.and_then(|mark| market.inventory.unrealized_pnl(mark).ok());
+            metrics::gauge!(t::INVENTORY_UNREALIZED_PNL, "market" => name.clone())
+                .set(pnl.map_or(0.0, worker::quote_as_f64));
             metrics::gauge!(t::PROTOCOL_DELTA, "market" => name).set(size(market.inventory.size));
+        }
+        metrics::gauge!(t::BAD_DEBT).set(worker::quote_as_f64(engine.bad_debt()));
+        if let Ok(net) = engine.protocol_net_position() {
+            metrics::gauge!(t::PROTOCOL_NET_POSITION).set(worker::quote_as_f64(net));
         }
         count_effects(&results);
         let total = payloads.len() as u64;

@@ -16,6 +16,10 @@ pub const ORACLE_REJECTIONS_TOTAL: &str = "solvent_oracle_rejections_total";
 pub const INSURANCE_FUND: &str = "solvent_insurance_fund";
 pub const MARKET_SKEW: &str = "solvent_market_skew";
 pub const PROTOCOL_DELTA: &str = "solvent_protocol_delta";
+pub const PROTOCOL_NET_POSITION: &str = "solvent_protocol_net_position";
+pub const BAD_DEBT: &str = "solvent_bad_debt";
+pub const INVENTORY_COST_BASIS: &str = "solvent_inventory_cost_basis";
+pub const INVENTORY_UNREALIZED_PNL: &str = "solvent_inventory_unrealized_pnl";
 pub const ACCOUNTS_NEAR_LIQUIDATION: &str = "solvent_accounts_near_liquidation";
 pub const ACCOUNTS_BELOW_MAINTENANCE: &str = "solvent_accounts_below_maintenance";
 pub const ACCOUNTS_TOTAL: &str = "solvent_accounts";
@@ -81,6 +85,16 @@ fn describe() {
     metrics::describe_gauge!(INSURANCE_FUND, "Insurance fund balance (settlement asset).");
     metrics::describe_gauge!(MARKET_SKEW, "Traders' long - short open interest per market (base units).");
     metrics::describe_gauge!(PROTOCOL_DELTA, "The protocol's own net position (liquidation inventory) per market.");
+    metrics::describe_gauge!(
+        PROTOCOL_NET_POSITION,
+        "Insurance fund + inventory unrealized PnL at mark - bad debt (settlement asset): below zero, the venue is insolvent."
+    );
+    metrics::describe_gauge!(BAD_DEBT, "Protocol losses the fund could not pay and nobody has absorbed yet.");
+    metrics::describe_gauge!(INVENTORY_COST_BASIS, "Signed cost basis of the liquidation inventory per market.");
+    metrics::describe_gauge!(
+        INVENTORY_UNREALIZED_PNL,
+        "Unrealized PnL at mark of the liquidation inventory per market."
+    );
     metrics::describe_gauge!(ACCOUNTS_NEAR_LIQUIDATION, "Accounts with equity below 1.2 x maintenance margin.");
     metrics::describe_gauge!(ACCOUNTS_BELOW_MAINTENANCE, "Accounts with equity below maintenance margin.");
     metrics::describe_gauge!(ACCOUNTS_TOTAL, "Accounts in the engine.");

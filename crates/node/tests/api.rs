@@ -229,3 +229,44 @@ fn the_openapi_description_is_served_without_a_token() {
     assert!(spec["paths"]["/v1/accounts/{id}"]["get"].is_object(), "{spec}");
     server.shutdown().unwrap();
 }
+
+/// The protocol's book over HTTP: a takeover puts inventory on the protocol's book, and
+/// `GET /v1/protocol`, `GET /v1/insurance` and the metrics show its cost basis, its PnL at mark
+/// and the net position (fund + inventory PnL - bad debt), from one published view.
+#[test]
+fn the_protocol_book_is_served_with_its_inventory_and_net_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), test_section());
+    let addr = server.local_addr();
+    seed_market(addr);
+    post(addr, TREASURY, &deposit(0, "alice", "400000"));
+    post(addr, TREASURY, &deposit(0, "bob", "1000000"));
+    let trade =
+        r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"300","price":"10000"}"#;
+    assert_eq!(post(addr, MATCHER, trade).0, 200);
+    let (_, book) = get(addr, Some(VIEWER), "/v1/protocol");
+    assert_eq!((&book["net_position"], &book["solvent"]), (&Value::from("0"), &Value::Bool(true)), "{book}");
+    assert_eq!(book["inventory"], serde_json::json!({}), "no inventory yet: {book}");
+    // BTC at 9,000: alice (equity 100,000 < MM 146,250) loses a first 20% chunk, 60 BTC, taken
+    // over by the protocol at mark.
+    for (ts, level) in [(2_000, "9500"), (3_000, "9000")] {
+        assert_eq!(post(addr, ADMIN, &format!(r#"{{"type":"clock","ts":{ts}}}"#)).0, 200);
+        for (token, source) in [(ORACLE_S1, "s1"), (ORACLE_S2_S3, "s2"), (ORACLE_S2_S3, "s3")] {
+            assert_eq!(post(addr, token, &price(ts, "BTC-PERP", source, level)).0, 200);
+        }
+    }
+    let (status, book) = get(addr, Some(VIEWER), "/v1/protocol");
+    assert_eq!(status, 200, "{book}");
+    let inventory = &book["inventory"]["BTC-PERP"];
+    assert_eq!((&inventory["size"], &inventory["cost_basis"]), (&Value::from("60"), &Value::from("540000")), "{book}");
+    assert_eq!((&inventory["mark_price"], &inventory["unrealized_pnl"]), (&Value::from("9000"), &Value::from("0")));
+    assert!(inventory["auction"].is_string(), "the inventory is auctioned: {book}");
+    let fund = book["insurance_fund"].as_str().unwrap().to_string();
+    assert_ne!(fund, "0", "the chunk's penalty went to the fund: {book}");
+    assert_eq!((&book["net_position"], &book["solvent"]), (&Value::from(fund.as_str()), &Value::Bool(true)));
+    let (_, insurance) = get(addr, Some(VIEWER), "/v1/insurance");
+    assert_eq!((&insurance["net_position"], &insurance["bad_debt"]), (&Value::from(fund.as_str()), &Value::from("0")));
+    let metrics = get(addr, None, "/metrics").1.as_str().unwrap_or_default().to_string();
+    assert!(metrics.contains(r#"solvent_inventory_cost_basis{market="BTC-PERP"} 540000"#), "{metrics}");
+    assert!(metrics.contains("solvent_protocol_net_position "), "{metrics}");
+}

@@ -311,7 +311,11 @@ impl FloatTiers {
 fn sample(engine: &Engine, book: &Book, with_static: bool) -> StepSample {
     let markets = engine.markets();
     let current: Vec<FloatTiers> = markets.iter().map(|m| FloatTiers::new(&m.params)).collect();
-    let mut s = StepSample { fund_usdc: quote_f64(engine.insurance_fund()), ..StepSample::default() };
+    let mut s = StepSample {
+        fund_usdc: quote_f64(engine.insurance_fund()),
+        protocol_net_usdc: crate::metrics::protocol_net(engine),
+        ..StepSample::default()
+    };
     for account in engine.accounts().iter().skip(book.population_start) {
         for p in &account.positions {
             let i = p.market.0 as usize;

@@ -59,6 +59,7 @@ pub fn definition(name: &str) -> Option<&'static str> {
         "auction_filled_notional" => "Notional of liquidated inventory bought by backstop makers in the Dutch auctions.",
         "takes_refused" => "Auction takes refused (the taker would have fallen below initial margin).",
         "unsold_inventory_end" => "Liquidated inventory still held by the protocol at the end, at the final mark.",
+        "protocol_net_end" | "protocol_net_min" => "The protocol's net position, the headline solvency figure: insurance fund + unrealized PnL of its liquidation inventory at mark - bad debt, at the end and at its lowest step. Below zero the venue owes its traders more than it holds.",
         "avg_margin" | "peak_margin" => "Total maintenance margin the book had to post, averaged over the run, and at its highest.",
         "avg_mm_rate" => "Average maintenance margin as a fraction of open notional.",
         "calm_avg_margin" | "calm_avg_mm_rate" => "The same averages over the calm part of the run only (before the stress), where a margin policy costs traders the most.",

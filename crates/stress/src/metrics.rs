@@ -26,6 +26,8 @@ pub struct StepSample {
     pub inventory_usdc: f64,
     /// Its mark-to-market loss: Σ max(0, cost - size x mark) over the fed markets.
     pub inventory_loss_usdc: f64,
+    /// The protocol's net position: fund + inventory PnL at mark (every market) - bad debt.
+    pub protocol_net_usdc: f64,
 }
 
 /// What happened inside a run's congestion window (measured in every run, congested
@@ -252,6 +254,10 @@ pub struct RunMetrics {
     pub fills_below_floor: u64,
     /// Mark-to-market loss of the inventory still held after the last step.
     pub inventory_loss_end_usdc: f64,
+    /// The protocol's net position (fund + inventory PnL at mark - bad debt) after the last
+    /// step, and its lowest over the run's steps.
+    pub protocol_net_end_usdc: f64,
+    pub protocol_net_min_usdc: f64,
 }
 
 /// Window of the worst move the lead time is measured against.
@@ -376,8 +382,16 @@ impl RunMetrics {
             missed_takes: t.window.missed_takes,
             fills_below_floor: t.window.fills_below_floor,
             inventory_loss_end_usdc: inventory_loss_end(book, engine),
+            protocol_net_end_usdc: protocol_net(engine),
+            protocol_net_min_usdc: samples.iter().map(|s| s.protocol_net_usdc).fold(protocol_net(engine), f64::min),
         }
     }
+}
+
+/// The protocol's net position in USDC (`Engine::protocol_net_position`; 0 on overflow, which
+/// no simulated book reaches).
+pub fn protocol_net(engine: &Engine) -> f64 {
+    engine.protocol_net_position().map_or(0.0, quote_f64)
 }
 
 /// Mark-to-market loss of the inventory left after the run (0 for a gain).

@@ -70,6 +70,8 @@ pub fn run_figures(m: &RunMetrics) -> Figures {
     f.add("auction_filled_notional", m.auction_filled_notional_usdc, USDC);
     f.add("takes_refused", m.takes_refused as f64, COUNT);
     f.add("unsold_inventory_end", m.unsold_inventory_usdc, USDC);
+    f.add("protocol_net_end", m.protocol_net_end_usdc, USDC);
+    f.add("protocol_net_min", m.protocol_net_min_usdc, USDC);
     f.add("avg_margin", m.avg_margin_usdc, USDC);
     f.add("peak_margin", m.peak_margin_usdc, USDC);
     f.add("avg_mm_rate", m.avg_mm_rate, FRACTION);
@@ -140,6 +142,9 @@ pub fn aggregate_figures(runs: &[RunMetrics]) -> Figures {
     f.add("liquidations_mean", mean(runs, |r| r.liquidations as f64), COUNT);
     f.add("liquidated_notional_mean", mean(runs, |r| r.liquidated_notional_usdc), USDC);
     f.add("unsold_inventory_end_mean", mean(runs, |r| r.unsold_inventory_usdc), USDC);
+    f.add("protocol_net_end_mean", mean(runs, |r| r.protocol_net_end_usdc), USDC);
+    f.add("protocol_net_min_mean", mean(runs, |r| r.protocol_net_min_usdc), USDC);
+    f.add("protocol_insolvent_probability", share(runs, |r| r.protocol_net_min_usdc < 0.0), FRACTION);
     f.add("takes_refused_mean", mean(runs, |r| r.takes_refused as f64), COUNT);
     f.add("avg_margin_mean", mean(runs, |r| r.avg_margin_usdc), USDC);
     f.add("peak_margin_mean", mean(runs, |r| r.peak_margin_usdc), USDC);
@@ -161,6 +166,7 @@ pub fn congestion_figures(m: &RunMetrics) -> Figures {
     f.add("fund_draw", m.fund_draw_usdc, USDC);
     f.add("fund_draw_marked", m.fund_draw_usdc + m.inventory_loss_end_usdc, USDC);
     f.add("socialized_loss", m.socialized_usdc, USDC);
+    f.add("protocol_net_min", m.protocol_net_min_usdc, USDC);
     f.add("window_peak_inventory", m.window_peak_inventory_usdc, USDC);
     f.add("window_peak_inventory_loss", m.window_peak_inventory_loss_usdc, USDC);
     f.add("window_inventory_carry", m.window_inventory_usdc_h, USDC_HOURS);
@@ -182,6 +188,7 @@ pub fn congestion_aggregate(runs: &[RunMetrics]) -> Figures {
     f.add("fund_draw_p99", quantile(&draws, 0.99), USDC);
     f.add("fund_draw_marked_mean", mean(runs, |r| r.fund_draw_usdc + r.inventory_loss_end_usdc), USDC);
     f.add("socialized_loss_probability", share(runs, |r| r.socialized_count > 0), FRACTION);
+    f.add("protocol_insolvent_probability", share(runs, |r| r.protocol_net_min_usdc < 0.0), FRACTION);
     f.add("window_peak_inventory_mean", mean(runs, |r| r.window_peak_inventory_usdc), USDC);
     f.add("window_peak_inventory_max", runs.iter().map(|r| r.window_peak_inventory_usdc).fold(0.0, f64::max), USDC);
     f.add("window_peak_inventory_loss_mean", mean(runs, |r| r.window_peak_inventory_loss_usdc), USDC);

@@ -4,8 +4,10 @@ use crate::policy::PolicyKind;
 use crate::report::{Figures, PolicyFigures, StressReport};
 use std::fmt::Write;
 
-/// Figures shown for a single run.
-const RUN_ROWS: [&str; 14] = [
+/// Figures shown for a single run; the protocol's net position (its solvency) first.
+const RUN_ROWS: [&str; 16] = [
+    "protocol_net_min",
+    "protocol_net_end",
     "fund_draw",
     "fund_bankruptcy_cover",
     "socialized_loss",
@@ -22,8 +24,10 @@ const RUN_ROWS: [&str; 14] = [
     "lead_time",
 ];
 
-/// Figures shown for the Monte Carlo set.
-const MC_ROWS: [&str; 16] = [
+/// Figures shown for the Monte Carlo set; the protocol's solvency first.
+const MC_ROWS: [&str; 18] = [
+    "protocol_insolvent_probability",
+    "protocol_net_min_mean",
     "socialized_loss_probability",
     "socialized_loss_mean",
     "fund_draw_mean",
@@ -175,7 +179,8 @@ fn frontier(out: &mut String, report: &StressReport) {
 }
 
 /// Figures shown per congestion scope, without and with congestion.
-const CONGESTION_ROWS: [(&str, &str); 6] = [
+const CONGESTION_ROWS: [(&str, &str); 7] = [
+    ("protocol_net_min", "protocol_insolvent_probability"),
     ("fund_draw", "fund_draw_mean"),
     ("fund_draw_marked", "fund_draw_marked_mean"),
     ("window_peak_inventory", "window_peak_inventory_mean"),

@@ -21,7 +21,7 @@ pub mod json_line;
 pub mod reference;
 
 use num_bigint::BigInt;
-use num_traits::Zero;
+use num_traits::{Signed, Zero};
 use solvent_core::state::Account;
 use solvent_core::{Config, Effect, Engine, Event, Quote, Size};
 use std::collections::BTreeMap;
@@ -178,6 +178,7 @@ fn conservation(engine: &Engine, ledger: &Ledger, accounts_upnl: BigInt) -> Resu
     for account in engine.accounts() {
         held += BigInt::from(account.settlement.raw());
     }
+    check_protocol_book(engine, &(ledger.net(settlement) - &held))?;
     for market in engine.markets() {
         held += position_value(engine, &market.inventory)?;
     }
@@ -221,6 +222,28 @@ fn conservation(engine: &Engine, ledger: &Ledger, accounts_upnl: BigInt) -> Resu
                 show(&total)
             ));
         }
+    }
+    Ok(())
+}
+
+/// The protocol's net position (`Engine::protocol_book`) is what conservation leaves once every
+/// trader is paid: `after_traders` = deposits - withdrawals - Σ (settlement + unrealized PnL) of
+/// the accounts, less the fees collected; its per-market parts add up; the alert flag agrees.
+fn check_protocol_book(engine: &Engine, after_traders: &BigInt) -> Result<(), String> {
+    let expected = after_traders - BigInt::from(engine.fees_collected().raw());
+    let book = engine.protocol_book().map_err(|e| format!("protocol book: {e:?}"))?;
+    let net = BigInt::from(book.net_position.raw());
+    if net != expected {
+        return Err(format!(
+            "protocol book: net position {} but conservation leaves {} after the traders and the fees",
+            book.net_position,
+            reference::show_raw(&expected)
+        ));
+    }
+    let parts: i128 = book.inventory.values().map(|m| m.unrealized_pnl.raw()).sum();
+    let quick = engine.protocol_net_position().map_err(|e| format!("protocol net: {e:?}"))?;
+    if parts != book.inventory_unrealized_pnl.raw() || quick != book.net_position || book.solvent == net.is_negative() {
+        return Err(format!("protocol book: parts {parts}, quick net {quick} and verdict disagree with {book:?}"));
     }
     Ok(())
 }

@@ -56,6 +56,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<App>)> {
         ("get", "/v1/markets", get(reads::markets)),
         ("get", "/v1/markets/{market}/liquidation_map", get(reads::liquidation_map)),
         ("get", "/v1/insurance", get(reads::insurance)),
+        ("get", "/v1/protocol", get(reads::protocol)),
         ("get", "/v1/state", get(reads::state)),
         ("get", "/v1/health", get(reads::health)),
         ("get", "/metrics", get(reads::metrics)),

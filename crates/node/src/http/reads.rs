@@ -86,7 +86,8 @@ pub async fn liquidation_map(
     }
 }
 
-/// `GET /v1/insurance`: the insurance fund and fees collected (decimal strings).
+/// `GET /v1/insurance`: the insurance fund, fees collected, bad debt and the protocol's net
+/// position (decimal strings).
 pub async fn insurance(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
     app.authenticate(&headers)?;
     let view = app.shared.view.load();
@@ -95,8 +96,26 @@ pub async fn insurance(State(app): State<App>, headers: HeaderMap) -> Result<Res
         "seq": engine.last_seq(),
         "insurance_fund": engine.insurance_fund(),
         "fees_collected": engine.fees_collected(),
+        "bad_debt": engine.bad_debt(),
+        "net_position": engine.protocol_net_position().ok(),
     });
     Ok(json_ok(&body))
+}
+
+/// `GET /v1/protocol`: the protocol's own book from one view: fund, bad debt, fees, the
+/// liquidation inventory per market (size, cost basis, entry, mark, notional, unrealized PnL,
+/// live auction) and the net position, the headline solvency figure.
+pub async fn protocol(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    app.authenticate(&headers)?;
+    let view = app.shared.view.load();
+    let book = view
+        .engine()
+        .protocol_book()
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "overflow", "the protocol's book overflows"))?;
+    let mut body = serde_json::to_value(&book)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    body["seq"] = json!(view.seq());
+    Ok(seq_header(json_ok(&body), view.seq()))
 }
 
 /// `GET /v1/state`: seq, engine clock and state hash of the current view (hashing is O(state):
@@ -185,6 +204,7 @@ fn dashboard_body(view: &crate::view::View) -> serde_json::Value {
         "insurance_fund": engine.insurance_fund(),
         "fees_collected": engine.fees_collected(),
         "bad_debt": engine.bad_debt(),
+        "protocol": engine.protocol_book().ok(),
         "accounts": engine.accounts().len(),
         "markets": markets,
         "nearest_liquidation": view.nearest_liquidation(),

@@ -219,6 +219,15 @@ pub struct LiquidationRules {
     /// balance in (0, this) has that balance swept to the insurance fund. 0: off.
     #[serde(default)]
     pub dust_equity: Quote,
+    /// Per event, at most this notional (at mark) is liquidated from one account's position in
+    /// the market; the rest waits for later events (dYdX's per-block
+    /// `max_notional_liquidated` per subaccount). `None`: no cap.
+    #[serde(default)]
+    pub max_account_liquidation_notional: Option<Quote>,
+    /// Per event, at most this notional (at mark) is liquidated in the market over all accounts
+    /// (dYdX's per-block limits, for the whole market). `None`: no cap.
+    #[serde(default)]
+    pub max_event_liquidation_notional: Option<Quote>,
 }
 
 impl Default for LiquidationRules {
@@ -230,6 +239,8 @@ impl Default for LiquidationRules {
             liquidation_cooldown_ms: 0,
             backstop_mm_fraction: Rate::ZERO,
             dust_equity: Quote::ZERO,
+            max_account_liquidation_notional: None,
+            max_event_liquidation_notional: None,
         }
     }
 }
@@ -270,6 +281,12 @@ impl LiquidationRules {
         }
         if self.dust_equity.is_negative() {
             return out("dust_equity", "must not be negative");
+        }
+        if self.max_account_liquidation_notional.is_some_and(|n| !n.is_positive()) {
+            return out("max_account_liquidation_notional", "must be positive (0 removes it)");
+        }
+        if self.max_event_liquidation_notional.is_some_and(|n| !n.is_positive()) {
+            return out("max_event_liquidation_notional", "must be positive (0 removes it)");
         }
         Ok(())
     }
@@ -646,6 +663,8 @@ pub(crate) struct RawMarket {
     backstop_mm_fraction: Rate,
     #[serde(default)]
     dust_equity: Quote,
+    max_account_liquidation_notional: Option<Quote>,
+    max_event_liquidation_notional: Option<Quote>,
     pm_range: Option<Rate>,
     pm_buckets: Option<u32>,
     pm_correlation: Option<Rate>,
@@ -896,6 +915,8 @@ fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {
             liquidation_cooldown_ms: raw.liquidation_cooldown_ms,
             backstop_mm_fraction: raw.backstop_mm_fraction,
             dust_equity: raw.dust_equity,
+            max_account_liquidation_notional: raw.max_account_liquidation_notional,
+            max_event_liquidation_notional: raw.max_event_liquidation_notional,
         },
         portfolio: {
             let d = PortfolioParams::default();

@@ -104,6 +104,8 @@ const MARKET_FIELDS: Fields = &[
     ("liquidation_cooldown_ms", false, of::<u64>),
     ("backstop_mm_fraction", false, of::<Rate>),
     ("dust_equity", false, of::<crate::num::Quote>),
+    ("max_account_liquidation_notional", false, of::<crate::num::Quote>),
+    ("max_event_liquidation_notional", false, of::<crate::num::Quote>),
     ("pm_range", false, of::<Rate>),
     ("pm_buckets", false, of::<u32>),
     ("pm_correlation", false, of::<Rate>),

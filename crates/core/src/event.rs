@@ -178,7 +178,7 @@ pub struct PortfolioUpdate {
 }
 
 /// The liquidation-rule fields of a `params` event: `None` keeps the current value; for
-/// `liquidation_chunk_notional`, `Some(None)` removes it (`"0"` in a line).
+/// `liquidation_chunk_notional` and the two caps, `Some(None)` removes it (`"0"` in a line).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RulesUpdate {
     pub min_liquidation_notional: Option<Quote>,
@@ -187,6 +187,8 @@ pub struct RulesUpdate {
     pub liquidation_cooldown_ms: Option<u64>,
     pub backstop_mm_fraction: Option<Rate>,
     pub dust_equity: Option<Quote>,
+    pub max_account_liquidation_notional: Option<Option<Quote>>,
+    pub max_event_liquidation_notional: Option<Option<Quote>>,
 }
 
 /// The funding and skew fields of a `params` event: `None` keeps the current value; for the
@@ -685,6 +687,8 @@ fn parse_rules_update(fields: &mut Fields) -> Result<RulesUpdate, Error> {
         liquidation_cooldown_ms: fields.take_u64("liquidation_cooldown_ms")?,
         backstop_mm_fraction: optional_decimal(fields, "backstop_mm_fraction", Rate::parse)?,
         dust_equity: optional_decimal(fields, "dust_equity", Quote::parse)?,
+        max_account_liquidation_notional: removable(fields, "max_account_liquidation_notional", Quote::parse)?,
+        max_event_liquidation_notional: removable(fields, "max_event_liquidation_notional", Quote::parse)?,
     })
 }
 

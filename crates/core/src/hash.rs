@@ -206,6 +206,21 @@ impl Engine {
                 sink.u64(record.cooldown_until_ms);
             }
         }
+        // The per-event caps, only when some market sets one (states without caps hash as before).
+        let capped = |m: &&Market| {
+            let r = &m.params.rules;
+            r.max_account_liquidation_notional.is_some() || r.max_event_liquidation_notional.is_some()
+        };
+        if self.markets.iter().any(|m| capped(&m)) {
+            sink.put(b"liquidation-caps-v1");
+            let mut markets: Vec<&Market> = self.markets.iter().collect();
+            markets.sort_unstable_by_key(|m| &m.name);
+            for market in markets {
+                let r = &market.params.rules;
+                sink.i128(r.max_account_liquidation_notional.map_or(0, |q| q.raw()));
+                sink.i128(r.max_event_liquidation_notional.map_or(0, |q| q.raw()));
+            }
+        }
     }
 
     /// Portfolio-margin parameters and the accounts under portfolio margin (by name), appended

@@ -113,6 +113,10 @@ fn patch_rules(next: &mut crate::config::LiquidationRules, update: &crate::event
     next.liquidation_cooldown_ms = update.liquidation_cooldown_ms.unwrap_or(next.liquidation_cooldown_ms);
     next.backstop_mm_fraction = update.backstop_mm_fraction.unwrap_or(next.backstop_mm_fraction);
     next.dust_equity = update.dust_equity.unwrap_or(next.dust_equity);
+    next.max_account_liquidation_notional =
+        update.max_account_liquidation_notional.unwrap_or(next.max_account_liquidation_notional);
+    next.max_event_liquidation_notional =
+        update.max_event_liquidation_notional.unwrap_or(next.max_event_liquidation_notional);
 }
 
 /// The portfolio-margin fields of a `params` event.

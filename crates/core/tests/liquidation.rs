@@ -725,3 +725,80 @@ fn the_protocol_net_position_counts_the_inventory_at_mark_and_alerts_once_per_cr
     assert_eq!(dump["protocol"]["inventory"]["X-PERP"]["cost_basis"], "400.0000005");
     assert_eq!(dump["markets"]["X-PERP"]["inventory_unrealized_pnl"], "-8.8888889");
 }
+
+/// The per-event caps (dYdX's per-block limits): at most 900 USDC of one account's position and
+/// 1,350 USDC of the market are liquidated per event, the rest waits for later events, and a
+/// capped account is taken up again at the next event until it is restored.
+/// alice and bob are each long 100 at 100 on 1,500; at 90 each has equity 500 against MM 900 and
+/// needs 44.44444445 closed (no penalty, no buffer). Per event alice (first by name) gets her
+/// 900 (10 at 90) and bob what is left of the market's 1,350 (5); alice's last slice is the exact
+/// restoring one, 4.44444445.
+#[test]
+fn per_event_caps_spread_a_liquidation_over_events() {
+    let mut run = Run::new(&one_tier_config("0.10", "0.0", "1.5", true));
+    run.price("X-PERP", "100");
+    for (name, amount) in [("alice", "1500"), ("bob", "1500"), ("carol", "100000")] {
+        run.deposit(name, amount);
+    }
+    run.trade("X-PERP", "alice", "carol", "100", "100");
+    run.trade("X-PERP", "bob", "carol", "100", "100");
+    let caps = r#""max_account_liquidation_notional":"900","max_event_liquidation_notional":"1350""#;
+    run.line(format!(r#"{{"type":"params","ts":{},"market":"X-PERP",{caps}}}"#, run.ts));
+    let closed = |out: &[Effect]| -> Vec<(String, Size)> {
+        out.iter()
+            .filter_map(|e| match &e.kind {
+                EffectKind::Liquidation { account, closed_size, .. } => Some((account.clone(), *closed_size)),
+                _ => None,
+            })
+            .collect()
+    };
+    let s = |text: &str| Size::parse(text).unwrap();
+    let pair = |a: &str, b: &str| vec![("alice".to_string(), s(a)), ("bob".to_string(), s(b))];
+    // The second tick moves the index to 90 (median of 90, 90, 100); the third is another event.
+    let out = run.price("X-PERP", "90");
+    let mut per_event: Vec<Vec<(String, Size)>> = Vec::new();
+    let mut event: Vec<(String, Size)> = Vec::new();
+    let mut seq = None;
+    for e in out.iter().filter(|e| matches!(e.kind, EffectKind::Liquidation { .. })) {
+        if seq.is_some_and(|s| s != e.seq) {
+            per_event.push(std::mem::take(&mut event));
+        }
+        seq = Some(e.seq);
+        event.extend(closed(std::slice::from_ref(e)));
+    }
+    per_event.push(event);
+    assert_eq!(per_event, vec![pair("10", "5"), pair("10", "5")], "{out:?}");
+    let alice = run.engine.account_id("alice").unwrap();
+    let market = run.engine.market_id("X-PERP").unwrap();
+    assert_eq!(run.engine.event_liquidated_notional(alice, market), (q("900"), q("1350")));
+    assert!(run.engine.health("alice").unwrap().below_maintenance(), "held by the cap until the next event");
+    let mut later = Vec::new();
+    for _ in 0..5 {
+        run.ts += 1_000;
+        later.push(closed(&run.line(format!(r#"{{"type":"clock","ts":{}}}"#, run.ts))));
+    }
+    let alone = |a: &str, size: &str| vec![(a.to_string(), s(size))];
+    let expected = vec![
+        pair("10", "5"),
+        pair("10", "5"),
+        pair("4.44444445", "10"),
+        alone("bob", "10"),
+        alone("bob", "4.44444445"),
+    ];
+    assert_eq!(later, expected);
+    for name in ["alice", "bob"] {
+        let health = run.engine.health(name).unwrap();
+        assert!(!health.below_maintenance(), "{name} restored: {health:?}");
+        assert_eq!(run.engine.account(name).unwrap().size(market), s("55.55555555"));
+    }
+    // Refused bounds name the field and change nothing.
+    let before = run.engine.state_hash();
+    let mut out = Vec::new();
+    let bad = format!(r#"{{"type":"params","ts":{},"market":"X-PERP","max_event_liquidation_notional":"-1"}}"#, run.ts);
+    run.engine.apply_line(999, bad.as_bytes(), &mut out);
+    assert!(
+        matches!(&out[0].kind, EffectKind::Rejected { error, message } if error == "params_out_of_bounds" && message.contains("max_event_liquidation_notional")),
+        "{out:?}"
+    );
+    assert_eq!(run.engine.state_hash(), before);
+}

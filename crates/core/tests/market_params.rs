@@ -53,6 +53,8 @@ const CHANGES: &[(&str, &str)] = &[
     ("liquidation_cooldown_ms", r#""liquidation_cooldown_ms":10000"#),
     ("backstop_mm_fraction", r#""backstop_mm_fraction":"0.5""#),
     ("dust_equity", r#""dust_equity":"0.02""#),
+    ("max_account_liquidation_notional", r#""max_account_liquidation_notional":"250000""#),
+    ("max_event_liquidation_notional", r#""max_event_liquidation_notional":"1000000""#),
     ("pm_range", r#""pm_range":"0.2""#),
     ("pm_buckets", r#""pm_buckets":11"#),
     ("pm_correlation", r#""pm_correlation":"0.5""#),

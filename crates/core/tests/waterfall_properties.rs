@@ -38,6 +38,9 @@ struct Book {
     adl: [bool; 3],
     fund: u32,
     path: Vec<(usize, Move)>,
+    /// Per market, the per-event liquidation caps per account and per market, in thousands of
+    /// USDC (0: none).
+    caps: [(u32, u32); 3],
 }
 
 fn trader() -> impl Strategy<Value = Trader> {
@@ -65,8 +68,14 @@ fn book() -> impl Strategy<Value = Book> {
         any::<[bool; 3]>(),
         0u32..50_000,
         proptest::collection::vec(step(), 8..16),
+        proptest::array::uniform3((cap_k(), cap_k())),
     )
-        .prop_map(|(traders, adl, fund, path)| Book { traders, adl, fund, path })
+        .prop_map(|(traders, adl, fund, path, caps)| Book { traders, adl, fund, path, caps })
+}
+
+/// A per-event cap in thousands of USDC: none half the time.
+fn cap_k() -> impl Strategy<Value = u32> {
+    prop_oneof![1 => Just(0u32), 1 => 5u32..2_000]
 }
 
 /// Drives one book through the engine, checking after every event.
@@ -134,8 +143,11 @@ fn open_book(d: &mut Driver, book: &Book) -> Result<(), TestCaseError> {
     d.apply(format!(r#"{{"type":"fund_deposit","ts":{},"amount":"{}"}}"#, d.ts, book.fund.max(1)))?;
     for (m, (name, _)) in MARKETS.iter().enumerate() {
         d.apply(format!(
-            r#"{{"type":"params","ts":{},"market":"{name}","adl_enabled":{},"max_jump":"100"}}"#,
-            d.ts, book.adl[m]
+            r#"{{"type":"params","ts":{},"market":"{name}","adl_enabled":{},"max_jump":"100","max_account_liquidation_notional":"{}","max_event_liquidation_notional":"{}"}}"#,
+            d.ts,
+            book.adl[m],
+            u64::from(book.caps[m].0) * 1_000,
+            u64::from(book.caps[m].1) * 1_000
         ))?;
         d.tick_all(m, false)?;
     }
@@ -265,4 +277,7 @@ fn waterfall_keeps_every_invariant_on_random_books_and_gaps() {
     let [liquidations, bankruptcies, adl, socialized, fills] = totals;
     assert!(liquidations > 0 && bankruptcies > 0 && fills > 0, "the generator must reach the waterfall: {totals:?}");
     assert!(adl + socialized > 0, "and its last steps: {totals:?}");
+    let cap_holds = support::CAP_HOLDS.load(std::sync::atomic::Ordering::Relaxed);
+    println!("accounts held under MM by a used-up per-event cap: {cap_holds}");
+    assert!(cap_holds > 0, "the per-event caps must hold someone");
 }

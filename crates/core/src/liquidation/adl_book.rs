@@ -49,6 +49,53 @@ pub(crate) struct WaterfallScratch {
     pub undo: Option<StepUndo>,
     /// Chunk records the account step being applied will write once it commits.
     pub records: Vec<(MarketId, crate::state::LiquidationRecord)>,
+    /// Notional liquidated in the current event, for the per-event caps (kept after the event
+    /// until the next one starts, so that it can be read).
+    pub usage: CapUsage,
+}
+
+/// Notional liquidated in one event in markets with a per-event cap (`LiquidationRules`), per
+/// market and per (account, market). Only markets with a cap are counted.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CapUsage {
+    pub market: BTreeMap<MarketId, Quote>,
+    pub account: BTreeMap<(AccountId, MarketId), Quote>,
+    /// What the account step being applied liquidated: counted once it commits.
+    pub step: Vec<(AccountId, MarketId, Quote)>,
+}
+
+impl CapUsage {
+    pub fn clear(&mut self) {
+        self.market.clear();
+        self.account.clear();
+        self.step.clear();
+    }
+
+    /// (account's, market's) notional liquidated so far in this event, the running step's
+    /// included.
+    pub fn used(&self, id: AccountId, market: MarketId) -> (Quote, Quote) {
+        let mut account = self.account.get(&(id, market)).copied().unwrap_or(Quote::ZERO);
+        let mut total = self.market.get(&market).copied().unwrap_or(Quote::ZERO);
+        for (a, m, notional) in &self.step {
+            if *m == market {
+                total = Quote::from_raw(total.raw().saturating_add(notional.raw()));
+                if *a == id {
+                    account = Quote::from_raw(account.raw().saturating_add(notional.raw()));
+                }
+            }
+        }
+        (account, total)
+    }
+
+    /// The step committed: its usage counts.
+    pub fn commit(&mut self) {
+        for (id, market, notional) in self.step.drain(..) {
+            let a = self.account.entry((id, market)).or_insert(Quote::ZERO);
+            *a = Quote::from_raw(a.raw().saturating_add(notional.raw()));
+            let m = self.market.entry(market).or_insert(Quote::ZERO);
+            *m = Quote::from_raw(m.raw().saturating_add(notional.raw()));
+        }
+    }
 }
 
 /// Everything one account's waterfall step may write, as it was before the step: accounts are
@@ -211,6 +258,7 @@ impl Engine {
         }
         assert_eq!(before, after, "a waterfall step moved value that does not sum to zero");
         assert!(size_change.iter().all(|&d| d == 0), "a waterfall step changed a market's net size");
+        self.waterfall.usage.commit();
     }
 
     /// The step failed: put back everything it wrote and drop what it emitted.
@@ -229,5 +277,6 @@ impl Engine {
         self.bad_debt = undo.bad_debt;
         out.truncate(undo.effects_len);
         self.waterfall.pending.truncate(undo.pending_len);
+        self.waterfall.usage.step.clear();
     }
 }

@@ -143,6 +143,7 @@ impl Engine {
     /// Run the waterfall until no account is below maintenance (or the round bound is hit).
     pub(crate) fn settle_risk(&mut self, seq: u64, out: &mut Vec<Effect>) {
         self.waterfall.start();
+        self.waterfall.usage.clear();
         self.prune_liquidation_records();
         self.expire_auctions(seq, out);
         for round in 0..=MAX_ROUNDS {
@@ -195,6 +196,13 @@ impl Engine {
         // Liquidations may have sold out or flipped an inventory: end those auctions now.
         self.expire_auctions(seq, out);
         self.start_auctions(seq, out);
+    }
+
+    /// The notional the last accepted event liquidated, in a market with a per-event cap, from
+    /// `account`'s position and in the whole market (zero in markets without a cap). Read-only
+    /// telemetry of the caps (not state: neither hashed nor snapshotted).
+    pub fn event_liquidated_notional(&self, account: AccountId, market: MarketId) -> (Quote, Quote) {
+        self.waterfall.usage.used(account, market)
     }
 
     /// Accounts to handle now, sorted by name: the risk index's pass (see [`crate::risk_index`]),
@@ -363,6 +371,20 @@ impl Engine {
             sizing::Plan::Hold => return Ok(before),
             sizing::Plan::Close { close, kind } => (close, kind),
         };
+        let capped = sizing::capped(&market.params);
+        let close = match capped {
+            false => close,
+            true => {
+                let used = self.waterfall.usage.used(id, market_id);
+                match sizing::cap_close(&market.params, size_abs, mark, close, kind, used)? {
+                    Some(close) => close,
+                    None => return Ok(before),
+                }
+            }
+        };
+        if capped {
+            self.waterfall.usage.step.push((id, market_id, close.size.mul_price(mark)));
+        }
         debug_assert_eq!(Ok(close.penalty), sizing::penalty(&market.params, size_abs, close.size, mark));
         let (closed_abs, full) = (close.size, close.size == size_abs);
         let penalty = close.penalty.min(before.equity.max(Quote::ZERO));

@@ -284,6 +284,54 @@ pub fn plan_with(
     Ok(Plan::Close { close, kind })
 }
 
+/// Whether the market caps what one event may liquidate (per account or in all).
+pub fn capped(params: &MarketParams) -> bool {
+    let r = &params.rules;
+    r.max_account_liquidation_notional.is_some() || r.max_event_liquidation_notional.is_some()
+}
+
+/// The per-event caps (docs/liquidation.md section 3.1, rule 7) applied to a planned close of a
+/// position of `size_abs` at `mark`, given the notional this event has already liquidated from
+/// the account's position (`account_used`) and in the market (`market_used`). The room left is
+/// the smaller of each cap less its use; a close is cut to the room (rounded down: the cap is
+/// never exceeded) and `None` (hold, nothing now) when the room is under the minimum notional
+/// (or one unit of size at mark): no sliver. A backstop close is never cut (the safety rule).
+pub fn cap_close(
+    params: &MarketParams,
+    size_abs: Size,
+    mark: Price,
+    planned: Close,
+    kind: PlanKind,
+    (account_used, market_used): (Quote, Quote),
+) -> Result<Option<Close>, Overflow> {
+    let rules = &params.rules;
+    if kind == PlanKind::Backstop || !capped(params) {
+        return Ok(Some(planned));
+    }
+    let room = |cap: Option<Quote>, used: Quote| cap.map(|c| c.checked_sub(used).map(|r| r.max(Quote::ZERO)));
+    let rooms = [
+        room(rules.max_account_liquidation_notional, account_used),
+        room(rules.max_event_liquidation_notional, market_used),
+    ];
+    let mut left: Option<Quote> = None;
+    for r in rooms.into_iter().flatten() {
+        let r = r?;
+        left = Some(left.map_or(r, |l| l.min(r)));
+    }
+    let left = left.expect("capped: at least one cap");
+    let one_unit = Size::from_raw(1).mul_price(mark);
+    if left < rules.min_liquidation_notional.max(one_unit) {
+        return Ok(None);
+    }
+    let most = left.div_price(mark, Round::Down)?;
+    if planned.size <= most {
+        return Ok(Some(planned));
+    }
+    debug_assert!(most.is_positive() && most < size_abs);
+    let remaining_mm = margin::position_mm(params, size_abs.checked_sub(most)?, mark)?;
+    Ok(Some(Close { size: most, penalty: penalty(params, size_abs, most, mark)?, remaining_mm }))
+}
+
 /// Bisection over raw sizes in [1, size_abs - 1] for the smallest restoring size; 64 steps bound it.
 pub(crate) fn smallest_by_bisection(
     size_abs: Size,

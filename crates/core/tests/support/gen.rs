@@ -220,6 +220,11 @@ pub enum ParamsChange {
         backstop_pct: u32,
         dust_cents: u32,
     },
+    /// The per-event liquidation caps: per account and per market (units; 0 removes the cap).
+    Caps {
+        account_units: u32,
+        event_units: u32,
+    },
     /// Portfolio margin: range (%), buckets (odd), correlation loading (%), MM factor (%),
     /// floor (%).
     Portfolio {
@@ -345,6 +350,8 @@ fn params_change() -> impl Strategy<Value = ParamsChange> {
             .prop_map(|(buffer_bp, min_notional, chunk_notional, chunk_pct, cooldown_ms, backstop_pct, dust_cents)| {
                 ParamsChange::Rules { buffer_bp, min_notional, chunk_notional, chunk_pct, cooldown_ms, backstop_pct, dust_cents }
             }),
+        2 => (prop_oneof![Just(0u32), 1u32..50_000], prop_oneof![Just(0u32), 1u32..200_000])
+            .prop_map(|(account_units, event_units)| ParamsChange::Caps { account_units, event_units }),
         4 => (
             prop_oneof![Just(0u32), 1u32..500],
             prop_oneof![Just(0u64), 100u64..20_000],
@@ -1157,9 +1164,19 @@ fn build_params(engine: &Engine, ts: u64, market: usize, change: &ParamsChange) 
                 liquidation_cooldown_ms: Some(*cooldown_ms),
                 backstop_mm_fraction: Some(Rate::from_raw(i64::from(*backstop_pct) * 1_000_000)),
                 dust_equity: Some(Quote::from_raw(i128::from(*dust_cents) * Quote::ONE_RAW / 100)),
+                ..Default::default()
             };
             let buffer = Some(Rate::from_raw(i64::from(*buffer_bp) * 10_000));
             (ParamsUpdate { liquidation_buffer: buffer, rules, ..base }, Expect::Accept)
+        }
+        ParamsChange::Caps { account_units, event_units } => {
+            let cap = |n: u32| Some((n > 0).then(|| Quote::from_raw(i128::from(n) * Quote::ONE_RAW)));
+            let rules = solvent_core::event::RulesUpdate {
+                max_account_liquidation_notional: cap(*account_units),
+                max_event_liquidation_notional: cap(*event_units),
+                ..Default::default()
+            };
+            (ParamsUpdate { rules, ..base }, Expect::Accept)
         }
         ParamsChange::Portfolio { range_pct, buckets, correlation_pct, mm_factor_pct, floor_pct } => {
             let pct = |n: u32| Rate::from_raw(i64::from(n) * 1_000_000);

@@ -196,6 +196,16 @@ fn rules_fields(r: &solvent_core::event::RulesUpdate, fields: &mut Vec<(&'static
     if let Some(v) = r.dust_equity {
         fields.push(("dust_equity", dec(v)));
     }
+    for (name, cap) in [
+        ("max_account_liquidation_notional", r.max_account_liquidation_notional),
+        ("max_event_liquidation_notional", r.max_event_liquidation_notional),
+    ] {
+        match cap {
+            None => {}
+            Some(None) => fields.push((name, "0".into())),
+            Some(Some(v)) => fields.push((name, dec(v))),
+        }
+    }
 }
 
 /// The portfolio-margin fields of a `params` line.

@@ -89,8 +89,7 @@ pub fn check_maintenance(engine: &Engine, memo: &mut reference::Memo) -> Result<
         let health = memo.health(account, engine.assets(), engine.markets())?;
         let show = reference::show_raw;
         if account.positions.iter().any(|p| !frozen(p.market)) {
-            if health.equity_raw < health.mm_raw
-                && !held_by_cooldown(engine, account, &health.equity_raw, &health.mm_raw)
+            if health.equity_raw < health.mm_raw && !held_by_rules(engine, account, &health.equity_raw, &health.mm_raw)
             {
                 return Err(format!(
                     "invariant 3: account {} stays below maintenance: equity {} < MM {} with a position in a live \
@@ -114,25 +113,68 @@ pub fn check_maintenance(engine: &Engine, memo: &mut reference::Memo) -> Result<
     Ok(())
 }
 
-/// The one exception to invariant 3 (docs/liquidation.md section 3.1): an account may stay under
-/// MM while every live position of it is in a chunk cooldown (Hyperliquid) at the engine clock,
-/// its equity is not negative (bankruptcy is never held) and, in every such market, not under MM
-/// x `backstop_mm_fraction` (exact: equity < MM x fraction is the backstop's full close; the engine
-/// rounds the threshold up, so it closes no later).
-fn held_by_cooldown(engine: &Engine, account: &Account, equity_raw: &BigInt, mm_raw: &BigInt) -> bool {
+/// Accounts the checks let stay under MM because a per-event cap was used up (tests read it to
+/// show the path is reached).
+pub static CAP_HOLDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The exceptions to invariant 3 (docs/liquidation.md section 3.1): an account may stay under MM
+/// while each of its live positions is held by a venue rule at the engine clock: in a chunk
+/// cooldown (Hyperliquid), or in a market whose per-event cap (dYdX's per-block limits) this
+/// event has used up: the room left, the smaller of cap - use per cap, is under the minimum
+/// notional (or one unit of size at mark). In both cases its equity is not negative (bankruptcy
+/// is never held) and not under MM x `backstop_mm_fraction` (exact: equity < MM x fraction is
+/// the backstop's full close; the engine rounds the threshold up, so it closes no later).
+fn held_by_rules(engine: &Engine, account: &Account, equity_raw: &BigInt, mm_raw: &BigInt) -> bool {
     if equity_raw < &BigInt::zero() {
         return false;
     }
     let id = engine.account_id(&account.name).expect("a listed account");
-    account.positions.iter().filter(|p| !engine.markets()[p.market.0 as usize].frozen).all(|p| {
+    let mut capped = false;
+    let held = account.positions.iter().filter(|p| !engine.markets()[p.market.0 as usize].frozen).all(|p| {
         let market = &engine.markets()[p.market.0 as usize];
         let rules = &market.params.rules;
-        let cooling = rules.liquidation_chunk_notional.is_some()
-            && market.liquidation_record(id).is_some_and(|r| engine.last_ts() < r.cooldown_until_ms);
         let fraction = BigInt::from(rules.backstop_mm_fraction.raw());
         let one = BigInt::from(solvent_core::Rate::ONE_RAW);
-        cooling && equity_raw * &one >= mm_raw * &fraction
-    })
+        if equity_raw * &one < mm_raw * &fraction {
+            return false;
+        }
+        let cooling = rules.liquidation_chunk_notional.is_some()
+            && market.liquidation_record(id).is_some_and(|r| engine.last_ts() < r.cooldown_until_ms);
+        let out_of_room = cap_room(engine, id, p.market).is_some_and(|room| {
+            let mark = market.mark_price.expect("a live market with positions has a mark");
+            // One raw unit of size (1e-8) at mark, in Quote raw (1e-16): the mark's raw value.
+            let one_unit = BigInt::from(mark.raw());
+            let floor = BigInt::from(rules.min_liquidation_notional.raw()).max(one_unit);
+            room < floor
+        });
+        capped |= out_of_room && !cooling;
+        cooling || out_of_room
+    });
+    if held && capped {
+        CAP_HOLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    held
+}
+
+/// The room the per-event caps of `market` leave `id` after the last event (`Quote` raw), or
+/// `None` when the market has no cap.
+fn cap_room(
+    engine: &Engine,
+    id: solvent_core::state::AccountId,
+    market: solvent_core::state::MarketId,
+) -> Option<BigInt> {
+    let rules = &engine.markets()[market.0 as usize].params.rules;
+    let (account_used, market_used) = engine.event_liquidated_notional(id, market);
+    let room = |cap: Option<Quote>, used: Quote| {
+        cap.map(|c| (BigInt::from(c.raw()) - BigInt::from(used.raw())).max(BigInt::zero()))
+    };
+    [
+        room(rules.max_account_liquidation_notional, account_used),
+        room(rules.max_event_liquidation_notional, market_used),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// Invariant 1, exact, per asset. Settlement asset: net transfers = account balances + unrealized

@@ -30,6 +30,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::Params(_)) => "params",
         Some(Event::Clock { .. }) => "clock",
         Some(Event::AuctionTake(_)) => "auction_take",
+        Some(Event::CollateralTake(_)) => "collateral_take",
         Some(Event::FundDeposit { .. }) => "fund_deposit",
         Some(Event::Signal(_)) => "signal",
         Some(Event::IsolatedMargin(_)) => "isolated_margin",

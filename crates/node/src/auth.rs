@@ -100,6 +100,8 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         Event::Price(_) => (Role::Oracle, "price"),
         Event::Trade(_) => (Role::Matcher, "trade"),
         Event::AuctionTake(_) => (Role::Backstop, "auction_take"),
+        // A backstop maker buying the protocol's liquidated collateral, as it takes auctions.
+        Event::CollateralTake(_) => (Role::Backstop, "collateral_take"),
         Event::Clock { .. } => (Role::Admin, "clock"),
         Event::Params(_) => (Role::Admin, "params"),
         Event::Signal(_) => (Role::Admin, "signal"),
@@ -125,6 +127,10 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         ))),
         Event::AuctionTake(take) if !token.bidders.contains(&take.bidder) => Err(AuthError::Forbidden(format!(
             "token {:?} may take auctions only as bidders {:?}, not {:?}",
+            token.name, token.bidders, take.bidder
+        ))),
+        Event::CollateralTake(take) if !token.bidders.contains(&take.bidder) => Err(AuthError::Forbidden(format!(
+            "token {:?} may take collateral only as bidders {:?}, not {:?}",
             token.name, token.bidders, take.bidder
         ))),
         _ => Ok(()),

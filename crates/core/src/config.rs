@@ -543,7 +543,7 @@ pub struct AssetConfig {
 /// The default `collateral_haircut` of an asset: 2%.
 pub const DEFAULT_COLLATERAL_HAIRCUT: Rate = Rate::from_raw(2_000_000);
 
-fn default_collateral_haircut() -> Rate {
+pub(crate) fn default_collateral_haircut() -> Rate {
     DEFAULT_COLLATERAL_HAIRCUT
 }
 

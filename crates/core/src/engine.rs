@@ -160,6 +160,10 @@ impl Engine {
         if engine.asset_flows.len() != engine.assets.len() {
             return Err("snapshot: asset flow table does not match the assets".into());
         }
+        if engine.collateral_holdings.is_empty() {
+            // A snapshot from before collateral liquidation: the protocol held nothing.
+            engine.collateral_holdings = vec![Default::default(); engine.assets.len()];
+        }
         if engine.collateral_holdings.len() != engine.assets.len() {
             return Err("snapshot: collateral holdings table does not match the assets".into());
         }

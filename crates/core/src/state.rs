@@ -303,7 +303,7 @@ pub struct Asset {
     pub index_market: MarketId,
     /// Discount off the index at which the protocol buys the asset in a collateral conversion
     /// (`liquidation/collateral.rs`); in [0, 1).
-    #[serde(default)]
+    #[serde(default = "crate::config::default_collateral_haircut")]
     pub collateral_haircut: Rate,
 }
 

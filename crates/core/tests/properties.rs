@@ -230,6 +230,8 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("margin_model: accepted", 300),
         ("margin_model: margin_model_refused", 5),
         ("trade isolated: accepted", 10),
+        ("collateral_take: collateral_holdings_exceeded", 100),
+        ("collateral_take: not_collateral_asset", 30),
         ("open positions at end", 2_000),
     ];
     let missing: Vec<String> = at_least

@@ -252,4 +252,21 @@ mod tests {
         assert_eq!(auth.check_rate(0), Ok(()));
         assert!(matches!(auth.check_rate(0), Err(AuthError::RateLimited(_))));
     }
+
+    /// A collateral take needs the backstop role, as an auction take, and a bidder of the token.
+    #[test]
+    fn collateral_takes_need_the_backstop_role_and_its_bidders() {
+        let mut backstop = entry("b", Role::Backstop, "tok-b", &[]);
+        backstop.bidders = vec!["mm1".into()];
+        let treasury = entry("t", Role::Treasury, "tok-t", &[]);
+        let take = |bidder: &str| {
+            Event::parse_str(&format!(
+                r#"{{"type":"collateral_take","ts":1,"asset":"BTC","bidder":"{bidder}","size":"1"}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(authorize_event(&backstop, &take("mm1")), Ok(()));
+        assert!(matches!(authorize_event(&backstop, &take("mm2")), Err(AuthError::Forbidden(_))));
+        assert!(matches!(authorize_event(&treasury, &take("mm1")), Err(AuthError::Forbidden(_))));
+    }
 }

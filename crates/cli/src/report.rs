@@ -75,10 +75,26 @@ fn protocol_section(text: &mut String, book: &solvent_core::protocol_book::Proto
             inventory.unrealized_pnl.to_string(),
         );
     }
+    for (asset, holding) in &book.collateral {
+        let index = holding.index_price.map_or("-".to_string(), |p| p.to_string());
+        let _ = writeln!(
+            text,
+            "  collateral {asset:<10} size {:>14}  cost {:>16}  index {:>12}  value {:>16}  PnL {:>16}",
+            holding.size.to_string(),
+            holding.cost.to_string(),
+            index,
+            holding.value.to_string(),
+            holding.unrealized_pnl.to_string(),
+        );
+    }
     let verdict = if book.solvent { "solvent".to_string() } else { "INSOLVENT".to_string() };
     let _ = writeln!(
         text,
-        "  net position {} = insurance fund {} + inventory PnL {} - bad debt {}  ({verdict})",
-        book.net_position, book.insurance_fund, book.inventory_unrealized_pnl, book.bad_debt
+        "  net position {} = insurance fund {} + inventory PnL {} + collateral PnL {} - bad debt {}  ({verdict})",
+        book.net_position,
+        book.insurance_fund,
+        book.inventory_unrealized_pnl,
+        book.collateral_unrealized_pnl,
+        book.bad_debt
     );
 }

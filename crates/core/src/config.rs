@@ -552,6 +552,16 @@ pub struct AssetConfig {
     pub name: String,
     pub weight: Rate,
     pub index_market: String,
+    /// Discount off the index at which the protocol buys this asset from an account whose
+    /// settlement balance a liquidation left negative (`liquidation/collateral.rs`); in [0, 1).
+    pub collateral_haircut: Rate,
+}
+
+/// The default `collateral_haircut` of an asset: 2%.
+pub const DEFAULT_COLLATERAL_HAIRCUT: Rate = Rate::from_raw(2_000_000);
+
+pub(crate) fn default_collateral_haircut() -> Rate {
+    DEFAULT_COLLATERAL_HAIRCUT
 }
 
 /// A market and its whitelisted oracle sources.
@@ -594,6 +604,8 @@ pub(crate) struct RawAsset {
     name: String,
     weight: Rate,
     index_market: String,
+    #[serde(default = "default_collateral_haircut")]
+    collateral_haircut: Rate,
 }
 
 #[derive(Deserialize)]
@@ -821,7 +833,19 @@ impl Config {
             if !markets.iter().any(|m| m.name == asset.index_market) {
                 return Err(ConfigError::Invalid(format!("asset {:?}: unknown index_market", asset.name)));
             }
-            assets.push(AssetConfig { name: asset.name, weight: asset.weight, index_market: asset.index_market });
+            let haircut = asset.collateral_haircut;
+            if haircut.is_negative() || haircut >= Rate::ONE {
+                return Err(ConfigError::Invalid(format!(
+                    "asset {:?}: collateral_haircut must be in [0, 1) (got {haircut})",
+                    asset.name
+                )));
+            }
+            assets.push(AssetConfig {
+                name: asset.name,
+                weight: asset.weight,
+                index_market: asset.index_market,
+                collateral_haircut: haircut,
+            });
         }
         Ok(Config {
             settlement_asset: raw.settlement_asset,
@@ -959,6 +983,8 @@ mod tests {
         );
         assert_eq!(config.assets[0].weight, Rate::parse("0.9").unwrap());
         assert_eq!(config.assets[1].weight, Rate::parse("0.85").unwrap());
+        assert_eq!(config.assets[0].collateral_haircut, DEFAULT_COLLATERAL_HAIRCUT, "the default haircut is 2%");
+        assert_eq!(DEFAULT_COLLATERAL_HAIRCUT, Rate::parse("0.02").unwrap());
     }
 
     #[test]
@@ -970,6 +996,14 @@ mod tests {
             (&DEFAULT_CONFIG_TOML.replace("weight = \"0.9\"", "weight = \"1.5\""), "weight"),
             (&DEFAULT_CONFIG_TOML.replace("index_market = \"BTC-PERP\"", "index_market = \"X\""), "index_market"),
             (&DEFAULT_CONFIG_TOML.replace("im_factor = \"2\"", "im_factor = \"0.5\""), "im_factor"),
+            (
+                &DEFAULT_CONFIG_TOML.replace("weight = \"0.9\"", "weight = \"0.9\"\ncollateral_haircut = \"1\""),
+                "collateral_haircut must be in [0, 1)",
+            ),
+            (
+                &DEFAULT_CONFIG_TOML.replace("weight = \"0.9\"", "weight = \"0.9\"\ncollateral_haircut = \"-0.01\""),
+                "collateral_haircut must be in [0, 1)",
+            ),
             (&DEFAULT_CONFIG_TOML.replace("max_jump = \"0.10\"", "max_jump = 0.1"), "invalid type"),
         ];
         for (text, needle) in cases {

@@ -58,8 +58,12 @@ const TOP_FIELDS: Fields = &[
     ("markets", true, of::<Vec<Table>>),
 ];
 
-const ASSET_FIELDS: Fields =
-    &[("name", true, of::<String>), ("weight", true, of::<Rate>), ("index_market", true, of::<String>)];
+const ASSET_FIELDS: Fields = &[
+    ("name", true, of::<String>),
+    ("weight", true, of::<Rate>),
+    ("index_market", true, of::<String>),
+    ("collateral_haircut", false, of::<Rate>),
+];
 
 const SOURCE_FIELDS: Fields = &[("name", true, of::<String>), ("public_key", false, of::<String>)];
 

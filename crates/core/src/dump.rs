@@ -23,6 +23,27 @@ pub struct StateDump {
     pub accounts: BTreeMap<String, AccountDump>,
     /// Latest market-less `signal` values by name.
     pub signals: BTreeMap<String, crate::signal::SignalValue>,
+    /// What the protocol holds of each collateral asset it bought by collateral conversion, by
+    /// asset name; only assets with a holding (absent when there is none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub collateral_holdings: BTreeMap<String, HoldingDump>,
+}
+
+/// The protocol's holding of one collateral asset.
+#[derive(Serialize)]
+pub struct HoldingDump {
+    pub size: Size,
+    /// Exact cost basis: what the protocol paid for what it still holds.
+    pub cost: Quote,
+    /// The index of the asset's index market (absent before its first price).
+    pub index_price: Option<Price>,
+    /// size × index, exact.
+    pub value: Option<Quote>,
+    /// value − cost.
+    pub unrealized_pnl: Option<Quote>,
+    /// What a `collateral_take` pays per unit now: index × (1 − haircut / 2), rounded up.
+    pub take_price: Option<Price>,
+    pub collateral_haircut: Rate,
 }
 
 #[derive(Serialize)]
@@ -260,7 +281,32 @@ impl Engine {
                 })
                 .collect(),
             signals: signals_dump(&self.signals),
+            collateral_holdings: self.holdings_dump(),
         }
+    }
+
+    /// The non-empty collateral holdings, by asset name, valued at index.
+    pub fn holdings_dump(&self) -> BTreeMap<String, HoldingDump> {
+        let mut dump = BTreeMap::new();
+        for (asset, holding) in self.assets.iter().zip(&self.collateral_holdings) {
+            if holding.is_empty() {
+                continue;
+            }
+            let index_price = self.markets[asset.index_market.0 as usize].index_price;
+            let value = index_price.map(|index| holding.size.mul_price(index));
+            let entry = HoldingDump {
+                size: holding.size,
+                cost: holding.cost,
+                index_price,
+                value,
+                unrealized_pnl: value.and_then(|v| v.checked_sub(holding.cost).ok()),
+                take_price: index_price
+                    .and_then(|i| crate::liquidation::collateral::take_price(i, asset.collateral_haircut).ok()),
+                collateral_haircut: asset.collateral_haircut,
+            };
+            dump.insert(asset.name.to_string(), entry);
+        }
+        dump
     }
 
     /// One account as in the dump; `None` for an unknown name.

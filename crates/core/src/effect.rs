@@ -132,6 +132,32 @@ pub enum EffectKind {
         reason: String,
         remaining: Size,
     },
+    /// Collateral conversion: the protocol bought `size` of `account`'s `asset` at `price` (index
+    /// × (1 − haircut), rounded down), crediting `proceeds` = size × price to its settlement
+    /// balance; `holdings` is what the protocol holds of the asset after. `reason`: `liquidation`
+    /// (after a close step left the balance negative), `flat` (no position left) or `bankruptcy`
+    /// (all of a bankrupt account's collateral, before the deficit is measured).
+    CollateralConversion {
+        account: String,
+        asset: String,
+        reason: String,
+        size: Size,
+        price: Price,
+        proceeds: Quote,
+        holdings: Size,
+    },
+    /// A `collateral_take`: `bidder` bought `size` of the protocol's `asset` at `price` (index ×
+    /// (1 − haircut / 2), rounded up), paying size × price; `cost` is the cost basis of what it
+    /// took, `realized_pnl` = paid − cost (the insurance fund's), `remaining` what is left.
+    CollateralFill {
+        asset: String,
+        bidder: String,
+        size: Size,
+        price: Price,
+        cost: Quote,
+        realized_pnl: Quote,
+        remaining: Size,
+    },
     /// A funding settlement for one holder: `account` (null for the protocol's inventory) held
     /// `size` at mark `price`; `rate` (16 decimals) covers every interval this settlement closed;
     /// `amount` is the balance change (negative: paid), rounded down.
@@ -210,6 +236,8 @@ impl Effect {
             EffectKind::AuctionEnded { .. } => "auction_ended",
             EffectKind::LiquidityIncentive { .. } => "liquidity_incentive",
             EffectKind::Funding { .. } => "funding",
+            EffectKind::CollateralConversion { .. } => "collateral_conversion",
+            EffectKind::CollateralFill { .. } => "collateral_fill",
         }
     }
 
@@ -386,6 +414,7 @@ impl Effect {
             EffectKind::AuctionStarted { .. } | EffectKind::AuctionFill { .. } | EffectKind::AuctionEnded { .. } => {
                 self.encode_auction(sink)
             }
+            EffectKind::CollateralConversion { .. } | EffectKind::CollateralFill { .. } => self.encode_collateral(sink),
             EffectKind::Funding { account, market, size, price, rate, amount } => {
                 match account {
                     None => sink.u8(0),
@@ -427,6 +456,30 @@ impl Effect {
         sink.u8(u8::from(*full));
         for quote in [equity_before, maintenance_margin_before, equity_after, maintenance_margin_after] {
             sink.i128(quote.raw());
+        }
+    }
+
+    fn encode_collateral(&self, sink: &mut impl Sink) {
+        match &self.kind {
+            EffectKind::CollateralConversion { account, asset, reason, size, price, proceeds, holdings } => {
+                sink.str(account);
+                sink.str(asset);
+                sink.str(reason);
+                sink.i64(size.raw());
+                sink.i64(price.raw());
+                sink.i128(proceeds.raw());
+                sink.i64(holdings.raw());
+            }
+            EffectKind::CollateralFill { asset, bidder, size, price, cost, realized_pnl, remaining } => {
+                sink.str(asset);
+                sink.str(bidder);
+                sink.i64(size.raw());
+                sink.i64(price.raw());
+                sink.i128(cost.raw());
+                sink.i128(realized_pnl.raw());
+                sink.i64(remaining.raw());
+            }
+            _ => unreachable!("called for collateral effects only"),
         }
     }
 

@@ -31,6 +31,10 @@ pub struct Engine {
     /// Per collateral asset, at `Quote` precision (the amounts as given): wider than any one
     /// account's balance, so one account at its limit cannot stop everyone's deposits.
     pub(crate) asset_flows: Vec<Flows<Quote>>,
+    /// Per collateral asset (same index as `assets`): what the protocol bought by collateral
+    /// conversion and still holds, with its cost basis (`liquidation/collateral.rs`).
+    #[serde(default)]
+    pub(crate) collateral_holdings: Vec<crate::state::CollateralHolding>,
     pub(crate) last_ts: u64,
     /// Sequence number of the last event offered to `apply` (accepted or not); not hashed.
     pub(crate) last_seq: u64,
@@ -115,13 +119,19 @@ impl Engine {
         let assets: Vec<Asset> = config
             .assets
             .iter()
-            .map(|a| Asset { name: a.name.as_str().into(), weight: a.weight, index_market: market_id(&a.index_market) })
+            .map(|a| Asset {
+                name: a.name.as_str().into(),
+                weight: a.weight,
+                index_market: market_id(&a.index_market),
+                collateral_haircut: a.collateral_haircut,
+            })
             .collect();
         Engine {
             risk: RiskIndex::new(markets.len(), 0),
             settlement_name: config.settlement_asset.as_str().into(),
             max_accounts: config.max_accounts,
             asset_flows: vec![Flows::default(); assets.len()],
+            collateral_holdings: vec![Default::default(); assets.len()],
             markets,
             assets,
             accounts: Vec::new(),
@@ -155,6 +165,13 @@ impl Engine {
         if engine.asset_flows.len() != engine.assets.len() {
             return Err("snapshot: asset flow table does not match the assets".into());
         }
+        if engine.collateral_holdings.is_empty() {
+            // A snapshot from before collateral liquidation: the protocol held nothing.
+            engine.collateral_holdings = vec![Default::default(); engine.assets.len()];
+        }
+        if engine.collateral_holdings.len() != engine.assets.len() {
+            return Err("snapshot: collateral holdings table does not match the assets".into());
+        }
         engine.check_snapshot_references()?;
         engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
         engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
@@ -173,6 +190,14 @@ impl Engine {
         }
         if self.assets.iter().any(|a| a.index_market.0 as usize >= markets) {
             return Err("snapshot: an asset's index market does not exist".into());
+        }
+        let bad_haircut =
+            |a: &Asset| a.collateral_haircut.is_negative() || a.collateral_haircut >= crate::num::Rate::ONE;
+        let bad_holding = |h: &crate::state::CollateralHolding| {
+            h.size.is_negative() || h.cost.is_negative() || (h.size.is_zero() && !h.cost.is_zero())
+        };
+        if self.assets.iter().any(bad_haircut) || self.collateral_holdings.iter().any(bad_holding) {
+            return Err("snapshot: a collateral haircut or holding is out of bounds".into());
         }
         for (i, market) in self.markets.iter().enumerate() {
             market.params.validate().map_err(|e| format!("snapshot: market {}: {e}", market.name))?;
@@ -209,13 +234,14 @@ impl Engine {
             self.check_clock_step(ts)?;
         }
         let effects_before = out.len();
-        let previous_ts = self.last_ts; // handlers for clock and auction_take commit time early
+        let previous_ts = self.last_ts; // handlers for clock and the takes commit time early
         let result = match event {
             Event::Deposit(t) => self.deposit(t),
             Event::Withdraw(t) => self.withdraw(t),
             Event::Price(p) => self.price(seq, p, out),
             Event::Trade(t) => self.trade(t),
             Event::AuctionTake(a) => self.auction_take(seq, a, out),
+            Event::CollateralTake(t) => self.collateral_take(seq, t, out),
             Event::Clock { ts } => self.clock(seq, *ts, out),
             Event::Params(p) => self.params(seq, p, out),
             Event::FundDeposit { amount, .. } => self.fund_deposit(*amount),
@@ -422,6 +448,10 @@ impl Engine {
     }
     pub fn asset_flows(&self, asset: AssetId) -> Flows<Quote> {
         self.asset_flows[asset.0 as usize]
+    }
+    /// What the protocol holds of a collateral asset (bought by collateral conversion).
+    pub fn collateral_holding(&self, asset: AssetId) -> crate::state::CollateralHolding {
+        self.collateral_holdings[asset.0 as usize]
     }
     pub fn last_ts(&self) -> u64 {
         self.last_ts

@@ -79,6 +79,10 @@ pub enum Error {
     MarketFrozen { market: String, what: &'static str },
     #[error("auction {auction}: size {size} exceeds the {remaining} left")]
     AuctionSizeExceeded { auction: String, size: String, remaining: String },
+    #[error("asset {asset}: size {size} exceeds the protocol's holdings of {holdings}")]
+    CollateralHoldingsExceeded { asset: String, size: String, holdings: String },
+    #[error("asset {0:?} is the settlement asset: the protocol holds no collateral of it to sell")]
+    NotCollateralAsset(String),
     #[error("account {account}: a deposit may not take its balance above {limit}")]
     BalanceLimit { account: String, limit: String },
     #[error("account limit of {max} reached")]
@@ -148,6 +152,8 @@ impl Error {
             Error::InsufficientBalance { .. } => "insufficient_balance",
             Error::MarketFrozen { .. } => "market_frozen",
             Error::AuctionSizeExceeded { .. } => "auction_size_exceeded",
+            Error::CollateralHoldingsExceeded { .. } => "collateral_holdings_exceeded",
+            Error::NotCollateralAsset(_) => "not_collateral_asset",
             Error::TooManyAccounts { .. } => "too_many_accounts",
             Error::BalanceLimit { .. } => "balance_limit",
             Error::InvalidParams(_) => "invalid_params",

@@ -20,6 +20,8 @@ pub enum Event {
     Price(PriceTick),
     Trade(Trade),
     AuctionTake(AuctionTake),
+    /// A backstop maker buys part of the protocol's collateral holdings (`liquidation/collateral.rs`).
+    CollateralTake(CollateralTake),
     Clock {
         ts: u64,
     },
@@ -129,6 +131,17 @@ pub struct AuctionTake {
     pub size: Size,
 }
 
+/// `{"type":"collateral_take","ts":T,"asset":"BTC","bidder":"mm1","size":"0.5"}`: the bidder
+/// buys `size` of what the protocol holds of `asset` at the take price, paying from its
+/// settlement balance; the asset lands in its collateral.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CollateralTake {
+    pub ts: u64,
+    pub asset: String,
+    pub bidder: String,
+    pub size: Size,
+}
+
 /// A partial update of one market's parameters: `None` keeps the current value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ParamsUpdate {
@@ -213,6 +226,7 @@ impl Event {
             Event::Price(p) => p.ts,
             Event::Trade(t) => t.ts,
             Event::AuctionTake(a) => a.ts,
+            Event::CollateralTake(t) => t.ts,
             Event::Clock { ts } => *ts,
             Event::Params(p) => p.ts,
             Event::FundDeposit { ts, .. } => *ts,
@@ -266,6 +280,11 @@ impl Event {
                 id("bidder", &a.bidder)?;
                 positive("size", a.size.is_positive())
             }
+            Event::CollateralTake(t) => {
+                id("asset", &t.asset)?;
+                id("bidder", &t.bidder)?;
+                positive("size", t.size.is_positive())
+            }
             Event::Clock { .. } => Ok(()),
             Event::IsolatedMargin(m) => {
                 id("account", &m.account)?;
@@ -317,6 +336,7 @@ impl Event {
             "price" => Event::Price(parse_price(&mut fields)?),
             "trade" => Event::Trade(parse_trade(&mut fields)?),
             "auction_take" => Event::AuctionTake(parse_auction_take(&mut fields)?),
+            "collateral_take" => Event::CollateralTake(parse_collateral_take(&mut fields)?),
             "clock" => Event::Clock { ts: required_ts(&mut fields)? },
             "params" => Event::Params(Box::new(parse_params(&mut fields)?)),
             "fund_deposit" => Event::FundDeposit {
@@ -398,6 +418,7 @@ impl Event {
             Event::Price(p) => [p.market, p.source].into_iter().chain(p.sig).for_each(|s| pool.give(s)),
             Event::Trade(t) => [t.market, t.buyer, t.seller].into_iter().for_each(|s| pool.give(s)),
             Event::AuctionTake(a) => [a.auction, a.bidder].into_iter().for_each(|s| pool.give(s)),
+            Event::CollateralTake(t) => [t.asset, t.bidder].into_iter().for_each(|s| pool.give(s)),
             Event::Params(p) => pool.give(p.market),
             Event::Signal(s) => [s.name].into_iter().chain(s.market).for_each(|s| pool.give(s)),
             Event::IsolatedMargin(m) => [m.account, m.market].into_iter().for_each(|s| pool.give(s)),
@@ -581,6 +602,15 @@ fn parse_auction_take(fields: &mut Fields) -> Result<AuctionTake, Error> {
     Ok(AuctionTake {
         ts: required_ts(fields)?,
         auction: required_id(fields, "auction")?,
+        bidder: required_id(fields, "bidder")?,
+        size: required_positive(fields, "size", Size::parse)?,
+    })
+}
+
+fn parse_collateral_take(fields: &mut Fields) -> Result<CollateralTake, Error> {
+    Ok(CollateralTake {
+        ts: required_ts(fields)?,
+        asset: required_id(fields, "asset")?,
         bidder: required_id(fields, "bidder")?,
         size: required_positive(fields, "size", Size::parse)?,
     })
@@ -775,6 +805,7 @@ mod tests {
             r#"{"type":"price","ts":0,"market":"BTC-PERP","source":"s1","price":"7900.5"}"#,
             r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"1.5","price":"7900"}"#,
             r#"{"type":"auction_take","ts":0,"auction":"7","bidder":"mm1","size":"2"}"#,
+            r#"{"type":"collateral_take","ts":0,"asset":"BTC","bidder":"mm1","size":"0.5"}"#,
             r#"{"type":"clock","ts":0}"#,
             r#"{"type":"params","ts":0,"market":"BTC-PERP","tier_basis":"notional","im_factor":"1.5","liquidation_buffer":"0","tiers":[{"from":"0","mm_rate":"0.004","penalty_rate":"0.002"},{"from":"50000","mm_rate":"0.005","penalty_rate":"0.0025"}]}"#,
         ];
@@ -797,6 +828,7 @@ mod tests {
             r#"{"type":"deposit","ts":7,"account":"x","asset":"USDC","amount":"5"}"#.into(),
             r#"{"type":"withdraw","ts":8,"account":"yy","asset":"BTC","amount":"0.5"}"#.into(),
             r#"{"type":"auction_take","ts":9,"auction":"a1","bidder":"maker","size":"1"}"#.into(),
+            r#"{"type":"collateral_take","ts":9,"asset":"ETH","bidder":"maker-2","size":"0.25"}"#.into(),
             r#"{"type":"params","ts":9,"market":"SOL-PERP","im_factor":"2"}"#.into(),
             r#"{"type":"clock","ts":10}"#.into(),
             r#"{"type":"deposit","ts":7,"account":"bad name","asset":"USDC","amount":"5"}"#.into(),

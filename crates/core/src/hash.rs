@@ -104,6 +104,7 @@ impl Engine {
         self.encode_perp(sink);
         self.encode_liquidation_rules(sink);
         self.encode_portfolio(sink);
+        self.encode_collateral_holdings(sink);
         // Last, so the ledger part of the encoding is the bytes before the final 32.
         sink.put(&self.effect_chain);
     }
@@ -248,6 +249,27 @@ impl Engine {
         sink.u64(accounts.len() as u64);
         for name in accounts {
             sink.str(name);
+        }
+    }
+
+    /// The collateral haircuts and the protocol's collateral holdings, by asset name, appended
+    /// only when some holding is not empty or some haircut differs from the default (so a state
+    /// that uses none of it hashes as before).
+    fn encode_collateral_holdings(&self, sink: &mut impl Sink) {
+        let default = crate::config::DEFAULT_COLLATERAL_HAIRCUT;
+        let used = self.collateral_holdings.iter().any(|h| !h.is_empty())
+            || self.assets.iter().any(|a| a.collateral_haircut != default);
+        if !used {
+            return;
+        }
+        sink.put(b"collateral-v1");
+        let mut assets: Vec<usize> = (0..self.assets.len()).collect();
+        assets.sort_unstable_by_key(|&i| &self.assets[i].name);
+        for i in assets {
+            let holding = &self.collateral_holdings[i];
+            sink.i64(self.assets[i].collateral_haircut.raw());
+            sink.i64(holding.size.raw());
+            sink.i128(holding.cost.raw());
         }
     }
 

@@ -96,6 +96,7 @@ impl ParsedLine {
             Event::Price(p) => [&p.market, &p.source, ""],
             Event::Trade(t) => [&t.market, &t.buyer, &t.seller],
             Event::AuctionTake(a) => [&a.auction, &a.bidder, ""],
+            Event::CollateralTake(t) => [&t.asset, &t.bidder, ""],
             Event::Params(p) => [&p.market, "", ""],
             Event::Signal(s) => [&s.name, s.market.as_deref().unwrap_or(""), ""],
             Event::IsolatedMargin(m) => [&m.account, &m.market, ""],
@@ -117,6 +118,7 @@ impl Engine {
             Event::Deposit(t) | Event::Withdraw(t) => [Some(&t.account), None],
             Event::Trade(t) => [Some(&t.buyer), Some(&t.seller)],
             Event::AuctionTake(a) => [Some(&a.bidder), None],
+            Event::CollateralTake(t) => [Some(&t.bidder), None],
             _ => [None, None],
         };
         for name in names.into_iter().flatten() {

@@ -7,20 +7,23 @@
 //! insolvent by 680,500. The net position puts the two together:
 //!
 //! ```text
-//! net position = insurance fund + Σ inventory unrealized PnL at mark − bad debt
+//! net position = insurance fund + Σ inventory unrealized PnL at mark
+//!              + Σ collateral holdings (size × index − cost) − bad debt
 //! ```
 //!
+//! (collateral holdings: what collateral liquidation bought from accounts, `liquidation::collateral`;
+//! a holding whose index market has no index yet is valued at zero, in favour of solvency).
 //! By conservation (docs/concepts.md) this is also what is left of the settlement asset once
-//! every trader is paid their equity at mark and the collected fees are set aside:
-//! `deposits − withdrawals − Σ (settlement balance + unrealized PnL) − fees collected`, the
-//! identity the tests check after every event. Exact: no rounding anywhere (sums of exact
+//! every trader is paid their equity at mark and the collected fees are set aside, plus the
+//! holdings at index: `deposits − withdrawals − Σ (settlement balance + unrealized PnL) − fees
+//! collected + Σ holdings × index`, the identity the tests check after every event. Exact: no rounding anywhere (sums of exact
 //! products). Read-only, except for one derived flag that makes the `alert` fire once per
 //! crossing (`Engine::solvency_alert`).
 
 use crate::effect::{Effect, EffectKind, EffectSink};
 use crate::engine::Engine;
 use crate::num::{Overflow, Price, Quote, Size};
-use crate::state::Market;
+use crate::state::{Asset, CollateralHolding, Market};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -36,13 +39,50 @@ pub struct ProtocolBook {
     pub inventory_unrealized_pnl: Quote,
     /// Σ |inventory| × mark.
     pub inventory_notional: Quote,
-    /// insurance fund + inventory unrealized PnL − bad debt: negative means the venue owes its
-    /// traders more than it holds.
+    /// Σ of the collateral holdings' value at index − cost.
+    pub collateral_unrealized_pnl: Quote,
+    /// insurance fund + inventory unrealized PnL + collateral unrealized PnL − bad debt:
+    /// negative means the venue owes its traders more than it holds.
     pub net_position: Quote,
     /// `net_position ≥ 0`.
     pub solvent: bool,
     /// Per market with inventory (markets holding none are left out).
     pub inventory: BTreeMap<String, InventoryBook>,
+    /// Per collateral asset the protocol holds (assets it holds none of are left out).
+    pub collateral: BTreeMap<String, CollateralBook>,
+}
+
+/// One collateral asset the protocol bought from liquidated accounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CollateralBook {
+    pub size: Size,
+    /// Exact cost of what is held.
+    pub cost: Quote,
+    pub index_price: Option<Price>,
+    /// size × index (zero before the first index).
+    pub value: Quote,
+    /// value − cost.
+    pub unrealized_pnl: Quote,
+}
+
+/// One holding at index; `None` when the protocol holds none of the asset.
+fn collateral_book(
+    asset: &Asset,
+    holding: &CollateralHolding,
+    markets: &[Market],
+) -> Result<Option<CollateralBook>, Overflow> {
+    if holding.is_empty() {
+        return Ok(None);
+    }
+    let index_price = markets[asset.index_market.0 as usize].index_price;
+    let value = index_price.map_or(Quote::ZERO, |index| holding.size.mul_price(index));
+    Ok(Some(CollateralBook {
+        size: holding.size,
+        cost: holding.cost,
+        index_price,
+        value,
+        unrealized_pnl: value.checked_sub(holding.cost)?,
+    }))
 }
 
 /// One market's liquidation inventory.
@@ -87,9 +127,9 @@ fn inventory_book(market: &Market) -> Result<Option<InventoryBook>, Overflow> {
     }))
 }
 
-/// Pure: fund + pnl − debt.
-pub fn net_position(insurance_fund: Quote, inventory_pnl: Quote, bad_debt: Quote) -> Result<Quote, Overflow> {
-    insurance_fund.checked_add(inventory_pnl)?.checked_sub(bad_debt)
+/// Pure: fund + pnl − debt (pnl: the inventory's and the holdings').
+pub fn net_position(insurance_fund: Quote, pnl: Quote, bad_debt: Quote) -> Result<Quote, Overflow> {
+    insurance_fund.checked_add(pnl)?.checked_sub(bad_debt)
 }
 
 impl Engine {
@@ -104,16 +144,25 @@ impl Engine {
                 inventory.insert(market.name.to_string(), book);
             }
         }
-        let net = net_position(self.insurance_fund, pnl, self.bad_debt)?;
+        let (mut collateral, mut collateral_pnl) = (BTreeMap::new(), Quote::ZERO);
+        for (asset, holding) in self.assets.iter().zip(&self.collateral_holdings) {
+            if let Some(book) = collateral_book(asset, holding, &self.markets)? {
+                collateral_pnl = collateral_pnl.checked_add(book.unrealized_pnl)?;
+                collateral.insert(asset.name.to_string(), book);
+            }
+        }
+        let net = net_position(self.insurance_fund, pnl.checked_add(collateral_pnl)?, self.bad_debt)?;
         Ok(ProtocolBook {
             insurance_fund: self.insurance_fund,
             bad_debt: self.bad_debt,
             fees_collected: self.fees_collected,
             inventory_unrealized_pnl: pnl,
             inventory_notional: notional,
+            collateral_unrealized_pnl: collateral_pnl,
             net_position: net,
             solvent: !net.is_negative(),
             inventory,
+            collateral,
         })
     }
 
@@ -127,6 +176,11 @@ impl Engine {
             }
             if let Some(mark) = market.mark_price {
                 pnl = pnl.checked_add(market.inventory.unrealized_pnl(mark)?)?;
+            }
+        }
+        for (asset, holding) in self.assets.iter().zip(&self.collateral_holdings) {
+            if let Some(book) = collateral_book(asset, holding, &self.markets)? {
+                pnl = pnl.checked_add(book.unrealized_pnl)?;
             }
         }
         net_position(self.insurance_fund, pnl, self.bad_debt)
@@ -150,7 +204,7 @@ impl Engine {
             ("protocol_solvent", "back at or above zero")
         };
         let message = format!(
-            "the protocol's net position is {net} ({verdict}): insurance fund {} + inventory PnL at mark {} - bad debt {}",
+            "the protocol's net position is {net} ({verdict}): insurance fund {} + inventory and holdings PnL {} - bad debt {}",
             self.insurance_fund,
             net.checked_sub(self.insurance_fund).and_then(|v| v.checked_add(self.bad_debt)).unwrap_or(Quote::ZERO),
             self.bad_debt

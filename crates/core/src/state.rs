@@ -301,6 +301,26 @@ pub struct Asset {
     pub name: Box<str>,
     pub weight: Rate,
     pub index_market: MarketId,
+    /// Discount off the index at which the protocol buys the asset in a collateral conversion
+    /// (`liquidation/collateral.rs`); in [0, 1).
+    #[serde(default = "crate::config::default_collateral_haircut")]
+    pub collateral_haircut: Rate,
+}
+
+/// What the protocol holds of one collateral asset, bought from liquidated accounts by collateral
+/// conversion (`liquidation/collateral.rs`), with its exact cost basis in the settlement asset
+/// (what it paid, less the cost share of what backstop makers took). Invariant: `size` >= 0, and
+/// an empty holding carries no cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollateralHolding {
+    pub size: Size,
+    pub cost: Quote,
+}
+
+impl CollateralHolding {
+    pub fn is_empty(&self) -> bool {
+        self.size.is_zero() && self.cost.is_zero()
+    }
 }
 
 /// Ledger counters per asset: what came in and went out through deposits and withdrawals.

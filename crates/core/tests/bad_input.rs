@@ -118,6 +118,18 @@ fn corpus() -> Vec<(Vec<u8>, &'static str)> {
         (r#"{"type":"withdraw","ts":5000,"account":"ghost","asset":"USDC","amount":"1"}"#, "unknown_account"),
         (r#"{"type":"auction_take","ts":5000,"auction":"7","bidder":"bob","size":"1"}"#, "unknown_auction"),
         (
+            r#"{"type":"collateral_take","ts":5000,"asset":"BTC","bidder":"bob","size":"1"}"#,
+            "collateral_holdings_exceeded",
+        ),
+        (r#"{"type":"collateral_take","ts":5000,"asset":"USDC","bidder":"bob","size":"1"}"#, "not_collateral_asset"),
+        (r#"{"type":"collateral_take","ts":5000,"asset":"DOGE","bidder":"bob","size":"1"}"#, "unknown_asset"),
+        (r#"{"type":"collateral_take","ts":5000,"asset":"BTC","bidder":"bob","size":"0"}"#, "non_positive"),
+        (
+            r#"{"type":"collateral_take","ts":5000,"asset":"BTC","bidder":"bob","size":"0.000000001"}"#,
+            "too_many_decimals",
+        ),
+        (r#"{"type":"collateral_take","ts":5000,"asset":"BTC","bidder":"bob"}"#, "missing_field"),
+        (
             r#"{"type":"params","ts":5000,"market":"BTC-PERP","tiers":[{"from":"0","mm_rate":"0.05","penalty_rate":"0.01"},{"from":"10","mm_rate":"0.01","penalty_rate":"0.005"}]}"#,
             "invalid_params",
         ),

@@ -30,6 +30,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::Params(_)) => "params",
         Some(Event::Clock { .. }) => "clock",
         Some(Event::AuctionTake(_)) => "auction_take",
+        Some(Event::CollateralTake(_)) => "collateral_take",
         Some(Event::FundDeposit { .. }) => "fund_deposit",
         Some(Event::Signal(_)) => "signal",
         Some(Event::IsolatedMargin(_)) => "isolated_margin",
@@ -229,6 +230,8 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("margin_model: accepted", 300),
         ("margin_model: margin_model_refused", 5),
         ("trade isolated: accepted", 10),
+        ("collateral_take: collateral_holdings_exceeded", 100),
+        ("collateral_take: not_collateral_asset", 30),
         ("open positions at end", 2_000),
     ];
     let missing: Vec<String> = at_least

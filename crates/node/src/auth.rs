@@ -100,6 +100,8 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         Event::Price(_) => (Role::Oracle, "price"),
         Event::Trade(_) => (Role::Matcher, "trade"),
         Event::AuctionTake(_) => (Role::Backstop, "auction_take"),
+        // A backstop maker buying the protocol's liquidated collateral, as it takes auctions.
+        Event::CollateralTake(_) => (Role::Backstop, "collateral_take"),
         Event::Clock { .. } => (Role::Admin, "clock"),
         Event::Params(_) => (Role::Admin, "params"),
         Event::Signal(_) => (Role::Admin, "signal"),
@@ -125,6 +127,10 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         ))),
         Event::AuctionTake(take) if !token.bidders.contains(&take.bidder) => Err(AuthError::Forbidden(format!(
             "token {:?} may take auctions only as bidders {:?}, not {:?}",
+            token.name, token.bidders, take.bidder
+        ))),
+        Event::CollateralTake(take) if !token.bidders.contains(&take.bidder) => Err(AuthError::Forbidden(format!(
+            "token {:?} may take collateral only as bidders {:?}, not {:?}",
             token.name, token.bidders, take.bidder
         ))),
         _ => Ok(()),
@@ -245,5 +251,22 @@ mod tests {
         assert_eq!(auth.check_rate(0), Ok(()));
         assert_eq!(auth.check_rate(0), Ok(()));
         assert!(matches!(auth.check_rate(0), Err(AuthError::RateLimited(_))));
+    }
+
+    /// A collateral take needs the backstop role, as an auction take, and a bidder of the token.
+    #[test]
+    fn collateral_takes_need_the_backstop_role_and_its_bidders() {
+        let mut backstop = entry("b", Role::Backstop, "tok-b", &[]);
+        backstop.bidders = vec!["mm1".into()];
+        let treasury = entry("t", Role::Treasury, "tok-t", &[]);
+        let take = |bidder: &str| {
+            Event::parse_str(&format!(
+                r#"{{"type":"collateral_take","ts":1,"asset":"BTC","bidder":"{bidder}","size":"1"}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(authorize_event(&backstop, &take("mm1")), Ok(()));
+        assert!(matches!(authorize_event(&backstop, &take("mm2")), Err(AuthError::Forbidden(_))));
+        assert!(matches!(authorize_event(&treasury, &take("mm1")), Err(AuthError::Forbidden(_))));
     }
 }

@@ -256,14 +256,16 @@ fn status_line(shared: &Shared, elapsed_secs: f64) -> String {
     )
 }
 
-/// The protocol's book in one phrase: net position = fund + inventory PnL at mark - bad debt.
+/// The protocol's book in one phrase: net position = fund + inventory (and collateral holdings)
+/// PnL - bad debt.
 pub fn protocol_status(engine: &Engine) -> String {
     match engine.protocol_book() {
         Ok(book) => format!(
-            "protocol net {} (fund {} + inventory PnL {} - bad debt {}){}",
+            "protocol net {} (fund {} + inventory PnL {} + collateral PnL {} - bad debt {}){}",
             book.net_position,
             book.insurance_fund,
             book.inventory_unrealized_pnl,
+            book.collateral_unrealized_pnl,
             book.bad_debt,
             if book.solvent { "" } else { " INSOLVENT" }
         ),

@@ -108,6 +108,8 @@ pub(crate) struct StepUndo {
     saved: HashSet<AccountId>,
     /// Per market: inventory and open interest.
     books: Vec<(Position, Size)>,
+    /// Per asset: the protocol's collateral holding.
+    holdings: Vec<crate::state::CollateralHolding>,
     fund: Quote,
     bad_debt: Quote,
     effects_len: usize,
@@ -227,6 +229,7 @@ impl Engine {
         assert!(self.waterfall.undo.is_none(), "steps do not nest");
         self.waterfall.undo = Some(StepUndo {
             books: self.markets.iter().map(|m| (m.inventory, m.open_interest)).collect(),
+            holdings: self.collateral_holdings.clone(),
             fund: self.insurance_fund,
             bad_debt: self.bad_debt,
             effects_len,
@@ -236,9 +239,9 @@ impl Engine {
     }
 
     /// The step succeeded: check (in release builds too) that it moved value and size without
-    /// creating or destroying any: settlement minus cost over the accounts it wrote and the
-    /// inventories, plus the fund, minus bad debt, is what it was; and every market's sizes still
-    /// sum to what they did.
+    /// creating or destroying any: settlement minus cost over the accounts it wrote, the
+    /// inventories and the collateral holdings, plus the fund, minus bad debt, is what it was;
+    /// every market's sizes still sum to what they did; and so does every collateral asset.
     pub(crate) fn commit_step(&mut self) {
         let undo = self.waterfall.undo.take().expect("a step was begun");
         let mut before = I256::from(undo.fund.raw()) - I256::from(undo.bad_debt.raw());
@@ -256,7 +259,21 @@ impl Engine {
             after -= I256::from(self.markets[i].inventory.cost.raw());
             size_change[i] += i128::from(self.markets[i].inventory.size.raw()) - i128::from(inventory.size.raw());
         }
+        let mut asset_change = vec![0i128; self.assets.len()];
+        for (i, (saved, now)) in undo.holdings.iter().zip(&self.collateral_holdings).enumerate() {
+            before -= I256::from(saved.cost.raw());
+            after -= I256::from(now.cost.raw());
+            asset_change[i] += i128::from(now.size.raw()) - i128::from(saved.size.raw());
+        }
+        for (id, saved) in &undo.accounts {
+            saved.collateral.iter().for_each(|(a, b)| asset_change[a.0 as usize] -= i128::from(b.raw()));
+            self.accounts[id.0 as usize]
+                .collateral
+                .iter()
+                .for_each(|(a, b)| asset_change[a.0 as usize] += i128::from(b.raw()));
+        }
         assert_eq!(before, after, "a waterfall step moved value that does not sum to zero");
+        assert!(asset_change.iter().all(|&d| d == 0), "a waterfall step changed an asset's total");
         assert!(size_change.iter().all(|&d| d == 0), "a waterfall step changed a market's net size");
         self.waterfall.usage.commit();
     }
@@ -273,6 +290,7 @@ impl Engine {
             self.markets[i].inventory = inventory;
             self.markets[i].open_interest = open_interest;
         }
+        self.collateral_holdings = undo.holdings;
         self.insurance_fund = undo.fund;
         self.bad_debt = undo.bad_debt;
         out.truncate(undo.effects_len);

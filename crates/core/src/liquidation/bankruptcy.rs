@@ -1,6 +1,7 @@
 //! Bankruptcy: the insurance fund, auto-deleveraging (ADL) and socialized loss.
 //!
-//! A bankrupt account (negative equity, nothing left to liquidate gently) has its deficit covered
+//! A bankrupt account (negative equity, nothing left to liquidate gently) first has all of its
+//! non-settlement collateral sold to the protocol (`collateral.rs`); the deficit left is covered
 //! by the insurance fund first. What the fund cannot cover is split over the account's positions
 //! by notional; in a market with ADL on, that position is closed against opposite-side accounts
 //! ranked by profit x effective leverage (BitMEX), highest first (ties by name), at the bankrupt
@@ -59,6 +60,8 @@ impl Engine {
         seq: u64,
         out: &mut Vec<Effect>,
     ) -> Result<(), Overflow> {
+        // The account's own collateral pays first: all of it is sold to the protocol.
+        self.convert_collateral(id, super::collateral::Scope::All, "bankruptcy", seq, out)?;
         let health = self.health_of(&self.accounts[id.0 as usize])?;
         let deficit = health.equity.checked_neg()?;
         if !deficit.is_positive() {

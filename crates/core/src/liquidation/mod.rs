@@ -8,7 +8,10 @@
 //!    market name); for each, the smallest size off the top that restores equity >= MM x
 //!    (1 + buffer) after the penalty, else all of it. The closed size moves to the market's
 //!    inventory at mark; the penalty goes to the insurance fund, capped at what the account has.
-//! 3. **Bankruptcy** ([`bankruptcy`]): negative equity with nothing left to close is covered by
+//!    A step that leaves the settlement balance negative while the account holds other collateral
+//!    sells enough of that collateral to the protocol at a haircut to index ([`collateral`]).
+//! 3. **Bankruptcy** ([`bankruptcy`]): first all of the account's other collateral is sold to the
+//!    protocol ([`collateral`]); negative equity left with nothing to close is covered by
 //!    the fund; what the fund cannot cover is absorbed by **ADL** against opposite positions at
 //!    the bankruptcy price, then by **socialized loss**.
 //! 4. **Auctions** ([`auction`]): inventory is offered by Dutch auction to backstop makers.
@@ -20,6 +23,7 @@
 pub(crate) mod adl_book;
 pub mod auction;
 pub mod bankruptcy;
+pub mod collateral;
 pub mod sizing;
 
 #[cfg(test)]
@@ -422,6 +426,11 @@ impl Engine {
         if penalty.is_positive() {
             self.push_insurance(seq, out, "liquidation_penalty", penalty, Some(name));
         }
+        // The effect above shows the close itself; a conversion it forces follows it.
+        let after = match self.convert_after_close(id, seq, out)? {
+            true => StepHealth::from(self.health_of(&self.accounts[id.0 as usize])?),
+            false => after,
+        };
         if kind == sizing::PlanKind::Chunk && !full {
             let market = &self.markets[market_id.0 as usize];
             let peak = step.record.map_or(size_abs, |r| r.peak.max(size_abs));

@@ -135,6 +135,14 @@ pub enum Op {
         bidder: usize,
         frac_bp: u32,
     },
+    /// A backstop maker buys bp / 10,000 of the protocol's holding of a collateral asset (0 BTC,
+    /// 1 ETH, 2 the settlement asset: refused; up to 120%: some exceed what is held); without a
+    /// holding, one unit (refused).
+    CollateralTake {
+        asset: usize,
+        bidder: usize,
+        frac_bp: u32,
+    },
     /// A top-up of the insurance fund (USDC).
     FundDeposit {
         seed: u64,
@@ -471,6 +479,8 @@ pub fn op() -> impl Strategy<Value = Op> {
         4 => isolate,
         5 => (0usize..3, params_change()).prop_map(|(market, change)| Op::Params { market, change }),
         4 => (0usize..3, 0usize..8, prop_oneof![3 => 1u32..3_000, 1 => 3_000u32..12_000]).prop_map(|(market, bidder, frac_bp)| Op::AuctionTake { market, bidder, frac_bp }),
+        2 => (prop_oneof![4 => 0usize..2, 1 => Just(2usize)], 0usize..8, prop_oneof![3 => 1u32..10_000, 1 => 10_000u32..12_000])
+            .prop_map(|(asset, bidder, frac_bp)| Op::CollateralTake { asset, bidder, frac_bp }),
         4 => Just(Op::Clock),
         2 => (0usize..8, prop_oneof![3 => Just(true), 1 => Just(false)])
             .prop_map(|(account, portfolio)| Op::MarginModel { account, portfolio }),
@@ -766,6 +776,9 @@ impl<'a> Resolver<'a> {
                     }
                 }
             }
+            Op::CollateralTake { asset, bidder, frac_bp } => {
+                wrap(Event::CollateralTake(self.collateral_take(engine, ts, *asset, *bidder, *frac_bp)))
+            }
             Op::Clock => {
                 // Now and then jump to the next funding boundary so clocks cross intervals.
                 let boundary = engine
@@ -796,6 +809,35 @@ impl<'a> Resolver<'a> {
             Op::Invalid(kind) => self.invalid(kind, timed.json, ts, engine),
         };
         vec![step]
+    }
+
+    /// A take of `asset`'s holding (the settlement asset for 2): half the bidders are the account
+    /// with the most settlement balance (a backstop maker with the cash).
+    fn collateral_take(
+        &self,
+        engine: &Engine,
+        ts: u64,
+        asset: usize,
+        bidder: usize,
+        frac_bp: u32,
+    ) -> solvent_core::event::CollateralTake {
+        let richest = engine
+            .accounts()
+            .iter()
+            .filter(|a| !a.name.contains(solvent_core::event::ISOLATED_SEPARATOR))
+            .max_by_key(|a| (a.settlement, a.name.clone()))
+            .map(|a| a.name.to_string());
+        let bidder = match richest {
+            Some(name) if bidder.is_multiple_of(2) => name,
+            _ => self.name(bidder).to_string(),
+        };
+        let held = match asset {
+            0 | 1 => engine.collateral_holding(solvent_core::state::AssetId(asset as u16)).size.raw(),
+            _ => 0,
+        };
+        let size = (i128::from(held) * i128::from(frac_bp) / 10_000).clamp(1, i128::from(i64::MAX)) as i64;
+        let asset = ASSETS[(asset + 1) % 3].to_string();
+        solvent_core::event::CollateralTake { ts, asset, bidder, size: Size::from_raw(size) }
     }
 
     fn invalid(&self, kind: &Invalid, json: bool, ts: u64, engine: &Engine) -> Step {

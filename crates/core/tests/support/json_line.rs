@@ -74,6 +74,13 @@ pub fn to_json_line(event: &Event) -> String {
             ("bidder", a.bidder.as_str().into()),
             ("size", dec(a.size)),
         ]),
+        Event::CollateralTake(t) => obj(vec![
+            ("type", "collateral_take".into()),
+            ("ts", t.ts.into()),
+            ("asset", t.asset.as_str().into()),
+            ("bidder", t.bidder.as_str().into()),
+            ("size", dec(t.size)),
+        ]),
         Event::Clock { ts } => obj(vec![("type", "clock".into()), ("ts", (*ts).into())]),
         Event::IsolatedMargin(m) => obj(vec![
             ("type", "isolated_margin".into()),

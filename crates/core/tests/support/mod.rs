@@ -229,11 +229,16 @@ fn conservation(engine: &Engine, ledger: &Ledger, accounts_upnl: BigInt) -> Resu
     held += BigInt::from(engine.insurance_fund().raw());
     held -= BigInt::from(engine.bad_debt().raw());
     held += BigInt::from(engine.fees_collected().raw());
+    // What the protocol paid for the collateral it bought and still holds left the settlement
+    // balances: an outflow, carried at cost.
+    for holding in engine.collateral_holdings() {
+        held -= BigInt::from(holding.cost.raw());
+    }
     let net = ledger.net(settlement);
     if held != net {
         return Err(format!(
             "conservation: {settlement} deposits - withdrawals = {} but balances + unrealized PnL + insurance fund \
-             - bad debt + fees = {} (difference {})",
+             - bad debt + fees - collateral holdings' cost = {} (difference {})",
             show(&net),
             show(&held),
             show(&(&held - &net))
@@ -254,13 +259,21 @@ fn conservation(engine: &Engine, ledger: &Ledger, accounts_upnl: BigInt) -> Resu
             ));
         }
         let balances: BigInt = engine.accounts().iter().map(|a| BigInt::from(a.collateral_balance(id).raw())).sum();
-        let total = balances * quote_per_size();
+        let holding = engine.collateral_holding(id);
+        if holding.size.is_negative()
+            || holding.cost.is_negative()
+            || (holding.size.is_zero() && !holding.cost.is_zero())
+        {
+            return Err(format!("collateral holding of {} out of bounds: {holding:?}", asset.name));
+        }
+        let total = (balances + BigInt::from(holding.size.raw())) * quote_per_size();
         let net = ledger.net(&asset.name);
         if total != net {
             return Err(format!(
-                "conservation: {} deposits - withdrawals = {} but account balances sum to {}",
+                "conservation: {} deposits - withdrawals = {} but account balances + protocol holdings ({}) sum to {}",
                 asset.name,
                 show(&net),
+                holding.size,
                 show(&total)
             ));
         }
@@ -270,9 +283,16 @@ fn conservation(engine: &Engine, ledger: &Ledger, accounts_upnl: BigInt) -> Resu
 
 /// The protocol's net position (`Engine::protocol_book`) is what conservation leaves once every
 /// trader is paid: `after_traders` = deposits - withdrawals - Σ (settlement + unrealized PnL) of
-/// the accounts, less the fees collected; its per-market parts add up; the alert flag agrees.
+/// the accounts, less the fees collected, plus the protocol's collateral holdings at index (zero
+/// before an index); its per-market parts add up; the alert flag agrees.
 fn check_protocol_book(engine: &Engine, after_traders: &BigInt) -> Result<(), String> {
-    let expected = after_traders - BigInt::from(engine.fees_collected().raw());
+    let mut expected = after_traders - BigInt::from(engine.fees_collected().raw());
+    for (i, asset) in engine.assets().iter().enumerate() {
+        let holding = engine.collateral_holding(solvent_core::state::AssetId(i as u16));
+        if let Some(index) = engine.markets()[asset.index_market.0 as usize].index_price {
+            expected += BigInt::from(holding.size.raw()) * BigInt::from(index.raw());
+        }
+    }
     let book = engine.protocol_book().map_err(|e| format!("protocol book: {e:?}"))?;
     let net = BigInt::from(book.net_position.raw());
     if net != expected {
@@ -283,8 +303,10 @@ fn check_protocol_book(engine: &Engine, after_traders: &BigInt) -> Result<(), St
         ));
     }
     let parts: i128 = book.inventory.values().map(|m| m.unrealized_pnl.raw()).sum();
+    let holdings: i128 = book.collateral.values().map(|h| h.unrealized_pnl.raw()).sum();
     let quick = engine.protocol_net_position().map_err(|e| format!("protocol net: {e:?}"))?;
-    if parts != book.inventory_unrealized_pnl.raw() || quick != book.net_position || book.solvent == net.is_negative() {
+    let consistent = parts == book.inventory_unrealized_pnl.raw() && holdings == book.collateral_unrealized_pnl.raw();
+    if !consistent || quick != book.net_position || book.solvent == net.is_negative() {
         return Err(format!("protocol book: parts {parts}, quick net {quick} and verdict disagree with {book:?}"));
     }
     Ok(())
@@ -716,6 +738,7 @@ fn same_state(a: &Engine, b: &Engine) -> Result<(), String> {
         ("insurance fund", a.insurance_fund() == b.insurance_fund()),
         ("fees", a.fees_collected() == b.fees_collected()),
         ("settlement flows", a.settlement_flows() == b.settlement_flows()),
+        ("collateral holdings", a.collateral_holdings() == b.collateral_holdings()),
         ("last ts", a.last_ts() == b.last_ts()),
     ];
     for (what, equal) in checks {
@@ -894,10 +917,56 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
         }
         // Auction rules (price, size, the taker's margin) are the liquidation tests' business.
         Event::AuctionTake(_) => verdict.must_accept = false,
+        Event::CollateralTake(t) => collateral_take_rule(engine, t, &mut verdict),
         Event::IsolatedMargin(m) => isolated_rule(engine, m, &mut verdict),
         Event::MarginModel(m) => margin_model_rule(engine, m, &mut verdict),
     }
     verdict
+}
+
+/// A collateral take, from docs/liquidation.md: the asset must be a collateral asset (not the
+/// settlement asset), the size at most the protocol's holding, the asset's index market live, the
+/// bidder known and holding the settlement balance to pay size x ceil(index x (1 - h')), h' =
+/// the haircut halved (rounded down); afterwards the bidder must pass the withdrawal rule.
+fn collateral_take_rule(engine: &Engine, t: &solvent_core::event::CollateralTake, verdict: &mut Admission) {
+    verdict.must_accept = t.size.is_positive();
+    if t.asset == engine.settlement_asset() {
+        return verdict.error("not_collateral_asset");
+    }
+    let Some(i) = engine.assets().iter().position(|a| *a.name == t.asset) else {
+        return verdict.error("unknown_asset");
+    };
+    let id = solvent_core::state::AssetId(i as u16);
+    if t.size > engine.collateral_holding(id).size {
+        return verdict.error("collateral_holdings_exceeded");
+    }
+    let asset = &engine.assets()[i];
+    let market = &engine.markets()[asset.index_market.0 as usize];
+    if market.frozen {
+        return verdict.error("market_frozen");
+    }
+    if may_age_out(engine, asset.index_market, t.ts) {
+        verdict.possible.push("market_frozen");
+    }
+    let Some(bidder) = engine.account(&t.bidder) else { return verdict.error("unknown_account") };
+    let index = BigInt::from(market.index_price.expect("a live market has an index").raw());
+    let one = BigInt::from(solvent_core::Rate::ONE_RAW);
+    let factor = &one - BigInt::from(asset.collateral_haircut.raw() / 2);
+    let price = (index * factor + &one - 1) / &one; // ceiling (both positive)
+    let paid = BigInt::from(t.size.raw()) * &price; // Quote raw: 8 + 8 decimals
+    if BigInt::from(bidder.settlement.raw()) < paid {
+        return verdict.error("insufficient_balance");
+    }
+    let mut after = bidder.clone();
+    after.settlement = Quote::from_raw(i128::try_from(BigInt::from(bidder.settlement.raw()) - paid).unwrap());
+    let Ok(balance) = bidder.collateral_balance(id).checked_add(t.size) else { return verdict.error("overflow") };
+    after.set_collateral(id, balance);
+    frozen_rule(engine, &after, t.ts, verdict);
+    match reference::account_health(&after, engine.assets(), engine.markets()) {
+        Ok(health) if health.may_withdraw() => {}
+        Ok(_) => verdict.error("insufficient_margin"),
+        Err(_) => verdict.error("overflow"),
+    }
 }
 
 /// A margin-model choice: the account must exist; a change must not depend on a frozen market

@@ -377,13 +377,17 @@ pub fn check_invariants(engine: &Engine) -> Result<(), String> {
     if engine.insurance_fund().is_negative() || engine.bad_debt().is_negative() {
         return Err(format!("fund {} / bad debt {} negative", engine.insurance_fund(), engine.bad_debt()));
     }
-    // Settlement: deposits - withdrawals = balances + uPnL + fund + fees - bad debt, where the
-    // uPnL of a market at one mark is -(sum of costs), its sizes summing to zero.
+    // Settlement: deposits - withdrawals = balances + uPnL + fund + fees - bad debt - what the
+    // protocol paid for the collateral it holds, where the uPnL of a market at one mark is
+    // -(sum of costs), its sizes summing to zero.
     let mut held = engine.insurance_fund().raw() + engine.fees_collected().raw() - engine.bad_debt().raw();
     for account in engine.accounts() {
         held = add(held, account.settlement.raw())?;
     }
     held -= cost_total;
+    for holding in engine.collateral_holdings() {
+        held -= holding.cost.raw();
+    }
     let flows = engine.settlement_flows();
     let net = flows.deposited.raw() - flows.withdrawn.raw();
     if held != net {
@@ -396,6 +400,7 @@ pub fn check_invariants(engine: &Engine) -> Result<(), String> {
         for account in engine.accounts() {
             balance = add(balance, i128::from(account.collateral_balance(id).raw()) * per_size)?;
         }
+        balance = add(balance, i128::from(engine.collateral_holding(id).size.raw()) * per_size)?;
         let flows = engine.asset_flows(id);
         if balance != flows.deposited.raw() - flows.withdrawn.raw() {
             return Err(format!("{}: balances {balance} raw, net flows differ", asset.name));

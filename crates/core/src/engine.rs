@@ -58,6 +58,10 @@ pub struct Engine {
     /// every funding and alert path off the hot path.
     #[serde(skip)]
     pub(crate) perp_markets: u32,
+    /// Assets with a running weight phase (derived from the assets; rebuilt on load): 0 keeps
+    /// the weight steps off the hot path.
+    #[serde(skip)]
+    pub(crate) weight_phases: u32,
 }
 
 /// Which collateral asset a name refers to.
@@ -111,7 +115,15 @@ impl Engine {
         let assets: Vec<Asset> = config
             .assets
             .iter()
-            .map(|a| Asset { name: a.name.as_str().into(), weight: a.weight, index_market: market_id(&a.index_market) })
+            .map(|a| {
+                let risk = crate::asset_status::AssetRisk::of(a);
+                Asset {
+                    name: a.name.as_str().into(),
+                    weight: risk.normal_weight(),
+                    index_market: market_id(&a.index_market),
+                    risk,
+                }
+            })
             .collect();
         Engine {
             risk: RiskIndex::new(markets.len(), 0),
@@ -132,6 +144,7 @@ impl Engine {
             max_clock_jump_ms: config.max_clock_jump_ms,
             waterfall: Default::default(),
             phase_ins: 0,
+            weight_phases: 0,
             perp_markets: config.markets.iter().filter(|m| m.params.perp.used()).count() as u32,
             effect_chain: crate::effect::CHAIN_GENESIS,
             signals: Vec::new(),
@@ -154,6 +167,7 @@ impl Engine {
         engine.risk = RiskIndex::new(engine.markets.len(), engine.accounts.len());
         engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
         engine.perp_markets = engine.markets.iter().filter(|m| m.perp.is_some()).count() as u32;
+        engine.weight_phases = engine.assets.iter().filter(|a| a.risk.phase.is_some()).count() as u32;
         Ok(engine)
     }
 
@@ -167,6 +181,12 @@ impl Engine {
         }
         if self.assets.iter().any(|a| a.index_market.0 as usize >= markets) {
             return Err("snapshot: an asset's index market does not exist".into());
+        }
+        for asset in &self.assets {
+            asset.risk.check().map_err(|e| format!("snapshot: asset {}: {e}", asset.name))?;
+            if !asset.weight.is_fraction() {
+                return Err(format!("snapshot: asset {}: effective weight out of [0, 1]", asset.name));
+            }
         }
         for (i, market) in self.markets.iter().enumerate() {
             market.params.validate().map_err(|e| format!("snapshot: market {}: {e}", market.name))?;
@@ -216,6 +236,7 @@ impl Engine {
             Event::Signal(s) => self.signal(s),
             Event::IsolatedMargin(m) => self.isolated_margin(m),
             Event::MarginModel(m) => self.margin_model(m),
+            Event::AssetStatus(a) => self.asset_status(seq, a, out),
         };
         match result {
             Ok(()) => {
@@ -226,6 +247,10 @@ impl Engine {
                 if clock_moved && !matches!(event, Event::Params(_)) {
                     // MM phase-ins step on clock-advancing events, never on the announcing one.
                     self.step_phase_ins(ts);
+                }
+                if clock_moved && !matches!(event, Event::AssetStatus(_)) {
+                    // Weight phases step on clock-advancing events, never on an announcing one.
+                    self.step_weight_phases(seq, ts, out);
                 }
                 if clock_moved && !matches!(event, Event::Clock { .. }) {
                     // Time passed: sources may have aged out (a clock event did this itself).

@@ -299,8 +299,13 @@ impl Market {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asset {
     pub name: Box<str>,
+    /// The effective weight: what equity, the risk index and liquidation read. The configured
+    /// weight x (1 - bridge haircut), rounded down, moved toward its status's target in bounded
+    /// steps (`asset_status.rs`); the configured weight itself is `risk.configured_weight`.
     pub weight: Rate,
     pub index_market: MarketId,
+    /// Chain, token, bridge haircut, status and the running weight phase (`asset_status.rs`).
+    pub risk: crate::asset_status::AssetRisk,
 }
 
 /// Ledger counters per asset: what came in and went out through deposits and withdrawals.

@@ -4,7 +4,7 @@
 //! hash in constant time (`subtle`), without stopping at the first match. Roles: `oracle` (price
 //! ticks, only for its `sources`), `matcher` (trades), `treasury` (deposits, withdrawals,
 //! insurance fund deposits),
-//! `backstop` (auction takes, only as one of its `bidders`), `admin` (params, clock), `viewer`
+//! `backstop` (auction takes, only as one of its `bidders`), `admin` (params, clock, signals, asset status), `viewer`
 //! (reads). Every valid token may read.
 
 use crate::settings::TokenSpec;
@@ -108,6 +108,8 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         // An account setting that changes what its collateral must cover, judged like a
         // withdrawal: the venue's account service, not the matcher or an oracle.
         Event::MarginModel(_) => (Role::Treasury, "margin_model"),
+        // A venue risk decision about a collateral asset's bridge or peg, like `params`.
+        Event::AssetStatus(_) => (Role::Admin, "asset_status"),
     };
     if token.role != needed {
         let message = format!(

@@ -1,0 +1,371 @@
+//! Multi-chain collateral and asset status on the real `apply_line` path, under the harness (the
+//! reference evaluator with its own weight rule, conservation, zero-sum, no account below
+//! maintenance left after every event): USDC bridged to arbitrum and to ethereum, each priced by
+//! its own index market (`USDCARB-USD`, `USDCETH-USD`: collateral oracles nobody trades).
+
+mod support;
+
+use solvent_core::{Config, EffectKind, Engine, Quote, Rate};
+use support::{Expect, Harness, Input, Step};
+
+const MARKET: &str = r#"
+tier_basis = "size"
+tier_mode = "marginal"
+im_factor = "2"
+liquidation_buffer = "0"
+sources = ["s1"]
+quorum = 1
+max_age_ms = 86400000
+max_deviation = "0.02"
+max_jump = "0.5"
+tiers = [{ from = "0", mm_rate = "0.05", penalty_rate = "0.01" }]
+"#;
+
+/// `USDC.arb`: weight 0.95, bridge haircut 2% (effective 0.931), halted weight 0 (default),
+/// phases over 3,200 s (a step every 100 s). `USDC.eth`: weight 0.98, no haircut, depeg weight
+/// 0.5, the same phase length.
+fn config_text() -> String {
+    format!(
+        r#"
+settlement_asset = "USDC"
+max_accounts = 100
+
+[[assets]]
+name = "USDC.arb"
+chain = "arbitrum"
+token = "USDC"
+weight = "0.95"
+bridge_haircut = "0.02"
+index_market = "USDCARB-USD"
+weight_phase_ms = 3200000
+
+[[assets]]
+name = "USDC.eth"
+chain = "ethereum"
+token = "USDC"
+weight = "0.98"
+depeg_weight = "0.5"
+index_market = "USDCETH-USD"
+weight_phase_ms = 3200000
+
+[[markets]]
+name = "BTC-PERP"
+{MARKET}
+[[markets]]
+name = "USDCARB-USD"
+{MARKET}
+[[markets]]
+name = "USDCETH-USD"
+{MARKET}
+"#
+    )
+}
+
+fn config() -> Config {
+    Config::from_toml(&config_text()).expect("the test config is valid")
+}
+
+fn q(text: &str) -> Quote {
+    Quote::parse(text).unwrap()
+}
+
+fn r(text: &str) -> Rate {
+    Rate::parse(text).unwrap()
+}
+
+/// An accepted line, with the event it means (so the test's ledger and weight rule follow it).
+fn ok(harness: &mut Harness, line: &str) {
+    let event = solvent_core::Event::parse_str(line).expect("the line parses");
+    let step =
+        Step { input: Input::Line { bytes: line.as_bytes().to_vec(), meaning: Some(event) }, expect: Expect::Accept };
+    harness.step(step).unwrap();
+}
+
+fn refused(harness: &mut Harness, line: &str, kind: &'static str) {
+    harness.step(Step::raw(line).expect(Expect::Reject(kind))).unwrap();
+}
+
+fn tick(harness: &mut Harness, ts: u64, market: &str, price: &str) {
+    ok(harness, &format!(r#"{{"type":"price","ts":{ts},"market":"{market}","source":"s1","price":"{price}"}}"#));
+}
+
+fn deposit(harness: &mut Harness, account: &str, asset: &str, amount: &str) {
+    ok(
+        harness,
+        &format!(r#"{{"type":"deposit","ts":1000,"account":"{account}","asset":"{asset}","amount":"{amount}"}}"#),
+    );
+}
+
+fn clock(harness: &mut Harness, ts: u64) {
+    ok(harness, &format!(r#"{{"type":"clock","ts":{ts}}}"#));
+}
+
+fn status(harness: &mut Harness, ts: u64, asset: &str, status: &str) {
+    ok(harness, &format!(r#"{{"type":"asset_status","ts":{ts},"asset":"{asset}","status":"{status}"}}"#));
+}
+
+fn equity(harness: &Harness, account: &str) -> Quote {
+    harness.engine.health(account).unwrap().equity
+}
+
+fn weight(engine: &Engine, asset: &str) -> Rate {
+    engine.assets().iter().find(|a| &*a.name == asset).unwrap().weight
+}
+
+/// Effects of the last step.
+fn last_effects(harness: &Harness) -> Vec<&EffectKind> {
+    let seq = harness.seq;
+    harness.effects.iter().filter(|e| e.seq == seq).map(|e| &e.kind).collect()
+}
+
+fn asset_weights(harness: &Harness) -> Vec<(String, Rate)> {
+    last_effects(harness)
+        .into_iter()
+        .filter_map(|k| match k {
+            EffectKind::AssetWeight { asset, weight, .. } => Some((asset.clone(), *weight)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn liquidated(harness: &Harness) -> Vec<String> {
+    last_effects(harness)
+        .into_iter()
+        .filter_map(|k| match k {
+            EffectKind::Liquidation { account, .. } => Some(account.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// alice: 10,000 USDC.arb + 200 USDC, long 1 BTC at 10,000 (MM 500); carol: 10,000 USDC.eth,
+/// long 1 BTC; bob and dave (5,000 USDC each) are short.
+fn opened() -> Harness {
+    let mut h = Harness::new(&config());
+    deposit(&mut h, "alice", "USDC.arb", "10000");
+    deposit(&mut h, "alice", "USDC", "200");
+    deposit(&mut h, "carol", "USDC.eth", "10000");
+    deposit(&mut h, "bob", "USDC", "5000");
+    deposit(&mut h, "dave", "USDC", "5000");
+    tick(&mut h, 1000, "BTC-PERP", "10000");
+    tick(&mut h, 1000, "USDCARB-USD", "1");
+    tick(&mut h, 1000, "USDCETH-USD", "1");
+    for (buyer, seller) in [("alice", "bob"), ("carol", "dave")] {
+        let line = format!(
+            r#"{{"type":"trade","ts":1000,"market":"BTC-PERP","buyer":"{buyer}","seller":"{seller}","size":"1","price":"10000"}}"#
+        );
+        ok(&mut h, &line);
+    }
+    h
+}
+
+/// The bridge to arbitrum halts at ts 10,000: USDC.arb's effective weight goes from 0.931 to 0 in
+/// 32 steps of 100 s, w_k = floor(0.931 x (32 - k) / 32). alice's equity is 200 + 10,000 x w_k:
+/// 781.875 at k = 30 (above her MM of 500), 490.9375 at k = 31, where she is liquidated, and
+/// not before. carol, on the ethereum form, is untouched throughout.
+#[test]
+fn a_halted_bridge_phases_its_holders_down_and_liquidates_at_the_crossing_step() {
+    let mut h = opened();
+    assert_eq!(weight(&h.engine, "USDC.arb"), r("0.931"), "0.95 x (1 - 0.02)");
+    assert_eq!(equity(&h, "alice"), q("9510"));
+    assert_eq!(equity(&h, "carol"), q("9800"));
+    let hash_before = h.engine.state_hash();
+    status(&mut h, 10_000, "USDC.arb", "bridge_halted");
+    let effects = last_effects(&h);
+    assert!(
+        matches!(effects.as_slice(), [EffectKind::Alert { alert, market, .. }] if alert == "asset_status" && market == "USDCARB-USD"),
+        "one alert and no weight step on the announcing event: {effects:?}"
+    );
+    assert_ne!(h.engine.state_hash(), hash_before);
+    assert_eq!(weight(&h.engine, "USDC.arb"), r("0.931"), "the announcing event moves no weight");
+    clock(&mut h, 60_000);
+    assert!(asset_weights(&h).is_empty(), "no step before 1/32 of the phase");
+    for k in 1..=32u64 {
+        clock(&mut h, 10_000 + 100_000 * k);
+        let w = Rate::from_raw((93_100_000 * (32 - k) / 32) as i64);
+        assert_eq!(asset_weights(&h), vec![("USDC.arb".to_string(), w)], "step {k}");
+        assert_eq!(weight(&h.engine, "USDC.eth"), r("0.98"), "the other chain is untouched");
+        assert_eq!(equity(&h, "carol"), q("9800"));
+        let liquidations = liquidated(&h);
+        match k {
+            30 => {
+                assert_eq!(w, r("0.0581875"));
+                assert_eq!(equity(&h, "alice"), q("781.875"));
+                assert!(liquidations.is_empty());
+            }
+            31 => {
+                assert_eq!(w, r("0.02909375"));
+                assert_eq!(liquidations, vec!["alice".to_string()], "liquidated at the crossing step");
+                let before = last_effects(&h).into_iter().find_map(|k| match k {
+                    EffectKind::Liquidation { equity_before, maintenance_margin_before, .. } => {
+                        Some((*equity_before, *maintenance_margin_before))
+                    }
+                    _ => None,
+                });
+                assert_eq!(before, Some((q("490.9375"), q("500"))));
+            }
+            _ if k < 31 => {
+                assert!(liquidations.is_empty(), "step {k}");
+                assert_eq!(
+                    equity(&h, "alice"),
+                    Quote::from_raw(200 * Quote::ONE_RAW + i128::from(w.raw()) * 10_000 * 100_000_000)
+                );
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(weight(&h.engine, "USDC.arb"), Rate::ZERO);
+    clock(&mut h, 10_000 + 3_300_000);
+    assert!(asset_weights(&h).is_empty(), "the phase is over");
+    let dump = h.engine.dump();
+    let arb = &dump.assets["USDC.arb"];
+    assert_eq!((arb.status, arb.effective_weight, arb.weight_phase_end_ts), ("bridge_halted", Rate::ZERO, None));
+    assert_eq!((arb.chain.as_deref(), arb.token.as_deref()), (Some("arbitrum"), Some("USDC")));
+    assert_eq!(arb.configured_weight, r("0.95"));
+}
+
+/// USDC on ethereum depegs: its own oracle falls to 0.97 and the status goes to `depegged`
+/// (target 0.5): at step 16, w = (0.98 x 16 + 0.5 x 16) / 32 = 0.74 and carol's equity is
+/// 10,000 x 0.97 x 0.74 = 7,178. Back to normal at the end, the weight phases up from 0.5:
+/// (0.5 x 24 + 0.98 x 8) / 32 = 0.62 at step 8, 0.98 at the end.
+#[test]
+fn a_depeg_prices_through_its_own_oracle_and_phases_down_then_back_up() {
+    let mut h = opened();
+    tick(&mut h, 2_000, "USDCETH-USD", "0.97");
+    clock(&mut h, 2_000);
+    assert_eq!(equity(&h, "carol"), q("9506"), "10,000 x 0.97 x 0.98");
+    status(&mut h, 2_000, "USDC.eth", "depegged");
+    assert_eq!(equity(&h, "carol"), q("9506"), "nothing moves on the announcing event");
+    clock(&mut h, 1_602_000);
+    assert_eq!(asset_weights(&h), vec![("USDC.eth".to_string(), r("0.74"))]);
+    assert_eq!(equity(&h, "carol"), q("7178"));
+    assert_eq!(weight(&h.engine, "USDC.arb"), r("0.931"), "the arbitrum form is untouched");
+    clock(&mut h, 3_202_000);
+    assert_eq!(weight(&h.engine, "USDC.eth"), r("0.5"));
+    assert_eq!(equity(&h, "carol"), q("4850"), "10,000 x 0.97 x 0.5, still above MM");
+    status(&mut h, 3_202_000, "USDC.eth", "normal");
+    assert_eq!(h.engine.dump().assets["USDC.eth"].target_weight, r("0.98"));
+    assert_eq!(h.engine.dump().assets["USDC.eth"].weight_phase_end_ts, Some(6_402_000));
+    clock(&mut h, 4_002_000);
+    assert_eq!(asset_weights(&h), vec![("USDC.eth".to_string(), r("0.62"))]);
+    assert_eq!(equity(&h, "carol"), q("6014"));
+    clock(&mut h, 6_402_000);
+    assert_eq!(weight(&h.engine, "USDC.eth"), r("0.98"));
+    assert_eq!(h.engine.dump().assets["USDC.eth"].status, "normal");
+}
+
+/// A status change while a phase runs starts a new phase from where the weight is; a repeat of
+/// the current status changes nothing.
+#[test]
+fn a_new_status_restarts_from_the_current_weight_and_a_repeat_is_a_no_op() {
+    let mut h = opened();
+    status(&mut h, 10_000, "USDC.arb", "bridge_halted");
+    clock(&mut h, 10_000 + 1_000_000); // k = 10: 0.931 x 22 / 32 = 0.6400625
+    assert_eq!(weight(&h.engine, "USDC.arb"), r("0.6400625"));
+    let hash = h.engine.state_hash();
+    status(&mut h, 1_010_000, "USDC.arb", "bridge_halted");
+    assert!(last_effects(&h).is_empty(), "a repeat emits nothing");
+    assert_eq!(h.engine.state_hash(), hash, "and changes nothing");
+    status(&mut h, 1_010_000, "USDC.arb", "normal");
+    clock(&mut h, 1_010_000 + 100_000); // k = 1 of 0.6400625 -> 0.931
+    let w = (64_006_250i64 * 31 + 93_100_000) / 32;
+    assert_eq!(asset_weights(&h), vec![("USDC.arb".to_string(), Rate::from_raw(w))]);
+    clock(&mut h, 1_010_000 + 3_200_000);
+    assert_eq!(weight(&h.engine, "USDC.arb"), r("0.931"));
+}
+
+/// Every bad input is refused with a typed error naming it and changes nothing (the harness
+/// checks the hash and the readable state of every refusal).
+#[test]
+fn bad_asset_status_events_are_refused_and_change_nothing() {
+    let mut h = opened();
+    clock(&mut h, 5_000);
+    let line = |body: &str| format!(r#"{{"type":"asset_status",{body}}}"#);
+    refused(&mut h, &line(r#""ts":6000,"asset":"DOGE","status":"normal""#), "unknown_asset");
+    refused(&mut h, &line(r#""ts":6000,"asset":"USDC.arb","status":"halted""#), "unknown_asset_status");
+    refused(&mut h, &line(r#""ts":6000,"asset":"USDC","status":"depegged""#), "invalid_field_type");
+    refused(&mut h, &line(r#""ts":4000,"asset":"USDC.arb","status":"depegged""#), "time_backwards");
+    refused(&mut h, &line(r#""ts":"6000","asset":"USDC.arb","status":"depegged""#), "invalid_field_type");
+    refused(&mut h, &line(r#""asset":"USDC.arb","status":"depegged""#), "missing_field");
+    refused(&mut h, &line(r#""ts":6000,"asset":"USDC.arb""#), "missing_field");
+    refused(&mut h, &line(r#""ts":6000,"asset":"USDC.arb","status":"normal","why":"x""#), "unknown_field");
+    refused(&mut h, &line(r#""ts":99999999,"asset":"USDC.arb","status":"depegged""#), "clock_jump");
+    let messages: Vec<String> = h.effects.iter().rev().take(9).map(|e| e.to_json_line()).collect();
+    assert!(messages.iter().any(|m| m.contains("DOGE")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("halted")), "{messages:?}");
+}
+
+/// The configuration checks, each with a clear reason.
+#[test]
+fn bad_asset_configs_are_refused_with_a_reason() {
+    let text = config_text();
+    let cases = [
+        (text.replace(r#"bridge_haircut = "0.02""#, r#"bridge_haircut = "1""#), "bridge_haircut must be in [0, 1)"),
+        (text.replace(r#"bridge_haircut = "0.02""#, r#"bridge_haircut = "-0.1""#), "bridge_haircut must be in [0, 1)"),
+        (text.replace(r#"index_market = "USDCARB-USD""#, r#"index_market = "ARB-USD""#), "unknown index_market"),
+        (text.replace(r#"depeg_weight = "0.5""#, r#"depeg_weight = "0.99""#), "depeg_weight must be in [0, weight]"),
+        (text.replace(r#"depeg_weight = "0.5""#, r#"halted_weight = "-0.5""#), "halted_weight must be in [0, weight]"),
+        (text.replacen("weight_phase_ms = 3200000", "weight_phase_ms = 2592000001", 1), "weight_phase_ms"),
+        (text.replace(r#"chain = "ethereum""#, r#"chain = "arbitrum""#), "the same token and chain as asset"),
+        (text.replace(r#"chain = "ethereum""#, r#"chain = "eth mainnet""#), "chain"),
+        (text.replace(r#"token = "USDC""#, r#"token = 5"#), "token"),
+        (text.replace("weight_phase_ms = 3200000", r#"weight_phase_ms = "1h""#), "weight_phase_ms"),
+    ];
+    for (text, needle) in cases {
+        let error = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(error.contains(needle), "{error} should mention {needle}");
+    }
+    let defaults = Config::from_toml(&text.replace("weight_phase_ms = 3200000\n", "")).unwrap();
+    let arb = &defaults.assets[0];
+    assert_eq!((arb.halted_weight, arb.depeg_weight, arb.weight_phase_ms), (Rate::ZERO, r("0.475"), 3_600_000));
+}
+
+/// The state hash carries the new block only when an asset uses any of it, so the embedded
+/// default (plain assets) hashes as before; a snapshot (serde) carries status and phase, and the
+/// restored engine continues the phase identically.
+#[test]
+fn hash_block_only_when_used_and_snapshots_carry_the_phase() {
+    let contains = |engine: &Engine| {
+        let mut bytes = Vec::new();
+        engine.encode_canonical(&mut bytes);
+        bytes.windows(15).any(|w| w == b"asset-status-v1")
+    };
+    let mut plain = Engine::new(&Config::embedded_default());
+    assert!(!contains(&plain));
+    let mut out = Vec::new();
+    plain.apply_line(1, br#"{"type":"asset_status","ts":5,"asset":"BTC","status":"depegged"}"#, &mut out);
+    assert!(out.iter().all(|e| e.rejection_kind().is_none()), "{out:?}");
+    assert!(contains(&plain), "a non-normal status is hashed");
+    let mut h = opened();
+    assert!(contains(&h.engine), "a chain, token or haircut is hashed");
+    status(&mut h, 10_000, "USDC.arb", "bridge_halted");
+    clock(&mut h, 510_000);
+    let text = serde_json::to_string(&h.engine).unwrap();
+    let mut restored = Engine::from_snapshot(serde_json::from_str(&text).unwrap()).unwrap();
+    assert_eq!(restored.state_hash(), h.engine.state_hash());
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    h.engine.apply_line(100, br#"{"type":"clock","ts":1010000}"#, &mut a);
+    restored.apply_line(100, br#"{"type":"clock","ts":1010000}"#, &mut b);
+    assert_eq!(a, b);
+    assert_eq!(restored.state_hash(), h.engine.state_hash());
+    assert_eq!(weight(&restored, "USDC.arb"), Rate::from_raw(93_100_000 * 22 / 32));
+}
+
+/// docs/config.md section 3 has one row per `[[assets]]` key, and every key is type-checked one
+/// by one (as for markets: `market_params.rs`).
+#[test]
+fn every_asset_key_is_documented_and_checked() {
+    use std::collections::BTreeSet;
+    let keys: BTreeSet<&str> = solvent_core::config_check::asset_keys().iter().copied().collect();
+    let checked: BTreeSet<&str> = solvent_core::config_check::asset_checked_keys().into_iter().collect();
+    assert_eq!(checked, keys);
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/config.md")).unwrap();
+    let start = text.find("## 3. Collateral assets").unwrap();
+    let end = start + text[start..].find("## 4. Markets").unwrap();
+    let documented: BTreeSet<&str> = text[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').nth(1).unwrap().trim().trim_matches('`'))
+        .collect();
+    assert_eq!(documented, keys, "docs/config.md section 3 has one row per asset key");
+}

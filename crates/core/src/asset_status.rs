@@ -1,4 +1,4 @@
-//! Multi-chain collateral and asset status (docs/margin.md section 2.1).
+//! Multi-chain collateral and asset status (docs/margin.md, "Collateral weights").
 //!
 //! A collateral asset may be a bridged form (`chain`) of a `token` (`USDC.arb`: USDC on
 //! arbitrum), priced by its own `index_market` and counted at its own weight, cut by a

@@ -8,57 +8,12 @@ mod support;
 use solvent_core::{Config, EffectKind, Engine, Quote, Rate};
 use support::{Expect, Harness, Input, Step};
 
-const MARKET: &str = r#"
-tier_basis = "size"
-tier_mode = "marginal"
-im_factor = "2"
-liquidation_buffer = "0"
-sources = ["s1"]
-quorum = 1
-max_age_ms = 86400000
-max_deviation = "0.02"
-max_jump = "0.5"
-tiers = [{ from = "0", mm_rate = "0.05", penalty_rate = "0.01" }]
-"#;
-
-/// `USDC.arb`: weight 0.95, bridge haircut 2% (effective 0.931), halted weight 0 (default),
-/// phases over 3,200 s (a step every 100 s). `USDC.eth`: weight 0.98, no haircut, depeg weight
-/// 0.5, the same phase length.
+/// `examples/multichain.toml`. `USDC.arb`: weight 0.95, bridge haircut 2% (effective 0.931),
+/// halted weight 0 (default), phases over 3,200 s (a step every 100 s). `USDC.eth`: weight 0.98,
+/// no haircut, depeg weight 0.5, the same phase length. Markets: one tier, MM 5%, penalty 1%,
+/// no liquidation buffer, one source.
 fn config_text() -> String {
-    format!(
-        r#"
-settlement_asset = "USDC"
-max_accounts = 100
-
-[[assets]]
-name = "USDC.arb"
-chain = "arbitrum"
-token = "USDC"
-weight = "0.95"
-bridge_haircut = "0.02"
-index_market = "USDCARB-USD"
-weight_phase_ms = 3200000
-
-[[assets]]
-name = "USDC.eth"
-chain = "ethereum"
-token = "USDC"
-weight = "0.98"
-depeg_weight = "0.5"
-index_market = "USDCETH-USD"
-weight_phase_ms = 3200000
-
-[[markets]]
-name = "BTC-PERP"
-{MARKET}
-[[markets]]
-name = "USDCARB-USD"
-{MARKET}
-[[markets]]
-name = "USDCETH-USD"
-{MARKET}
-"#
-    )
+    include_str!("../../../examples/multichain.toml").to_string()
 }
 
 fn config() -> Config {
@@ -368,4 +323,30 @@ fn every_asset_key_is_documented_and_checked() {
         .map(|l| l.split('|').nth(1).unwrap().trim().trim_matches('`'))
         .collect();
     assert_eq!(documented, keys, "docs/config.md section 3 has one row per asset key");
+}
+
+/// `examples/multichain.jsonl` on `examples/multichain.toml` (the session docs/events.md and
+/// docs/margin.md quote): every line through the harness, the figures the docs show.
+#[test]
+fn the_example_session_gives_the_documented_figures() {
+    let events = include_str!("../../../examples/multichain.jsonl");
+    let mut h = Harness::new(&config());
+    for line in events.lines() {
+        match solvent_core::Event::parse_str(line) {
+            Ok(_) if line.contains("DOGE") => refused(&mut h, line, "unknown_asset"),
+            Ok(_) => ok(&mut h, line),
+            Err(_) => refused(&mut h, line, "unknown_asset_status"),
+        }
+    }
+    let lines: Vec<String> = h.effects.iter().map(|e| e.to_json_line()).collect();
+    for expected in [
+        r#"{"type":"alert","seq":11,"ts":10000,"alert":"asset_status","market":"USDCARB-USD","message":"asset USDC.arb (USDC on arbitrum): normal -> bridge_halted; effective weight 0.931 moves to 0 by ts 3210000"}"#,
+        r#"{"type":"asset_weight","seq":14,"ts":3010000,"asset":"USDC.arb","status":"bridge_halted","target_weight":"0","weight":"0.0581875"}"#,
+        r#"{"type":"asset_weight","seq":15,"ts":3110000,"asset":"USDC.arb","status":"bridge_halted","target_weight":"0","weight":"0.02909375"}"#,
+        r#"{"type":"liquidation","seq":15,"ts":3110000,"account":"alice","closed_size":"0.02265625","equity_after":"488.671875","equity_before":"490.9375","full":false,"maintenance_margin_after":"488.671875","maintenance_margin_before":"500","market":"BTC-PERP","penalty":"2.265625","price":"10000"}"#,
+    ] {
+        assert!(lines.iter().any(|l| l == expected), "missing {expected}\nin {lines:#?}");
+    }
+    let first_liquidation = h.effects.iter().find(|e| matches!(e.kind, EffectKind::Liquidation { .. })).unwrap();
+    assert_eq!(first_liquidation.seq, 15, "not before the crossing step");
 }

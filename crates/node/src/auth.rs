@@ -244,6 +244,11 @@ mod tests {
         assert!(matches!(authorize_event(oracle, &model), Err(AuthError::Forbidden(_))));
         let treasury = auth.token(auth.authenticate(Some(b"Bearer tok-t")).unwrap());
         assert_eq!(authorize_event(treasury, &model), Ok(()));
+        let status =
+            Event::parse_str(r#"{"type":"asset_status","ts":1,"asset":"BTC","status":"bridge_halted"}"#).unwrap();
+        assert!(matches!(authorize_event(treasury, &status), Err(AuthError::Forbidden(_))), "an admin decision");
+        assert!(matches!(authorize_event(oracle, &status), Err(AuthError::Forbidden(_))));
+        assert_eq!(authorize_event(&entry("a", Role::Admin, "tok-a", &[]), &status), Ok(()));
         assert_eq!(auth.check_rate(0), Ok(()));
         assert_eq!(auth.check_rate(0), Ok(()));
         assert!(matches!(auth.check_rate(0), Err(AuthError::RateLimited(_))));

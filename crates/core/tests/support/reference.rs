@@ -624,7 +624,7 @@ pub fn portfolio_requirement(
     Ok((mm, im))
 }
 
-/// The effective collateral weights by the documented rule (docs/margin.md section 2.1),
+/// The effective collateral weights by the documented rule (docs/margin.md, "Collateral weights"),
 /// recomputed from the configuration and the accepted events alone (not from the engine's
 /// weights): normal weight = floor(weight x (1 - bridge_haircut)); a status change at ts starts
 /// a move from the current weight to the status's target (halted_weight / depeg_weight, each with

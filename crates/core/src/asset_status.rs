@@ -248,15 +248,17 @@ impl Engine {
             _ => {}
         }
         let asset = &self.assets[id.0 as usize];
+        let plan = match phase {
+            Some(_) => format!("effective weight {} moves to {target} by ts {end_ts}", asset.weight),
+            None => format!("effective weight {} is already the target", asset.weight),
+        };
         let message = format!(
-            "asset {} ({} on {}): {} -> {}; effective weight {} moves to {} by ts {end_ts}",
+            "asset {} ({} on {}): {} -> {}; {plan}",
             asset.name,
             asset.risk.token.as_deref().unwrap_or(&asset.name),
             asset.risk.chain.as_deref().unwrap_or("its home chain"),
             previous.name(),
             update.status.name(),
-            asset.weight,
-            target,
         );
         let market = self.markets[asset.index_market.0 as usize].name.to_string();
         out.emit(seq, update.ts, EffectKind::Alert { alert: "asset_status".into(), market, message });
@@ -274,7 +276,8 @@ impl Engine {
             let Some(phase) = asset.risk.phase.as_mut() else { continue };
             let Some((weight, steps)) = step(phase, ts) else { continue };
             debug_assert!(weight.is_fraction(), "a step stays between two weights in [0, 1]");
-            debug_assert!(weight.min(phase.start.max(phase.target)) == weight, "no overshoot");
+            let (low, high) = (phase.start.min(phase.target), phase.start.max(phase.target));
+            debug_assert!(low <= weight && weight <= high, "a step never overshoots the phase's ends");
             phase.steps = steps;
             let target = phase.target;
             if steps >= WEIGHT_STEPS {

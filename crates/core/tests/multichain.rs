@@ -350,3 +350,29 @@ fn the_example_session_gives_the_documented_figures() {
     let first_liquidation = h.effects.iter().find(|e| matches!(e.kind, EffectKind::Liquidation { .. })).unwrap();
     assert_eq!(first_liquidation.seq, 15, "not before the crossing step");
 }
+
+/// `weight_phase_ms = 0`: the whole move applies at the next clock-advancing event, still not in
+/// the announcing one; a status whose target is the current weight starts no phase.
+#[test]
+fn a_zero_phase_applies_at_the_next_event_and_an_equal_target_starts_none() {
+    let text = config_text().replacen("weight_phase_ms = 3200000", "weight_phase_ms = 0", 1);
+    let mut h = Harness::new(&Config::from_toml(&text).unwrap());
+    deposit(&mut h, "alice", "USDC.arb", "100");
+    status(&mut h, 2_000, "USDC.arb", "depegged");
+    assert_eq!(weight(&h.engine, "USDC.arb"), r("0.931"), "not in the announcing event");
+    clock(&mut h, 2_001);
+    // depeg_weight defaults to 0.95 / 2 = 0.475; x 0.98 = 0.4655.
+    assert_eq!(asset_weights(&h), vec![("USDC.arb".to_string(), r("0.4655"))]);
+    assert_eq!(h.engine.dump().assets["USDC.arb"].weight_phase_end_ts, None);
+    let same = config_text().replace(r#"depeg_weight = "0.5""#, r#"depeg_weight = "0.98""#);
+    let mut h = Harness::new(&Config::from_toml(&same).unwrap());
+    status(&mut h, 2_000, "USDC.eth", "depegged");
+    let message = last_effects(&h).into_iter().find_map(|k| match k {
+        EffectKind::Alert { message, .. } => Some(message.clone()),
+        _ => None,
+    });
+    assert!(message.unwrap().contains("already the target"));
+    assert_eq!(h.engine.dump().assets["USDC.eth"].weight_phase_end_ts, None);
+    clock(&mut h, 2_000_000);
+    assert!(asset_weights(&h).is_empty());
+}

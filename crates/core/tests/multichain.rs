@@ -5,7 +5,7 @@
 
 mod support;
 
-use solvent_core::{Config, EffectKind, Engine, Quote, Rate};
+use solvent_core::{Config, EffectKind, Engine, Price, Quote, Rate, Size};
 use support::{Expect, Harness, Input, Step};
 
 /// `examples/multichain.toml`. `USDC.arb`: weight 0.95, bridge haircut 2% (effective 0.931),
@@ -375,4 +375,113 @@ fn a_zero_phase_applies_at_the_next_event_and_an_equal_target_starts_none() {
     assert_eq!(h.engine.dump().assets["USDC.eth"].weight_phase_end_ts, None);
     clock(&mut h, 2_000_000);
     assert!(asset_weights(&h).is_empty());
+}
+
+/// One operation of the random two-chain sequences.
+#[derive(Clone, Debug)]
+enum Op {
+    /// The clock moves by this many ms.
+    Clock(u64),
+    /// Asset 0 (`USDC.arb`) or 1 (`USDC.eth`) gets status `AssetStatus::ALL[status]`.
+    Status { asset: usize, status: usize },
+    /// A tick of BTC-PERP (bp move) or of an asset's oracle (price in bp of 1).
+    Tick { market: usize, bp: i64 },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        5 => (20u64..400).prop_map(Op::Clock),
+        2 => (0usize..2, prop_oneof![2 => Just(0usize), 1 => 1usize..3]).prop_map(|(asset, status)| Op::Status { asset, status }),
+        2 => (0usize..3, -150i64..150).prop_map(|(market, bp)| Op::Tick { market, bp }),
+    ]
+}
+
+/// Random sequences on the two-chain config with 3.2 s weight phases (a step every 100 ms):
+/// accounts backed by one bridged form or the other, levered 1x to 9x, then clocks, statuses and
+/// ticks. The harness checks after every event that the engine matches the reference (whose
+/// weights follow the documented rule on their own), conservation, zero-sum and that no account
+/// is left below maintenance: a weight step that crosses an account's MM liquidates it in the
+/// step's own event.
+#[test]
+fn random_status_sequences_keep_every_invariant() {
+    use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STEP_LIQUIDATIONS: AtomicU64 = AtomicU64::new(0);
+    let text = config_text().replace("weight_phase_ms = 3200000", "weight_phase_ms = 3200");
+    let config = Config::from_toml(&text).unwrap();
+    let accounts = proptest::collection::vec((0usize..2, 20u32..200, 0u32..5, 1u32..10), 2..6);
+    let strategy = (accounts, proptest::collection::vec(op(), 10..60));
+    let mut runner =
+        TestRunner::new(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() });
+    let result = runner.run(&strategy, |(accounts, ops)| {
+        let mut h = Harness::new(&config);
+        let step = |h: &mut Harness, line: String, expect: Expect| {
+            let event = solvent_core::Event::parse_str(&line).ok();
+            let input = Input::Line { bytes: line.into_bytes(), meaning: event };
+            h.step(Step { input, expect }).map(|_| ()).map_err(TestCaseError::fail)
+        };
+        let deposit = |account: &str, asset: &str, amount: u32| {
+            format!(r#"{{"type":"deposit","ts":1000,"account":"{account}","asset":"{asset}","amount":"{amount}"}}"#)
+        };
+        step(&mut h, deposit("mm", "USDC", 10_000_000), Expect::Accept)?;
+        // In basis points of one unit: BTC 10,000, each USDC form 1.
+        let mut prices = [100_000_000i64, 10_000, 10_000];
+        for (m, market) in ["BTC-PERP", "USDCARB-USD", "USDCETH-USD"].iter().enumerate() {
+            let price = Price::from_raw(prices[m] * 10_000);
+            let line = format!(r#"{{"type":"price","ts":1000,"market":"{market}","source":"s1","price":"{price}"}}"#);
+            step(&mut h, line, Expect::Accept)?;
+        }
+        for (i, (asset, hundreds, usdc, leverage)) in accounts.iter().enumerate() {
+            let name = format!("a{i}");
+            let amount = hundreds * 100;
+            step(&mut h, deposit(&name, ["USDC.arb", "USDC.eth"][*asset], amount), Expect::Accept)?;
+            if *usdc > 0 {
+                step(&mut h, deposit(&name, "USDC", usdc * 100), Expect::Accept)?;
+            }
+            // Notional = leverage x the deposit: IM 10% of notional stays below the equity.
+            let size = Size::from_raw(i64::from(amount) * i64::from(*leverage) * 10_000);
+            let line = format!(
+                r#"{{"type":"trade","ts":1000,"market":"BTC-PERP","buyer":"{name}","seller":"mm","size":"{size}","price":"10000"}}"#
+            );
+            step(&mut h, line, Expect::Any)?;
+        }
+        let mut ts = 1_000u64;
+        for op in &ops {
+            let line = match op {
+                Op::Clock(dt) => {
+                    ts += dt;
+                    format!(r#"{{"type":"clock","ts":{ts}}}"#)
+                }
+                Op::Status { asset, status } => format!(
+                    r#"{{"type":"asset_status","ts":{ts},"asset":"{}","status":"{}"}}"#,
+                    ["USDC.arb", "USDC.eth"][*asset],
+                    solvent_core::asset_status::AssetStatus::ALL[*status].name()
+                ),
+                Op::Tick { market, bp } => {
+                    let next = if *market == 0 { prices[0] * (10_000 + bp) / 10_000 } else { 10_000 + bp / 10 };
+                    prices[*market] = next.max(1);
+                    let name = ["BTC-PERP", "USDCARB-USD", "USDCETH-USD"][*market];
+                    let price = Price::from_raw(prices[*market] * 10_000);
+                    ts += 1; // a source's ticks must be later than its last one
+                    step(&mut h, format!(r#"{{"type":"clock","ts":{ts}}}"#), Expect::Accept)?;
+                    format!(r#"{{"type":"price","ts":{ts},"market":"{name}","source":"s1","price":"{price}"}}"#)
+                }
+            };
+            let effects_before = h.effects.len();
+            step(&mut h, line, Expect::Accept)?;
+            let effects = &h.effects[effects_before..];
+            let stepped = effects.iter().any(|e| matches!(e.kind, EffectKind::AssetWeight { .. }));
+            if stepped && effects.iter().any(|e| matches!(e.kind, EffectKind::Liquidation { .. })) {
+                STEP_LIQUIDATIONS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = result {
+        panic!("{error}");
+    }
+    let liquidations = STEP_LIQUIDATIONS.load(Ordering::Relaxed);
+    eprintln!("events where a weight step liquidated someone: {liquidations}");
+    assert!(liquidations > 0, "some weight step liquidated someone");
 }

@@ -114,6 +114,11 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
             *tally.entry(format!("effect insurance {reason}")).or_default() += 1;
         }
     }
+    let event_effects = &harness.effects[effects_before..];
+    let weight_step = event_effects.iter().any(|e| matches!(e.kind, solvent_core::EffectKind::AssetWeight { .. }));
+    if weight_step && event_effects.iter().any(|e| matches!(e.kind, solvent_core::EffectKind::Liquidation { .. })) {
+        *tally.entry("liquidation at a weight step".into()).or_default() += 1;
+    }
     if harness.engine.markets().iter().any(|m| !m.liquidations.is_empty()) {
         *tally.entry("chunk episode open".into()).or_default() += 1;
     }

@@ -552,6 +552,18 @@ pub struct AssetConfig {
     pub name: String,
     pub weight: Rate,
     pub index_market: String,
+    /// The chain the asset lives on (`"arbitrum"`), when it is a bridged form of `token`.
+    pub chain: Option<String>,
+    /// The token it is a form of (`"USDC"`, `"BTC"`): a label grouping the forms of one token.
+    pub token: Option<String>,
+    /// In [0, 1): the effective weight is `weight` x (1 - bridge_haircut), rounded down.
+    pub bridge_haircut: Rate,
+    /// Weight (before the bridge haircut) the asset phases to while `bridge_halted`.
+    pub halted_weight: Rate,
+    /// Weight (before the bridge haircut) the asset phases to while `depegged`.
+    pub depeg_weight: Rate,
+    /// A status change moves the effective weight to its new target over this long.
+    pub weight_phase_ms: u64,
     /// Discount off the index at which the protocol buys this asset from an account whose
     /// settlement balance a liquidation left negative (`liquidation/collateral.rs`); in [0, 1).
     pub collateral_haircut: Rate,
@@ -562,6 +574,18 @@ pub const DEFAULT_COLLATERAL_HAIRCUT: Rate = Rate::from_raw(2_000_000);
 
 pub(crate) fn default_collateral_haircut() -> Rate {
     DEFAULT_COLLATERAL_HAIRCUT
+}
+
+/// Default of `weight_phase_ms`: one hour.
+pub const DEFAULT_WEIGHT_PHASE_MS: u64 = 3_600_000;
+
+fn default_weight_phase_ms() -> u64 {
+    DEFAULT_WEIGHT_PHASE_MS
+}
+
+/// Default of `depeg_weight`: half the weight, rounded down.
+pub fn default_depeg_weight(weight: Rate) -> Rate {
+    Rate::from_raw(weight.raw() / 2)
 }
 
 /// A market and its whitelisted oracle sources.
@@ -604,6 +628,14 @@ pub(crate) struct RawAsset {
     name: String,
     weight: Rate,
     index_market: String,
+    chain: Option<String>,
+    token: Option<String>,
+    #[serde(default)]
+    bridge_haircut: Rate,
+    halted_weight: Option<Rate>,
+    depeg_weight: Option<Rate>,
+    #[serde(default = "default_weight_phase_ms")]
+    weight_phase_ms: u64,
     #[serde(default = "default_collateral_haircut")]
     collateral_haircut: Rate,
 }
@@ -823,29 +855,8 @@ impl Config {
         }
         let mut assets = Vec::with_capacity(raw.assets.len());
         for asset in raw.assets {
-            check_id("asset", &asset.name)?;
-            if asset.name == raw.settlement_asset || assets.iter().any(|a: &AssetConfig| a.name == asset.name) {
-                return Err(ConfigError::Invalid(format!("asset {:?} declared twice", asset.name)));
-            }
-            if !asset.weight.is_fraction() {
-                return Err(ConfigError::Invalid(format!("asset {:?}: weight must be in [0, 1]", asset.name)));
-            }
-            if !markets.iter().any(|m| m.name == asset.index_market) {
-                return Err(ConfigError::Invalid(format!("asset {:?}: unknown index_market", asset.name)));
-            }
-            let haircut = asset.collateral_haircut;
-            if haircut.is_negative() || haircut >= Rate::ONE {
-                return Err(ConfigError::Invalid(format!(
-                    "asset {:?}: collateral_haircut must be in [0, 1) (got {haircut})",
-                    asset.name
-                )));
-            }
-            assets.push(AssetConfig {
-                name: asset.name,
-                weight: asset.weight,
-                index_market: asset.index_market,
-                collateral_haircut: haircut,
-            });
+            let asset = validate_asset(asset, &raw.settlement_asset, &markets, &assets)?;
+            assets.push(asset);
         }
         Ok(Config {
             settlement_asset: raw.settlement_asset,
@@ -855,6 +866,66 @@ impl Config {
             markets,
         })
     }
+}
+
+/// One `[[assets]]` entry, checked against the settlement asset, the markets and the assets
+/// before it.
+fn validate_asset(
+    asset: RawAsset,
+    settlement: &str,
+    markets: &[MarketConfig],
+    before: &[AssetConfig],
+) -> Result<AssetConfig, ConfigError> {
+    let name = asset.name.clone();
+    let bad = |what: &str| Err(ConfigError::Invalid(format!("asset {name:?}: {what}")));
+    check_id("asset", &asset.name)?;
+    if asset.name == settlement || before.iter().any(|a| a.name == asset.name) {
+        return Err(ConfigError::Invalid(format!("asset {:?} declared twice", asset.name)));
+    }
+    if !asset.weight.is_fraction() {
+        return bad("weight must be in [0, 1]");
+    }
+    if !markets.iter().any(|m| m.name == asset.index_market) {
+        return bad(&format!("unknown index_market {:?}", asset.index_market));
+    }
+    for (key, value) in [("chain", &asset.chain), ("token", &asset.token)] {
+        if let Some(value) = value {
+            check_id(&format!("asset {name:?}: {key}"), value)?;
+        }
+    }
+    if asset.bridge_haircut.is_negative() || asset.bridge_haircut >= Rate::ONE {
+        return bad("bridge_haircut must be in [0, 1)");
+    }
+    let halted_weight = asset.halted_weight.unwrap_or(Rate::ZERO);
+    let depeg_weight = asset.depeg_weight.unwrap_or(default_depeg_weight(asset.weight));
+    for (key, value) in [("halted_weight", halted_weight), ("depeg_weight", depeg_weight)] {
+        if value.is_negative() || value > asset.weight {
+            return bad(&format!("{key} must be in [0, weight]"));
+        }
+    }
+    if asset.weight_phase_ms > MAX_PHASE_IN_MS {
+        return bad("weight_phase_ms at most 30 days (2592000000 ms)");
+    }
+    let haircut = asset.collateral_haircut;
+    if haircut.is_negative() || haircut >= Rate::ONE {
+        return bad(&format!("collateral_haircut must be in [0, 1) (got {haircut})"));
+    }
+    let same_form = |a: &&AssetConfig| a.token.is_some() && a.token == asset.token && a.chain == asset.chain;
+    if let Some(twin) = before.iter().find(same_form) {
+        return bad(&format!("the same token and chain as asset {:?}", twin.name));
+    }
+    Ok(AssetConfig {
+        name: asset.name,
+        weight: asset.weight,
+        index_market: asset.index_market,
+        chain: asset.chain,
+        token: asset.token,
+        bridge_haircut: asset.bridge_haircut,
+        halted_weight,
+        depeg_weight,
+        weight_phase_ms: asset.weight_phase_ms,
+        collateral_haircut: haircut,
+    })
 }
 
 fn validate_market(raw: RawMarket) -> Result<MarketConfig, ConfigError> {

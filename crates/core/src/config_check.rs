@@ -63,6 +63,12 @@ const ASSET_FIELDS: Fields = &[
     ("weight", true, of::<Rate>),
     ("index_market", true, of::<String>),
     ("collateral_haircut", false, of::<Rate>),
+    ("chain", false, of::<String>),
+    ("token", false, of::<String>),
+    ("bridge_haircut", false, of::<Rate>),
+    ("halted_weight", false, of::<Rate>),
+    ("depeg_weight", false, of::<Rate>),
+    ("weight_phase_ms", false, of::<u64>),
 ];
 
 const SOURCE_FIELDS: Fields = &[("name", true, of::<String>), ("public_key", false, of::<String>)];
@@ -121,6 +127,16 @@ const MARKET_FIELDS: Fields = &[
 /// The keys a `[[markets]]` entry accepts (the config struct's, by serde introspection).
 pub fn market_keys() -> &'static [&'static str] {
     serde_fields::<RawMarket>()
+}
+
+/// The keys an `[[assets]]` entry accepts (the config struct's, by serde introspection).
+pub fn asset_keys() -> &'static [&'static str] {
+    serde_fields::<RawAsset>()
+}
+
+/// The asset keys whose value types are checked one by one here.
+pub fn asset_checked_keys() -> Vec<&'static str> {
+    ASSET_FIELDS.iter().map(|(key, _, _)| *key).collect()
 }
 
 /// The market keys whose value types are checked one by one here.

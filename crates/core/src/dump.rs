@@ -27,6 +27,8 @@ pub struct StateDump {
     /// asset name; only assets with a holding (absent when there is none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub collateral_holdings: BTreeMap<String, HoldingDump>,
+    /// Non-settlement collateral assets by name.
+    pub assets: BTreeMap<String, AssetDump>,
 }
 
 /// The protocol's holding of one collateral asset.
@@ -44,6 +46,44 @@ pub struct HoldingDump {
     /// What a `collateral_take` pays per unit now: index × (1 − haircut / 2), rounded up.
     pub take_price: Option<Price>,
     pub collateral_haircut: Rate,
+}
+
+/// A collateral asset: its chain and token, its status, the configured weight and the effective
+/// one (what equity reads), and the running weight phase's target and end.
+#[derive(Serialize)]
+pub struct AssetDump {
+    pub index_market: String,
+    pub chain: Option<String>,
+    pub token: Option<String>,
+    pub status: &'static str,
+    pub configured_weight: Rate,
+    pub bridge_haircut: Rate,
+    pub halted_weight: Rate,
+    pub depeg_weight: Rate,
+    pub weight_phase_ms: u64,
+    pub effective_weight: Rate,
+    /// Where the effective weight is going: the running phase's target, else the effective one.
+    pub target_weight: Rate,
+    /// When a running weight phase reaches its target.
+    pub weight_phase_end_ts: Option<u64>,
+}
+
+fn asset_dump(asset: &crate::state::Asset, markets: &[Market]) -> AssetDump {
+    let risk = &asset.risk;
+    AssetDump {
+        index_market: markets[asset.index_market.0 as usize].name.to_string(),
+        chain: risk.chain.as_deref().map(str::to_string),
+        token: risk.token.as_deref().map(str::to_string),
+        status: risk.status.name(),
+        configured_weight: risk.configured_weight,
+        bridge_haircut: risk.bridge_haircut,
+        halted_weight: risk.halted_weight,
+        depeg_weight: risk.depeg_weight,
+        weight_phase_ms: risk.weight_phase_ms,
+        effective_weight: asset.weight,
+        target_weight: risk.phase.map_or(asset.weight, |p| p.target),
+        weight_phase_end_ts: risk.phase.map(|p| p.end_ts),
+    }
 }
 
 #[derive(Serialize)]
@@ -282,6 +322,7 @@ impl Engine {
                 .collect(),
             signals: signals_dump(&self.signals),
             collateral_holdings: self.holdings_dump(),
+            assets: self.assets.iter().map(|a| (a.name.to_string(), asset_dump(a, &self.markets))).collect(),
         }
     }
 

@@ -53,6 +53,14 @@ pub enum EffectKind {
         market: String,
         message: String,
     },
+    /// A step of a collateral asset's effective weight (`asset_status.rs`): `weight` is what
+    /// equity reads from now on, `target_weight` where the running phase ends, for `status`.
+    AssetWeight {
+        asset: String,
+        status: String,
+        weight: crate::num::Rate,
+        target_weight: crate::num::Rate,
+    },
     /// Part or all of a position moved to the protocol's inventory at mark.
     Liquidation {
         account: String,
@@ -226,6 +234,7 @@ impl Effect {
             EffectKind::OracleFrozen { .. } => "oracle_frozen",
             EffectKind::OracleThawed { .. } => "oracle_thawed",
             EffectKind::Alert { .. } => "alert",
+            EffectKind::AssetWeight { .. } => "asset_weight",
             EffectKind::Liquidation { .. } => "liquidation",
             EffectKind::Insurance { .. } => "insurance",
             EffectKind::Bankruptcy { .. } => "bankruptcy",
@@ -373,6 +382,12 @@ impl Effect {
                 sink.str(alert);
                 sink.str(market);
                 sink.str(message);
+            }
+            EffectKind::AssetWeight { asset, status, weight, target_weight } => {
+                sink.str(asset);
+                sink.str(status);
+                sink.i64(weight.raw());
+                sink.i64(target_weight.raw());
             }
             EffectKind::LiquidityIncentive { market, from, to, rebate_rate } => {
                 sink.str(market);

@@ -66,6 +66,10 @@ pub struct Engine {
     /// (`protocol_book.rs`): derived, so neither hashed nor snapshotted; recomputed on load.
     #[serde(skip)]
     pub(crate) protocol_underwater: bool,
+    /// Assets with a running weight phase (derived from the assets; rebuilt on load): 0 keeps
+    /// the weight steps off the hot path.
+    #[serde(skip)]
+    pub(crate) weight_phases: u32,
 }
 
 /// Which collateral asset a name refers to.
@@ -119,11 +123,15 @@ impl Engine {
         let assets: Vec<Asset> = config
             .assets
             .iter()
-            .map(|a| Asset {
-                name: a.name.as_str().into(),
-                weight: a.weight,
-                index_market: market_id(&a.index_market),
-                collateral_haircut: a.collateral_haircut,
+            .map(|a| {
+                let risk = crate::asset_status::AssetRisk::of(a);
+                Asset {
+                    name: a.name.as_str().into(),
+                    weight: risk.normal_weight(),
+                    index_market: market_id(&a.index_market),
+                    risk,
+                    collateral_haircut: a.collateral_haircut,
+                }
             })
             .collect();
         Engine {
@@ -146,6 +154,7 @@ impl Engine {
             max_clock_jump_ms: config.max_clock_jump_ms,
             waterfall: Default::default(),
             phase_ins: 0,
+            weight_phases: 0,
             perp_markets: config.markets.iter().filter(|m| m.params.perp.used()).count() as u32,
             protocol_underwater: false,
             effect_chain: crate::effect::CHAIN_GENESIS,
@@ -177,6 +186,7 @@ impl Engine {
         engine.phase_ins = engine.markets.iter().filter(|m| m.phase_in.is_some()).count() as u32;
         engine.perp_markets = engine.markets.iter().filter(|m| m.perp.is_some()).count() as u32;
         engine.protocol_underwater = engine.protocol_underwater_of();
+        engine.weight_phases = engine.assets.iter().filter(|a| a.risk.phase.is_some()).count() as u32;
         Ok(engine)
     }
 
@@ -198,6 +208,12 @@ impl Engine {
         };
         if self.assets.iter().any(bad_haircut) || self.collateral_holdings.iter().any(bad_holding) {
             return Err("snapshot: a collateral haircut or holding is out of bounds".into());
+        }
+        for asset in &self.assets {
+            asset.risk.check().map_err(|e| format!("snapshot: asset {}: {e}", asset.name))?;
+            if !asset.weight.is_fraction() {
+                return Err(format!("snapshot: asset {}: effective weight out of [0, 1]", asset.name));
+            }
         }
         for (i, market) in self.markets.iter().enumerate() {
             market.params.validate().map_err(|e| format!("snapshot: market {}: {e}", market.name))?;
@@ -248,6 +264,7 @@ impl Engine {
             Event::Signal(s) => self.signal(s),
             Event::IsolatedMargin(m) => self.isolated_margin(m),
             Event::MarginModel(m) => self.margin_model(m),
+            Event::AssetStatus(a) => self.asset_status(seq, a, out),
         };
         match result {
             Ok(()) => {
@@ -258,6 +275,10 @@ impl Engine {
                 if clock_moved && !matches!(event, Event::Params(_)) {
                     // MM phase-ins step on clock-advancing events, never on the announcing one.
                     self.step_phase_ins(ts);
+                }
+                if clock_moved && !matches!(event, Event::AssetStatus(_)) {
+                    // Weight phases step on clock-advancing events, never on an announcing one.
+                    self.step_weight_phases(seq, ts, out);
                 }
                 if clock_moved && !matches!(event, Event::Clock { .. }) {
                     // Time passed: sources may have aged out (a clock event did this itself).

@@ -45,6 +45,8 @@ pub enum Error {
     UnknownAccount(String),
     #[error("unknown auction {0:?}")]
     UnknownAuction(String),
+    #[error("unknown asset status {0:?} (normal, bridge_halted or depegged)")]
+    UnknownAssetStatus(String),
 
     // ---- oracle ticks refused on arrival (reported as `oracle_rejected` effects) ----
     #[error("market {market}, source {source_name}: bad signature ({detail})")]
@@ -138,6 +140,7 @@ impl Error {
             Error::UnknownSource { .. } => "unknown_source",
             Error::UnknownAccount(_) => "unknown_account",
             Error::UnknownAuction(_) => "unknown_auction",
+            Error::UnknownAssetStatus(_) => "unknown_asset_status",
             Error::BadSignature { .. } => "bad_signature",
             Error::FutureTs { .. } => "future_ts",
             Error::ReplayedTick { .. } => "replayed",

@@ -39,6 +39,18 @@ pub enum Event {
     IsolatedMargin(IsolatedMargin),
     /// An account's choice of margin model (`portfolio.rs`).
     MarginModel(MarginModelChoice),
+    /// A collateral asset's bridge or peg status (`asset_status.rs`).
+    AssetStatus(AssetStatusUpdate),
+}
+
+/// `{"type":"asset_status","ts":T,"asset":"USDC.arb","status":"bridge_halted"}` (or `"normal"`,
+/// `"depegged"`): the asset's effective weight moves to that status's target over its
+/// `weight_phase_ms`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssetStatusUpdate {
+    pub ts: u64,
+    pub asset: String,
+    pub status: crate::asset_status::AssetStatus,
 }
 
 /// `{"type":"margin_model","ts":T,"account":"alice","model":"portfolio"}` (or `"tiered"`): the
@@ -233,6 +245,7 @@ impl Event {
             Event::Signal(s) => s.ts,
             Event::IsolatedMargin(m) => m.ts,
             Event::MarginModel(m) => m.ts,
+            Event::AssetStatus(a) => a.ts,
         }
     }
 
@@ -295,6 +308,7 @@ impl Event {
                 Ok(())
             }
             Event::MarginModel(m) => id("account", &m.account),
+            Event::AssetStatus(a) => id("asset", &a.asset),
             Event::Params(p) => id("market", &p.market),
             Event::FundDeposit { amount, .. } => positive("amount", amount.is_positive()),
             Event::Signal(s) => {
@@ -346,6 +360,7 @@ impl Event {
             "signal" => Event::Signal(parse_signal(&mut fields)?),
             "isolated_margin" => Event::IsolatedMargin(parse_isolated_margin(&mut fields)?),
             "margin_model" => Event::MarginModel(parse_margin_model(&mut fields)?),
+            "asset_status" => Event::AssetStatus(parse_asset_status(&mut fields)?),
             other => return Err(Error::UnknownType(truncate(other))),
         };
         fields.finish(&kind)?;
@@ -423,6 +438,7 @@ impl Event {
             Event::Signal(s) => [s.name].into_iter().chain(s.market).for_each(|s| pool.give(s)),
             Event::IsolatedMargin(m) => [m.account, m.market].into_iter().for_each(|s| pool.give(s)),
             Event::MarginModel(m) => pool.give(m.account),
+            Event::AssetStatus(a) => pool.give(a.asset),
             Event::Clock { .. } | Event::FundDeposit { .. } => {}
         }
     }
@@ -596,6 +612,15 @@ fn parse_margin_model(fields: &mut Fields) -> Result<MarginModelChoice, Error> {
     let model = crate::state::MarginModel::from_name(&name)
         .ok_or(Error::InvalidFieldType { field: "model".into(), expected: "\"tiered\" or \"portfolio\"" })?;
     Ok(MarginModelChoice { ts, account, model })
+}
+
+fn parse_asset_status(fields: &mut Fields) -> Result<AssetStatusUpdate, Error> {
+    let ts = required_ts(fields)?;
+    let asset = required_id(fields, "asset")?;
+    let name = fields.take_string("status")?.ok_or(Error::MissingField("status"))?;
+    let status =
+        crate::asset_status::AssetStatus::from_name(&name).ok_or_else(|| Error::UnknownAssetStatus(truncate(&name)))?;
+    Ok(AssetStatusUpdate { ts, asset, status })
 }
 
 fn parse_auction_take(fields: &mut Fields) -> Result<AuctionTake, Error> {

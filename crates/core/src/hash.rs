@@ -105,6 +105,7 @@ impl Engine {
         self.encode_liquidation_rules(sink);
         self.encode_portfolio(sink);
         self.encode_collateral_holdings(sink);
+        self.encode_asset_status(sink);
         // Last, so the ledger part of the encoding is the bytes before the final 32.
         sink.put(&self.effect_chain);
     }
@@ -137,6 +138,21 @@ impl Engine {
             encode_signals(&market.signals, sink);
         }
         encode_signals(&self.signals, sink);
+    }
+
+    /// Chains, tokens, bridge haircuts, per-status weights, statuses and weight phases, appended
+    /// only when some asset differs from a plain one (so a state that uses none of it hashes as
+    /// before); assets by name. The effective weight is in the asset block above.
+    fn encode_asset_status(&self, sink: &mut impl Sink) {
+        if !self.assets.iter().any(|a| a.risk.used()) {
+            return;
+        }
+        sink.put(b"asset-status-v1");
+        let mut assets: Vec<&crate::state::Asset> = self.assets.iter().collect();
+        assets.sort_unstable_by_key(|a| &a.name);
+        for asset in assets {
+            asset.risk.encode(sink);
+        }
     }
 
     /// Funding and skew-fee parameters and state, appended only when some market has perp state

@@ -5,6 +5,7 @@
 //! threads, no floats, no hash-map iteration in anything observable. `docs/ARCHITECTURE.md` maps
 //! the modules.
 
+pub mod asset_status;
 pub mod config;
 pub mod config_check;
 pub mod dump;

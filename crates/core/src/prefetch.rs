@@ -101,6 +101,7 @@ impl ParsedLine {
             Event::Signal(s) => [&s.name, s.market.as_deref().unwrap_or(""), ""],
             Event::IsolatedMargin(m) => [&m.account, &m.market, ""],
             Event::MarginModel(m) => [&m.account, "", ""],
+            Event::AssetStatus(_) => ["", "", ""],
             Event::Clock { .. } | Event::FundDeposit { .. } => return,
         };
         for s in strings.into_iter().filter(|s| !s.is_empty()) {

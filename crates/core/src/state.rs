@@ -299,12 +299,17 @@ impl Market {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Asset {
     pub name: Box<str>,
+    /// The effective weight: what equity, the risk index and liquidation read. The configured
+    /// weight x (1 - bridge haircut), rounded down, moved toward its status's target in bounded
+    /// steps (`asset_status.rs`); the configured weight itself is `risk.configured_weight`.
     pub weight: Rate,
     pub index_market: MarketId,
     /// Discount off the index at which the protocol buys the asset in a collateral conversion
     /// (`liquidation/collateral.rs`); in [0, 1).
     #[serde(default = "crate::config::default_collateral_haircut")]
     pub collateral_haircut: Rate,
+    /// Chain, token, bridge haircut, status and the running weight phase (`asset_status.rs`).
+    pub risk: crate::asset_status::AssetRisk,
 }
 
 /// What the protocol holds of one collateral asset, bought from liquidated accounts by collateral

@@ -155,6 +155,12 @@ fn corpus() -> Vec<(Vec<u8>, &'static str)> {
         (r#"{"type":"margin_model","ts":5000,"account":"alice","model":"spread"}"#, "invalid_field_type"),
         (r#"{"type":"margin_model","ts":5000,"account":"alice"}"#, "missing_field"),
         (r#"{"type":"margin_model","ts":5000,"account":"bad name","model":"portfolio"}"#, "invalid_id"),
+        (r#"{"type":"asset_status","ts":5000,"asset":"DOGE","status":"normal"}"#, "unknown_asset"),
+        (r#"{"type":"asset_status","ts":5000,"asset":"BTC","status":"halted"}"#, "unknown_asset_status"),
+        (r#"{"type":"asset_status","ts":5000,"asset":"USDC","status":"depegged"}"#, "invalid_field_type"),
+        (r#"{"type":"asset_status","ts":5000,"asset":"BTC"}"#, "missing_field"),
+        (r#"{"type":"asset_status","ts":5000,"asset":"bad name","status":"normal"}"#, "invalid_id"),
+        (r#"{"type":"asset_status","ts":1,"asset":"BTC","status":"depegged"}"#, "time_backwards"),
         (r#"{"type":"margin_model","ts":1,"account":"alice","model":"portfolio"}"#, "time_backwards"),
         // alice's 300 BTC alone need IM 2 x 0.5 x 16% of 3.15 M under portfolio margin.
         (r#"{"type":"margin_model","ts":5000,"account":"alice","model":"portfolio"}"#, "margin_model_refused"),

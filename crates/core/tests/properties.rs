@@ -35,6 +35,7 @@ fn event_type(step: &Step) -> &'static str {
         Some(Event::Signal(_)) => "signal",
         Some(Event::IsolatedMargin(_)) => "isolated_margin",
         Some(Event::MarginModel(_)) => "margin_model",
+        Some(Event::AssetStatus(_)) => "asset_status",
         None => "raw_line",
     }
 }
@@ -53,7 +54,8 @@ fn position_change(before: i64, after: i64) -> &'static str {
 /// Run one scenario with every check after every event, then the determinism checks.
 fn run_scenario(scenario: &Scenario) -> Result<BTreeMap<String, u64>, String> {
     let mut tally = BTreeMap::<String, u64>::new();
-    let mut harness = Harness::default_config();
+    let config = gen::property_config();
+    let mut harness = Harness::new(&config);
     let mut resolver = Resolver::new(scenario);
     let (deposits, ticks) = resolver.opening();
     let opening_deposits = deposits.len();
@@ -70,7 +72,6 @@ fn run_scenario(scenario: &Scenario) -> Result<BTreeMap<String, u64>, String> {
     // Invariant 4: a second fresh engine gives byte-identical effects and the same hash after
     // every event; and the hash does not depend on the order in which the opening deposits
     // created the accounts.
-    let config = Config::embedded_default();
     harness.replay_check(&config, None, true)?;
     let order = resolver.shuffled_order(opening_deposits);
     harness.replay_check(&config, Some(&order), false).map_err(|e| format!("account creation order: {e}"))?;
@@ -113,6 +114,11 @@ fn apply_and_tally(harness: &mut Harness, step: Step, tally: &mut BTreeMap<Strin
         if let solvent_core::EffectKind::Insurance { reason, .. } = &effect.kind {
             *tally.entry(format!("effect insurance {reason}")).or_default() += 1;
         }
+    }
+    let event_effects = &harness.effects[effects_before..];
+    let weight_step = event_effects.iter().any(|e| matches!(e.kind, solvent_core::EffectKind::AssetWeight { .. }));
+    if weight_step && event_effects.iter().any(|e| matches!(e.kind, solvent_core::EffectKind::Liquidation { .. })) {
+        *tally.entry("liquidation at a weight step".into()).or_default() += 1;
     }
     if harness.engine.markets().iter().any(|m| !m.liquidations.is_empty()) {
         *tally.entry("chunk episode open".into()).or_default() += 1;
@@ -232,6 +238,10 @@ fn engine_matches_reference_and_invariants_hold_on_random_sequences() {
         ("trade isolated: accepted", 10),
         ("collateral_take: collateral_holdings_exceeded", 100),
         ("collateral_take: not_collateral_asset", 30),
+        ("asset_status: accepted", 100),
+        ("asset_status: unknown_asset", 5),
+        ("raw_line: unknown_asset_status", 5),
+        ("effect asset_weight", 100),
         ("open positions at end", 2_000),
     ];
     let missing: Vec<String> = at_least
@@ -252,7 +262,7 @@ fn state_hash_ignores_config_order_on_random_sequences() {
     let config = ProptestConfig { cases: total_cases() / 5, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = TestRunner::new(config);
     let result = runner.run(&gen::scenario(16..=40), |scenario| {
-        let mut harness = Harness::default_config();
+        let mut harness = Harness::new(&gen::property_config());
         harness.check_every_step = false;
         let mut resolver = Resolver::new(&scenario);
         let (deposits, ticks) = resolver.opening();
@@ -265,7 +275,7 @@ fn state_hash_ignores_config_order_on_random_sequences() {
                 run(&mut harness, step)?;
             }
         }
-        let mut reversed = Config::embedded_default();
+        let mut reversed = gen::property_config();
         reversed.markets.reverse();
         reversed.assets.reverse();
         harness.replay_check(&reversed, None, false).map_err(TestCaseError::fail)

@@ -4,7 +4,7 @@
 //! hash in constant time (`subtle`), without stopping at the first match. Roles: `oracle` (price
 //! ticks, only for its `sources`), `matcher` (trades), `treasury` (deposits, withdrawals,
 //! insurance fund deposits),
-//! `backstop` (auction takes, only as one of its `bidders`), `admin` (params, clock), `viewer`
+//! `backstop` (auction takes, only as one of its `bidders`), `admin` (params, clock, signals, asset status), `viewer`
 //! (reads). Every valid token may read.
 
 use crate::settings::TokenSpec;
@@ -110,6 +110,8 @@ pub fn authorize_event(token: &TokenEntry, event: &Event) -> Result<(), AuthErro
         // An account setting that changes what its collateral must cover, judged like a
         // withdrawal: the venue's account service, not the matcher or an oracle.
         Event::MarginModel(_) => (Role::Treasury, "margin_model"),
+        // A venue risk decision about a collateral asset's bridge or peg, like `params`.
+        Event::AssetStatus(_) => (Role::Admin, "asset_status"),
     };
     if token.role != needed {
         let message = format!(
@@ -248,6 +250,11 @@ mod tests {
         assert!(matches!(authorize_event(oracle, &model), Err(AuthError::Forbidden(_))));
         let treasury = auth.token(auth.authenticate(Some(b"Bearer tok-t")).unwrap());
         assert_eq!(authorize_event(treasury, &model), Ok(()));
+        let status =
+            Event::parse_str(r#"{"type":"asset_status","ts":1,"asset":"BTC","status":"bridge_halted"}"#).unwrap();
+        assert!(matches!(authorize_event(treasury, &status), Err(AuthError::Forbidden(_))), "an admin decision");
+        assert!(matches!(authorize_event(oracle, &status), Err(AuthError::Forbidden(_))));
+        assert_eq!(authorize_event(&entry("a", Role::Admin, "tok-a", &[]), &status), Ok(()));
         assert_eq!(auth.check_rate(0), Ok(()));
         assert_eq!(auth.check_rate(0), Ok(()));
         assert!(matches!(auth.check_rate(0), Err(AuthError::RateLimited(_))));

@@ -20,7 +20,8 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SOLVSNP\n";
 /// 2: the engine records `max_clock_jump_ms` and carries the head of its effect hash chain.
 /// 4: markets carry liquidation rules and chunked-liquidation records.
 /// 6: assets carry a collateral haircut and the engine the protocol's collateral holdings.
-pub const SNAPSHOT_VERSION: u16 = 6;
+/// 7: collateral assets carry chain, token, bridge haircut, status and weight phase.
+pub const SNAPSHOT_VERSION: u16 = 7;
 const HEADER_BYTES: usize = 32;
 const CHECKSUM_BYTES: usize = 32;
 /// How many snapshots are kept (the newest, and one to fall back to).

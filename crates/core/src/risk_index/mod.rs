@@ -30,7 +30,8 @@
 //! still holds), marks and indexes (the entries), market
 //! parameters (a `params` event queues every holder of the market: one bit per account and market),
 //! frozen flags (a thaw queues the holders; a freeze only removes candidates, and a frozen market's
-//! prices do not move). Collateral weights are fixed by the configuration.
+//! prices do not move), collateral weights (a step of an asset's effective weight queues every
+//! holder of its index market, `asset_status.rs`).
 //!
 //! **Lazy deletion.** Re-classifying an account bumps its epoch; its old entries stay in the
 //! structures and are dropped when popped or by a compaction. Compaction of
@@ -170,6 +171,14 @@ impl RiskIndex {
 
     /// The market's risk parameters changed: recheck every holder at the next pass.
     pub(crate) fn market_params_changed(&mut self, market: MarketId) {
+        self.queue_holders(market.0 as usize);
+    }
+
+    /// The effective weight of an asset indexed on `market` changed: recheck every holder of the
+    /// market at the next pass (an account holding the asset is one: classification sets its bit
+    /// for the index market of each asset it holds; one that received the asset by a deposit
+    /// since was certified without it, and a weight is never negative, so that box still holds).
+    pub(crate) fn asset_weight_changed(&mut self, market: MarketId) {
         self.queue_holders(market.0 as usize);
     }
 

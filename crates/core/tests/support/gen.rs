@@ -152,6 +152,12 @@ pub enum Op {
         market: Option<usize>,
         seed: u64,
     },
+    /// A collateral asset's status (`asset`: 0 BTC, 1 ETH, 2 the settlement asset, 3 unknown;
+    /// `status`: an index into `AssetStatus::ALL`).
+    AssetStatus {
+        asset: usize,
+        status: usize,
+    },
     Clock,
     Invalid(Invalid),
 }
@@ -285,6 +291,8 @@ pub enum Invalid {
     ReplayedTick,
     /// A tick stamped more than `max_future_ms` ahead of the engine clock.
     FutureTick,
+    /// An `asset_status` line with a status that does not exist.
+    UnknownAssetStatus,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -406,6 +414,7 @@ fn invalid() -> impl Strategy<Value = Invalid> {
         Just(Invalid::NumberNotString),
         Just(Invalid::ReplayedTick),
         Just(Invalid::FutureTick),
+        Just(Invalid::UnknownAssetStatus),
     ]
 }
 
@@ -486,6 +495,8 @@ pub fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(account, portfolio)| Op::MarginModel { account, portfolio }),
         1 => any::<u64>().prop_map(|seed| Op::FundDeposit { seed }),
         1 => (proptest::option::of(0usize..3), any::<u64>()).prop_map(|(market, seed)| Op::Signal { market, seed }),
+        2 => (prop_oneof![6 => 0usize..2, 1 => 2usize..4], prop_oneof![2 => Just(0usize), 1 => 1usize..3])
+            .prop_map(|(asset, status)| Op::AssetStatus { asset, status }),
         6 => invalid().prop_map(Op::Invalid),
     ]
 }
@@ -532,6 +543,16 @@ fn skewed(seed: u64, lo: i128, hi: i128) -> i128 {
 
 /// An amount of `asset` (0 USDC, 1 BTC, 2 ETH) as Quote raw, with random decimals at the asset's
 /// precision (16 for USDC, 8 for the others) for most seeds.
+/// The configuration of the random sequences: the embedded default with collateral weight phases
+/// short enough (3.2 s, steps every 100 ms) that sequences of a few seconds see them run.
+pub fn property_config() -> Config {
+    let mut config = Config::embedded_default();
+    for asset in &mut config.assets {
+        asset.weight_phase_ms = 3_200;
+    }
+    config
+}
+
 pub fn amount_of(asset: usize, seed: u64) -> Quote {
     let (lo, hi) = match asset {
         0 => (10, 3_000_000),
@@ -806,6 +827,17 @@ impl<'a> Resolver<'a> {
                 };
                 wrap(Event::Signal(signal)).expect(Expect::Accept)
             }
+            Op::AssetStatus { asset, status } => {
+                let name = ["BTC", "ETH", "USDC", "DOGE"][*asset % 4];
+                let status = solvent_core::asset_status::AssetStatus::ALL[*status % 3];
+                let expect = match *asset % 4 {
+                    2 => Expect::Reject("invalid_field_type"),
+                    3 => Expect::Reject("unknown_asset"),
+                    _ => Expect::Accept,
+                };
+                let update = solvent_core::event::AssetStatusUpdate { ts, asset: name.into(), status };
+                wrap(Event::AssetStatus(update)).expect(expect)
+            }
             Op::Invalid(kind) => self.invalid(kind, timed.json, ts, engine),
         };
         vec![step]
@@ -906,6 +938,10 @@ impl<'a> Resolver<'a> {
             }
             Invalid::BrokenJson => {
                 Step::raw(&format!(r#"{{"type":"deposit","ts":{ts},"account":"{a}","#)).expect(reject("invalid_json"))
+            }
+            Invalid::UnknownAssetStatus => {
+                let line = format!(r#"{{"type":"asset_status","ts":{ts},"asset":"BTC","status":"halted"}}"#);
+                Step::raw(&line).expect(reject("unknown_asset_status"))
             }
             Invalid::UnknownType => {
                 Step::raw(&format!(r#"{{"type":"teleport","ts":{ts}}}"#)).expect(reject("unknown_type"))

@@ -92,6 +92,12 @@ pub fn to_json_line(event: &Event) -> String {
         Event::FundDeposit { ts, amount } => {
             obj(vec![("type", "fund_deposit".into()), ("ts", (*ts).into()), ("amount", dec(amount))])
         }
+        Event::AssetStatus(a) => obj(vec![
+            ("type", "asset_status".into()),
+            ("ts", a.ts.into()),
+            ("asset", a.asset.as_str().into()),
+            ("status", a.status.name().into()),
+        ]),
         Event::MarginModel(m) => obj(vec![
             ("type", "margin_model".into()),
             ("ts", m.ts.into()),

@@ -36,11 +36,17 @@ pub const SETTLEMENT: &str = "USDC";
 pub struct Ledger {
     pub deposited: BTreeMap<String, BigInt>,
     pub withdrawn: BTreeMap<String, BigInt>,
+    /// The effective collateral weights by the documented rule; `None` (a ledger built without
+    /// its config): the engine's weights are used.
+    pub weights: Option<reference::WeightModel>,
 }
 
 impl Ledger {
     /// Record an event the engine accepted (anything else is ignored).
     pub fn record_accepted(&mut self, event: &Event) {
+        if let Some(weights) = self.weights.as_mut() {
+            weights.record_accepted(event);
+        }
         let (book, asset, amount) = match event {
             Event::Deposit(t) => (&mut self.deposited, t.asset.as_str(), t.amount),
             Event::Withdraw(t) => (&mut self.withdrawn, t.asset.as_str(), t.amount),
@@ -72,10 +78,14 @@ pub fn check_all(engine: &Engine, ledger: &Ledger) -> Result<(), String> {
 /// [`check_all`] reusing reference results of accounts whose inputs did not change.
 pub fn check_all_with(engine: &Engine, ledger: &Ledger, memo: &mut reference::Memo) -> Result<(), String> {
     check_well_formed(engine)?;
-    let accounts_upnl = reference::check_engine(engine, memo)?;
+    let assets = match &ledger.weights {
+        Some(weights) => weights.assets(engine)?,
+        None => engine.assets().to_vec(),
+    };
+    let accounts_upnl = reference::check_engine_with(engine, &assets, memo)?;
     conservation(engine, ledger, accounts_upnl)?;
     check_zero_sum(engine)?;
-    check_maintenance(engine, memo)?;
+    check_maintenance_with(engine, &assets, memo)?;
     Ok(())
 }
 
@@ -84,9 +94,18 @@ pub fn check_all_with(engine: &Engine, ledger: &Ledger, memo: &mut reference::Me
 /// numbers); an account with no position left whose collateral prices are live has equity >= 0
 /// (bankruptcy, ADL and socialized loss settle the rest).
 pub fn check_maintenance(engine: &Engine, memo: &mut reference::Memo) -> Result<(), String> {
+    check_maintenance_with(engine, engine.assets(), memo)
+}
+
+/// [`check_maintenance`] with the reference's own `assets`.
+pub fn check_maintenance_with(
+    engine: &Engine,
+    assets: &[solvent_core::state::Asset],
+    memo: &mut reference::Memo,
+) -> Result<(), String> {
     let frozen = |m: solvent_core::state::MarketId| engine.markets()[m.0 as usize].frozen;
     for account in engine.accounts() {
-        let health = memo.health(account, engine.assets(), engine.markets())?;
+        let health = memo.health(account, assets, engine.markets())?;
         let show = reference::show_raw;
         if account.positions.iter().any(|p| !frozen(p.market)) {
             if health.equity_raw < health.mm_raw && !held_by_rules(engine, account, &health.equity_raw, &health.mm_raw)
@@ -506,7 +525,7 @@ impl Harness {
     pub fn new(config: &Config) -> Harness {
         Harness {
             engine: Engine::new(config),
-            ledger: Ledger::default(),
+            ledger: Ledger { weights: Some(reference::WeightModel::new(config)), ..Ledger::default() },
             effects: Vec::new(),
             seq: 0,
             steps: Vec::new(),
@@ -602,6 +621,11 @@ impl Harness {
         if outcome == Outcome::Accepted {
             if let Some(event) = step.meaning() {
                 self.ledger.record_accepted(event);
+            } else if let (Input::Line { bytes, .. }, Some(weights)) = (&step.input, self.ledger.weights.as_mut()) {
+                // A raw line the engine accepted still moves the clock the weight rule follows.
+                if let Ok(event) = Event::parse_line(bytes) {
+                    weights.record_accepted(&event);
+                }
             }
             if self.check_every_step {
                 check_funding(&before, &self.engine, step, &self.effects[effects_before..])?;
@@ -920,6 +944,13 @@ pub fn admission(engine: &Engine, event: &Event) -> Admission {
         Event::CollateralTake(t) => collateral_take_rule(engine, t, &mut verdict),
         Event::IsolatedMargin(m) => isolated_rule(engine, m, &mut verdict),
         Event::MarginModel(m) => margin_model_rule(engine, m, &mut verdict),
+        Event::AssetStatus(a) => {
+            if a.asset == settlement {
+                verdict.error("invalid_field_type");
+            } else if asset_id(&a.asset).is_none() {
+                verdict.error("unknown_asset");
+            }
+        }
     }
     verdict
 }

@@ -388,9 +388,14 @@ impl Memo {
 /// Recompute every account of the engine and compare with `Engine::health`, exactly. Returns the
 /// exact sum of all accounts' unrealized PnL in `Quote` raw (for the conservation check).
 pub fn check_engine(engine: &Engine, memo: &mut Memo) -> Result<BigInt, String> {
+    check_engine_with(engine, engine.assets(), memo)
+}
+
+/// [`check_engine`] with the reference's own `assets` (their weights by [`WeightModel`]).
+pub fn check_engine_with(engine: &Engine, assets: &[Asset], memo: &mut Memo) -> Result<BigInt, String> {
     let mut total_upnl = BigInt::zero();
     for account in engine.accounts() {
-        let reference = memo.health(account, engine.assets(), engine.markets())?;
+        let reference = memo.health(account, assets, engine.markets())?;
         let health =
             engine.health(&account.name).map_err(|e| format!("account {}: health failed: {e}", account.name))?;
         reference.matches(&health).map_err(|e| format!("account {}: {e}", account.name))?;
@@ -617,4 +622,115 @@ pub fn portfolio_requirement(
     let mm = (&mm_factor * &loss).max(&tier - &mm_factor * (&standalone - &loss)).max(&floor * &tier);
     let im = &mm * im_factor;
     Ok((mm, im))
+}
+
+/// The effective collateral weights by the documented rule (docs/margin.md, "Collateral weights"),
+/// recomputed from the configuration and the accepted events alone (not from the engine's
+/// weights): normal weight = floor(weight x (1 - bridge_haircut)); a status change at ts starts
+/// a move from the current weight to the status's target (halted_weight / depeg_weight, each with
+/// the haircut) ending at ts + weight_phase_ms; a later accepted event that moves the clock (and
+/// is not an `asset_status` event) applies step k = floor(elapsed x 32 / span) when k is past the
+/// last step, weight = floor((start x (32 - k) + target x k) / 32), the target at the end.
+#[derive(Clone, Debug, Default)]
+pub struct WeightModel {
+    assets: Vec<ModelAsset>,
+    clock: u64,
+}
+
+#[derive(Clone, Debug)]
+struct ModelAsset {
+    name: String,
+    config: solvent_core::config::AssetConfig,
+    status: &'static str,
+    weight: i64,
+    /// (start, target, start_ts, end_ts, steps)
+    phase: Option<(i64, i64, u64, u64, u64)>,
+}
+
+const WEIGHT_STEPS: i64 = 32;
+
+fn cut(weight: Rate, haircut: Rate) -> i64 {
+    let one = Rate::ONE_RAW as i128;
+    (weight.raw() as i128 * (one - haircut.raw() as i128)).div_euclid(one) as i64
+}
+
+impl WeightModel {
+    pub fn new(config: &solvent_core::Config) -> WeightModel {
+        let assets = config
+            .assets
+            .iter()
+            .map(|a| ModelAsset {
+                name: a.name.clone(),
+                config: a.clone(),
+                status: "normal",
+                weight: cut(a.weight, a.bridge_haircut),
+                phase: None,
+            })
+            .collect();
+        WeightModel { assets, clock: 0 }
+    }
+
+    /// Follow one accepted event.
+    pub fn record_accepted(&mut self, event: &solvent_core::Event) {
+        let ts = event.ts();
+        let moved = event.advances_clock() && ts > self.clock;
+        if event.advances_clock() {
+            self.clock = self.clock.max(ts);
+        }
+        if let solvent_core::Event::AssetStatus(update) = event {
+            let Some(asset) = self.assets.iter_mut().find(|a| a.name == update.asset) else { return };
+            let status = update.status.name();
+            if status == asset.status {
+                return;
+            }
+            let base = match status {
+                "normal" => asset.config.weight,
+                "bridge_halted" => asset.config.halted_weight,
+                _ => asset.config.depeg_weight,
+            };
+            let target = cut(base, asset.config.bridge_haircut);
+            asset.status = status;
+            asset.phase =
+                (target != asset.weight).then_some((asset.weight, target, ts, ts + asset.config.weight_phase_ms, 0));
+            return;
+        }
+        if !moved {
+            return;
+        }
+        for asset in &mut self.assets {
+            let Some((start, target, start_ts, end_ts, steps)) = asset.phase else { continue };
+            if ts >= end_ts {
+                asset.weight = target;
+                asset.phase = None;
+                continue;
+            }
+            let k = ((ts - start_ts) as i128 * WEIGHT_STEPS as i128 / (end_ts - start_ts).max(1) as i128) as i64;
+            if k as u64 > steps {
+                let w =
+                    (start as i128 * (WEIGHT_STEPS - k) as i128 + target as i128 * k as i128) / WEIGHT_STEPS as i128;
+                asset.weight = w as i64;
+                asset.phase = Some((start, target, start_ts, end_ts, k as u64));
+            }
+        }
+    }
+
+    /// The engine's assets with the model's weights, after checking that the engine agrees.
+    pub fn assets(&self, engine: &Engine) -> Result<Vec<Asset>, String> {
+        let mut assets = engine.assets().to_vec();
+        for asset in &mut assets {
+            let Some(model) = self.assets.iter().find(|m| *m.name == *asset.name) else { continue };
+            if asset.weight.raw() != model.weight || asset.risk.status.name() != model.status {
+                return Err(format!(
+                    "asset {}: engine weight {} ({}), the documented rule gives {} ({})",
+                    asset.name,
+                    asset.weight,
+                    asset.risk.status.name(),
+                    Rate::from_raw(model.weight),
+                    model.status
+                ));
+            }
+            asset.weight = Rate::from_raw(model.weight);
+        }
+        Ok(assets)
+    }
 }

@@ -15,7 +15,8 @@ EXAMPLE_FILES = ["quickstart.jsonl", "black_thursday.jsonl"]
 # Fields whose values are names or text, never amounts.
 TEXT_FIELDS = {
     "type", "error", "message", "market", "source", "reason", "alert", "account", "counterparty",
-    "bankrupt", "auction", "side", "bidder", "state_hash", "status", "id",
+    "bankrupt", "auction", "side", "bidder", "state_hash", "status", "id", "index_market", "chain",
+    "token", "asset",
 }
 
 

@@ -203,7 +203,36 @@ fn run_step(
     }
     state.samples.push(s);
     apply_impact(state, book, step.sigma_daily, options.impact_y);
-    take_auctions(feed, state, book, ts, next_ts, options.backstop_take_delay_ms)
+    take_auctions(feed, state, book, ts, next_ts, options.backstop_take_delay_ms)?;
+    take_collateral(feed, state, book)
+}
+
+/// Backstop makers buy what collateral liquidation left in the protocol's hands (the BTC or ETH
+/// it bought from liquidated accounts at index less the haircut) at the end of each step, at the
+/// engine's take price (index less half the haircut), all of it; nobody buys inside an active
+/// congestion window (as nobody bids on auctions there). Refused takes are counted like auction
+/// takes (`takes_refused`).
+fn take_collateral(feed: &mut Feed, state: &mut RunState, book: &Book) -> Result<()> {
+    let ts = feed.engine.last_ts();
+    if state.congestion.active && state.congestion.in_window(ts) {
+        return Ok(());
+    }
+    let mut takes = Vec::new();
+    for (i, asset) in feed.engine.assets().iter().enumerate() {
+        let holding = feed.engine.collateral_holding(solvent_core::state::AssetId(i as u16));
+        let index_market = &feed.engine.markets()[asset.index_market.0 as usize];
+        if holding.size.is_positive() && !index_market.frozen && index_market.index_price.is_some() {
+            takes.push((asset.name.to_string(), holding.size));
+        }
+    }
+    for (asset, size) in takes {
+        let line = format!(
+            r#"{{"type":"collateral_take","ts":{ts},"asset":"{asset}","bidder":"{MAKER_BUYER}","size":"{size}"}}"#
+        );
+        let effects = feed.push(line);
+        state.tally.absorb(effects, book, ts);
+    }
+    Ok(())
 }
 
 /// The run's congestion: its window in engine time (measured in every run), active

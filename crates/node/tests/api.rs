@@ -13,6 +13,17 @@ fn seed_market(addr: std::net::SocketAddr) {
     }
 }
 
+/// The market at 10,000, then alice long 300 BTC on 400,000 against bob (1,000,000).
+fn alice_long_300_against_bob(addr: std::net::SocketAddr) {
+    seed_market(addr);
+    post(addr, TREASURY, &deposit(0, "alice", "400000"));
+    post(addr, TREASURY, &deposit(0, "bob", "1000000"));
+    let trade =
+        r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"300","price":"10000"}"#;
+    let (status, body) = post(addr, MATCHER, trade);
+    assert_eq!((status, &body["results"][0]["accepted"]), (200, &Value::Bool(true)), "{body}");
+}
+
 #[test]
 fn batch_post_answers_each_line_with_seq_outcome_and_effects() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,13 +112,7 @@ fn reads_health_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), test_section());
     let addr = server.local_addr();
-    seed_market(addr);
-    post(addr, TREASURY, &deposit(0, "alice", "400000"));
-    post(addr, TREASURY, &deposit(0, "bob", "1000000"));
-    let trade =
-        r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"300","price":"10000"}"#;
-    let (status, body) = post(addr, MATCHER, trade);
-    assert_eq!((status, &body["results"][0]["accepted"]), (200, &Value::Bool(true)), "{body}");
+    alice_long_300_against_bob(addr);
     let (status, account) = get(addr, Some(VIEWER), "/v1/accounts/alice");
     assert_eq!(status, 200);
     assert_eq!(account["maintenance_margin"], "162500", "the worked example: {account}");
@@ -238,12 +243,7 @@ fn the_protocol_book_is_served_with_its_inventory_and_net_position() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), test_section());
     let addr = server.local_addr();
-    seed_market(addr);
-    post(addr, TREASURY, &deposit(0, "alice", "400000"));
-    post(addr, TREASURY, &deposit(0, "bob", "1000000"));
-    let trade =
-        r#"{"type":"trade","ts":0,"market":"BTC-PERP","buyer":"alice","seller":"bob","size":"300","price":"10000"}"#;
-    assert_eq!(post(addr, MATCHER, trade).0, 200);
+    alice_long_300_against_bob(addr);
     let (_, book) = get(addr, Some(VIEWER), "/v1/protocol");
     assert_eq!((&book["net_position"], &book["solvent"]), (&Value::from("0"), &Value::Bool(true)), "{book}");
     assert_eq!(book["inventory"], serde_json::json!({}), "no inventory yet: {book}");

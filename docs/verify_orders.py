@@ -58,6 +58,11 @@ FIELDS = {
     "auction_fill": [("auction", string), ("market", string), ("bidder", string), ("size", size),
                      ("price", size), ("remaining", size), ("inventory_pnl", quote),
                      ("rebate", optional(quote))],
+    "collateral_conversion": [("account", string), ("asset", string), ("reason", string),
+                              ("size", size), ("price", size), ("proceeds", quote),
+                              ("holdings", size)],
+    "collateral_fill": [("asset", string), ("bidder", string), ("size", size), ("price", size),
+                        ("cost", quote), ("realized_pnl", quote), ("remaining", size)],
 }
 
 

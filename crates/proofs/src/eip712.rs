@@ -10,7 +10,8 @@
 //!
 //! `size` and `price` are the raw integers (8 decimals); `account`/`market`/`size`/`price` are the
 //! liquidated account, or the deleveraged one, or the auction's bidder, and for a socialized loss
-//! the bankrupt account with an empty market and zeros. `effectHash` is keccak256 of the effect's
+//! the bankrupt account with an empty market and zeros; for a collateral conversion the seller
+//! and for a collateral fill the bidder, with the collateral asset in `market`. `effectHash` is keccak256 of the effect's
 //! canonical encoding, which binds every other field. The signature is r || s || v (v = 27 or 28).
 
 use ed25519_dalek::SigningKey as EdKey;
@@ -48,6 +49,10 @@ pub fn order_fields(effect: &Effect) -> Option<(&str, &str, i64, i64)> {
         EffectKind::Adl { account, market, size, price, .. } => Some((account, market, size.raw(), price.raw())),
         EffectKind::AuctionFill { bidder, market, size, price, .. } => Some((bidder, market, size.raw(), price.raw())),
         EffectKind::SocializedLoss { bankrupt, .. } => Some((bankrupt, "", 0, 0)),
+        EffectKind::CollateralConversion { account, asset, size, price, .. } => {
+            Some((account, asset, size.raw(), price.raw()))
+        }
+        EffectKind::CollateralFill { bidder, asset, size, price, .. } => Some((bidder, asset, size.raw(), price.raw())),
         _ => None,
     }
 }

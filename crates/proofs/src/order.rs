@@ -1,5 +1,5 @@
-//! Signed orders. The engine signs each `liquidation`, `adl`, `socialized_loss` and
-//! `auction_fill` effect: the message is
+//! Signed orders. The engine signs each `liquidation`, `adl`, `socialized_loss`,
+//! `auction_fill`, `collateral_conversion` and `collateral_fill` effect: the message is
 //!
 //! ```text
 //! "solvent-order-v1" (16 bytes) || state hash (32 bytes) || chain head before the effect (32 bytes)
@@ -21,7 +21,8 @@ use solvent_core::Effect;
 pub const ORDER_DOMAIN: &[u8] = b"solvent-order-v1";
 
 /// The effect types the engine signs.
-pub const SIGNED_TYPES: [&str; 4] = ["liquidation", "adl", "socialized_loss", "auction_fill"];
+pub const SIGNED_TYPES: [&str; 6] =
+    ["liquidation", "adl", "socialized_loss", "auction_fill", "collateral_conversion", "collateral_fill"];
 
 /// Whether the engine signs this effect.
 pub fn is_signed(effect: &Effect) -> bool {

@@ -11,8 +11,10 @@ from eth_utils import keccak
 ORDER = [("kind", "string"), ("account", "string"), ("market", "string"), ("size", "int256"),
          ("price", "int256"), ("seq", "uint256"), ("stateHash", "bytes32"), ("chainHash", "bytes32"),
          ("effectHash", "bytes32")]
-SIGNED = {"liquidation": ("account", "closed_size"), "adl": ("account", "size"),
-          "auction_fill": ("bidder", "size"), "socialized_loss": ("bankrupt", None)}
+# type -> (account field, size field, market field)
+SIGNED = {"liquidation": ("account", "closed_size", "market"), "adl": ("account", "size", "market"),
+          "auction_fill": ("bidder", "size", "market"), "socialized_loss": ("bankrupt", None, None),
+          "collateral_conversion": ("account", "size", "asset"), "collateral_fill": ("bidder", "size", "asset")}
 
 
 def raw(text):  # Size and Price: 8 decimals, exactly
@@ -28,9 +30,9 @@ def main(path, encodings_path):
         e = json.loads(line)
         if e["type"] not in SIGNED:
             continue
-        who, size = SIGNED[e["type"]]
+        who, size, market = SIGNED[e["type"]]
         message = {
-            "kind": e["type"], "account": e[who], "market": e.get("market", "") if size else "",
+            "kind": e["type"], "account": e[who], "market": e[market] if market else "",
             "size": raw(e[size]) if size else 0, "price": raw(e["price"]) if size else 0, "seq": e["seq"],
             "stateHash": bytes.fromhex(e["state_hash"]), "chainHash": bytes.fromhex(e["chain"]),
             "effectHash": keccak(encodings[n]),

@@ -15,6 +15,62 @@ fn black_thursday() -> Vec<u8> {
     std::fs::read(root().join("examples/black_thursday.jsonl")).expect("the example ships with the repository")
 }
 
+/// A short squeeze on the embedded default config that ends in collateral liquidation: alice
+/// posts 1 BTC and is short 10 ETH-PERP from 500; ETH rises 9% a second for 14 s, the protocol
+/// buys her BTC (`collateral_conversion`) and what is left of her loss is auto-deleveraged (`adl`);
+/// then a backstop maker buys what the protocol holds (`collateral_fill`). Generated against the engine,
+/// so that the take is sized to the holding.
+fn collateral_squeeze() -> Vec<u8> {
+    let t0: u64 = 1_700_000_000_000;
+    let mut engine = solvent_core::Engine::new(&Config::embedded_default());
+    let mut lines: Vec<String> = Vec::new();
+    let mut push = |engine: &mut solvent_core::Engine, line: String| {
+        let mut out = Vec::new();
+        engine.apply_line(lines.len() as u64 + 1, line.as_bytes(), &mut out);
+        assert!(out.iter().all(|e| e.rejection_kind().is_none()), "{line}: {out:?}");
+        lines.push(line);
+    };
+    let ticks = |engine: &mut solvent_core::Engine,
+                 push: &mut dyn FnMut(&mut solvent_core::Engine, String),
+                 ts: u64,
+                 eth: f64| {
+        push(engine, format!(r#"{{"type":"clock","ts":{ts}}}"#));
+        for (market, price) in [("BTC-PERP", "10000".to_string()), ("ETH-PERP", format!("{eth:.2}"))] {
+            for source in ["s1", "s2", "s3", "s4", "s5"] {
+                push(
+                    engine,
+                    format!(
+                        r#"{{"type":"price","ts":{ts},"market":"{market}","source":"{source}","price":"{price}"}}"#
+                    ),
+                );
+            }
+        }
+    };
+    ticks(&mut engine, &mut push, t0, 500.0);
+    for (account, asset, amount) in [("alice", "BTC", "1"), ("bob", "USDC", "1000000"), ("mm", "USDC", "1000000")] {
+        push(
+            &mut engine,
+            format!(r#"{{"type":"deposit","ts":{t0},"account":"{account}","asset":"{asset}","amount":"{amount}"}}"#),
+        );
+    }
+    push(
+        &mut engine,
+        format!(
+            r#"{{"type":"trade","ts":{t0},"market":"ETH-PERP","buyer":"bob","seller":"alice","size":"10","price":"500"}}"#
+        ),
+    );
+    let mut eth = 500.0;
+    for k in 1..=14u64 {
+        eth *= 1.09;
+        ticks(&mut engine, &mut push, t0 + k * 1_000, eth);
+    }
+    let held = engine.collateral_holding(solvent_core::state::AssetId(0)).size;
+    assert!(held.is_positive(), "the squeeze made the protocol buy alice's BTC");
+    let ts = t0 + 14_000;
+    push(&mut engine, format!(r#"{{"type":"collateral_take","ts":{ts},"asset":"BTC","bidder":"mm","size":"{held}"}}"#));
+    (lines.join("\n") + "\n").into_bytes()
+}
+
 fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
@@ -50,6 +106,30 @@ fn the_crash_signs_every_order_and_verifies() {
     let signed_count = text.lines().filter(|l| l.contains("\"sig\":")).count() as u64;
     assert_eq!(verify(&events, &effects), Ok(signed_count));
     assert!(text.lines().filter(|l| l.starts_with("{\"type\":\"insurance\"")).all(|l| !l.contains("\"sig\"")));
+}
+
+#[test]
+fn collateral_liquidation_orders_are_signed_and_verify() {
+    let events = collateral_squeeze();
+    let effects = signed(&events);
+    let text = String::from_utf8(effects.clone()).unwrap();
+    for kind in ["collateral_conversion", "adl", "collateral_fill"] {
+        let needle = format!("{{\"type\":\"{kind}\"");
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(&needle)).collect();
+        assert!(!lines.is_empty(), "the squeeze emits {kind}");
+        assert!(lines.iter().all(|l| l.contains("\"sig\":\"")), "{kind} is signed");
+    }
+    let signed_count = text.lines().filter(|l| l.contains("\"sig\":")).count() as u64;
+    assert_eq!(verify(&events, &effects), Ok(signed_count));
+    // A changed conversion is named by its line.
+    let line = text.lines().position(|l| l.starts_with("{\"type\":\"collateral_conversion\"")).unwrap();
+    let changed: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == line { l.replacen("\"proceeds\":\"", "\"proceeds\":\"1", 1) } else { l.to_string() })
+        .collect();
+    let failure = verify(&events, (changed.join("\n") + "\n").as_bytes()).unwrap_err();
+    assert_eq!(failure.line, line as u64 + 1, "{failure}");
 }
 
 #[test]
@@ -113,13 +193,20 @@ fn the_python_verifier_accepts_the_orders() {
         eprintln!("SKIPPED: python3 with the cryptography package is not installed");
         return;
     }
+    // The crash (liquidation, adl, socialized_loss, auction_fill) and the squeeze (collateral
+    // conversion and fill): every signed type through the stock library.
+    for events in [prefix(&black_thursday(), 1_500), collateral_squeeze()] {
+        python_verifies(&script, &events);
+    }
+}
+
+fn python_verifies(script: &std::path::Path, events: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
-    let events = prefix(&black_thursday(), 1_500);
-    let effects = signed(&events);
+    let effects = signed(events);
     let (effects_path, key_path) = (dir.path().join("effects.jsonl"), dir.path().join("engine.pub"));
     std::fs::write(&effects_path, &effects).unwrap();
     std::fs::write(&key_path, format!("{}\n", hex::encode(key(7).verifying_key().to_bytes()))).unwrap();
-    let run = || std::process::Command::new("python3").arg(&script).arg(&effects_path).arg(&key_path).output().unwrap();
+    let run = || std::process::Command::new("python3").arg(script).arg(&effects_path).arg(&key_path).output().unwrap();
     let ok = run();
     let stdout = String::from_utf8_lossy(&ok.stdout).to_string();
     assert!(ok.status.success(), "{stdout}{}", String::from_utf8_lossy(&ok.stderr));
@@ -141,22 +228,27 @@ fn the_python_verifier_accepts_the_orders() {
 /// Python half skips (loudly) when the package is absent.
 #[test]
 fn eip712_orders_recover_to_the_engine_address() {
+    for events in [prefix(&black_thursday(), 700), collateral_squeeze()] {
+        eip712_recovers(&events);
+    }
+}
+
+fn eip712_recovers(events: &[u8]) {
     use solvent_proofs::{eip712, signing::sign_events_with, verify::verify_effects_with};
-    let events = prefix(&black_thursday(), 700);
     let evm = eip712::key(&key(7)).unwrap();
     let address = eip712::address(evm.verifying_key());
     let mut effects = Vec::new();
-    sign_events_with(&Config::embedded_default(), &events, &key(7), Some(&evm), &mut effects).unwrap();
+    sign_events_with(&Config::embedded_default(), events, &key(7), Some(&evm), &mut effects).unwrap();
     let public = key(7).verifying_key();
     let config = Config::embedded_default();
-    let summary = verify_effects_with(&config, &events, &effects, &public, Some(address)).unwrap();
+    let summary = verify_effects_with(&config, events, &effects, &public, Some(address)).unwrap();
     assert!(summary.signatures > 0);
     let other = eip712::address(eip712::key(&key(8)).unwrap().verifying_key());
-    assert!(verify_effects_with(&config, &events, &effects, &public, Some(other))
+    assert!(verify_effects_with(&config, events, &effects, &public, Some(other))
         .unwrap_err()
         .reason
         .contains("recover"));
-    assert!(verify_effects(&config, &events, &effects, &public).unwrap_err().reason.contains("eip712_sig"));
+    assert!(verify_effects(&config, events, &effects, &public).unwrap_err().reason.contains("eip712_sig"));
     let probe = std::process::Command::new("python3").args(["-c", "import eth_account"]).status();
     if !matches!(probe, Ok(status) if status.success()) {
         assert!(std::env::var_os("SOLVENT_CI").is_none(), "CI must have python3 with eth-account");
@@ -166,7 +258,7 @@ fn eip712_orders_recover_to_the_engine_address() {
     // The canonical encodings of the orders, in file order (what effectHash hashes).
     let mut replay = solvent_proofs::signing::Replay::new(&config);
     let mut encodings = String::new();
-    for line in solvent_proofs::signing::lines(&events) {
+    for line in solvent_proofs::signing::lines(events) {
         replay.apply(line);
         for entry in replay.entries().iter().filter(|e| e.state_hash.is_some()) {
             encodings.push_str(&hex::encode(entry.effect.canonical_bytes()));

@@ -18,9 +18,11 @@ fn black_thursday() -> Vec<u8> {
 /// A short squeeze on the embedded default config that ends in collateral liquidation: alice
 /// posts 1 BTC and is short 10 ETH-PERP from 500; ETH rises 9% a second for 14 s, the protocol
 /// buys her BTC (`collateral_conversion`) and what is left of her loss is auto-deleveraged (`adl`);
-/// then a backstop maker buys what the protocol holds (`collateral_fill`). Generated against the engine,
-/// so that the take is sized to the holding.
-fn collateral_squeeze() -> Vec<u8> {
+/// then a backstop maker buys what the protocol holds (`collateral_fill`). Generated against the
+/// engine, so that the take is sized to the holding; committed as
+/// `examples/collateral_squeeze.jsonl` (regenerate with
+/// `SOLVENT_REGENERATE=1 cargo test -p solvent-proofs --test orders`).
+fn generate_collateral_squeeze() -> Vec<u8> {
     let t0: u64 = 1_700_000_000_000;
     let mut engine = solvent_core::Engine::new(&Config::embedded_default());
     let mut lines: Vec<String> = Vec::new();
@@ -69,6 +71,23 @@ fn collateral_squeeze() -> Vec<u8> {
     let ts = t0 + 14_000;
     push(&mut engine, format!(r#"{{"type":"collateral_take","ts":{ts},"asset":"BTC","bidder":"mm","size":"{held}"}}"#));
     (lines.join("\n") + "\n").into_bytes()
+}
+
+fn collateral_squeeze() -> Vec<u8> {
+    std::fs::read(root().join("examples/collateral_squeeze.jsonl")).expect("the example ships with the repository")
+}
+
+#[test]
+fn the_collateral_squeeze_example_is_what_the_generator_makes() {
+    let generated = generate_collateral_squeeze();
+    let path = root().join("examples/collateral_squeeze.jsonl");
+    if std::env::var_os("SOLVENT_REGENERATE").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    assert!(
+        collateral_squeeze() == generated,
+        "examples/collateral_squeeze.jsonl is stale: regenerate with SOLVENT_REGENERATE=1"
+    );
 }
 
 fn key(seed: u8) -> SigningKey {

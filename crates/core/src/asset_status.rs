@@ -107,14 +107,9 @@ pub fn weight_at_step(start: Rate, target: Rate, k: u64) -> Rate {
 /// Pure leaf: the effective weight of `phase` at engine time `ts` and the step count, or `None`
 /// when no step is due (step k of [`WEIGHT_STEPS`] is due once k/STEPS of the span has passed).
 pub fn step(phase: &WeightPhase, ts: u64) -> Option<(Rate, u64)> {
-    if ts >= phase.end_ts {
+    let k = crate::phase_in::due_step(phase.start_ts, phase.end_ts, phase.steps, ts)?;
+    if k == WEIGHT_STEPS {
         return Some((phase.target, WEIGHT_STEPS));
-    }
-    let elapsed = u128::from(ts.saturating_sub(phase.start_ts));
-    let span = u128::from(phase.end_ts - phase.start_ts).max(1);
-    let k = (elapsed * u128::from(WEIGHT_STEPS) / span) as u64;
-    if k <= phase.steps {
-        return None;
     }
     Some((weight_at_step(phase.start, phase.target, k), k))
 }

@@ -330,18 +330,17 @@ impl Engine {
     pub fn holdings_dump(&self) -> BTreeMap<String, HoldingDump> {
         let mut dump = BTreeMap::new();
         for (asset, holding) in self.assets.iter().zip(&self.collateral_holdings) {
-            if holding.is_empty() {
-                continue;
-            }
-            let index_price = self.markets[asset.index_market.0 as usize].index_price;
-            let value = index_price.map(|index| holding.size.mul_price(index));
+            // The protocol's book values the holding (zero before an index); the dump says null.
+            let Ok(Some(book)) = crate::protocol_book::collateral_book(asset, holding, &self.markets) else { continue };
+            let priced = book.index_price.is_some();
             let entry = HoldingDump {
-                size: holding.size,
-                cost: holding.cost,
-                index_price,
-                value,
-                unrealized_pnl: value.and_then(|v| v.checked_sub(holding.cost).ok()),
-                take_price: index_price
+                size: book.size,
+                cost: book.cost,
+                index_price: book.index_price,
+                value: priced.then_some(book.value),
+                unrealized_pnl: priced.then_some(book.unrealized_pnl),
+                take_price: book
+                    .index_price
                     .and_then(|i| crate::liquidation::collateral::take_price(i, asset.collateral_haircut).ok()),
                 collateral_haircut: asset.collateral_haircut,
             };

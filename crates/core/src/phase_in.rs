@@ -77,19 +77,28 @@ pub fn plan(
     (effective, Some(PhaseIn { target, start, start_ts: ts, end_ts, steps: 0 }))
 }
 
+/// Pure leaf shared by every phase (MM phase-ins here, collateral weight phases in
+/// `asset_status`): the step due at engine time `ts` of a phase over [`start_ts`, `end_ts`] that
+/// has applied `steps_done` steps, or `None` when none is due. Step k of [`PHASE_IN_STEPS`] is due
+/// once k / STEPS of the span has passed; at or after the end it is the last step.
+pub fn due_step(start_ts: u64, end_ts: u64, steps_done: u64, ts: u64) -> Option<u64> {
+    if ts >= end_ts {
+        return Some(PHASE_IN_STEPS);
+    }
+    let elapsed = u128::from(ts.saturating_sub(start_ts));
+    let span = u128::from(end_ts.saturating_sub(start_ts)).max(1);
+    let k = (elapsed * u128::from(PHASE_IN_STEPS) / span) as u64;
+    (k > steps_done).then_some(k)
+}
+
 /// Pure leaf: the effective tiers of `phase` at engine time `ts` and the step count, or `None`
 /// when no step is due. Step k of [`PHASE_IN_STEPS`] sets each MM rate to
 /// start + floor((target - start) x k / STEPS), so it has moved at most (target - start) x
 /// elapsed / phase_in (rounded down: toward the current requirement).
 pub fn step(phase: &PhaseIn, ts: u64) -> Option<(Vec<Tier>, u64)> {
-    if ts >= phase.end_ts {
+    let k = due_step(phase.start_ts, phase.end_ts, phase.steps, ts)?;
+    if k == PHASE_IN_STEPS {
         return Some((phase.target.tiers.clone(), PHASE_IN_STEPS));
-    }
-    let elapsed = u128::from(ts.saturating_sub(phase.start_ts));
-    let span = u128::from(phase.end_ts - phase.start_ts).max(1);
-    let k = (elapsed * u128::from(PHASE_IN_STEPS) / span) as u64;
-    if k <= phase.steps {
-        return None;
     }
     let tiers = phase
         .start

@@ -66,7 +66,7 @@ pub struct CollateralBook {
 }
 
 /// One holding at index; `None` when the protocol holds none of the asset.
-fn collateral_book(
+pub(crate) fn collateral_book(
     asset: &Asset,
     holding: &CollateralHolding,
     markets: &[Market],

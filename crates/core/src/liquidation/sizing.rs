@@ -305,20 +305,18 @@ pub fn cap_close(
     (account_used, market_used): (Quote, Quote),
 ) -> Result<Option<Close>, Overflow> {
     let rules = &params.rules;
-    if kind == PlanKind::Backstop || !capped(params) {
+    if kind == PlanKind::Backstop {
         return Ok(Some(planned));
     }
     let room = |cap: Option<Quote>, used: Quote| cap.map(|c| c.checked_sub(used).map(|r| r.max(Quote::ZERO)));
-    let rooms = [
+    let left = match (
         room(rules.max_account_liquidation_notional, account_used),
         room(rules.max_event_liquidation_notional, market_used),
-    ];
-    let mut left: Option<Quote> = None;
-    for r in rooms.into_iter().flatten() {
-        let r = r?;
-        left = Some(left.map_or(r, |l| l.min(r)));
-    }
-    let left = left.expect("capped: at least one cap");
+    ) {
+        (None, None) => return Ok(Some(planned)),
+        (Some(one), None) | (None, Some(one)) => one?,
+        (Some(a), Some(b)) => a?.min(b?),
+    };
     let one_unit = Size::from_raw(1).mul_price(mark);
     if left < rules.min_liquidation_notional.max(one_unit) {
         return Ok(None);
